@@ -1,0 +1,184 @@
+//! Wires one bridge together: backends, per-signal pipelines, the receiver and the admin server; runs them until
+//! shutdown, then drains.
+
+use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::batch::{Limits, Pipeline};
+use crate::config::Config;
+use crate::export::{build_backends, Backend, Exporter, SetupError};
+use crate::limit::MemoryBudget;
+use crate::receive::{self, Receiver};
+use crate::signal::SignalKind;
+use crate::telemetry::{self, Readiness, Telemetry};
+
+/// The two bound sockets a bridge serves (bound by the caller, so tests can use port 0).
+#[derive(Debug)]
+pub struct Listeners {
+    /// OTLP/HTTP.
+    pub http: TcpListener,
+    /// Admin: /metrics /health /ready.
+    pub admin: TcpListener,
+}
+
+impl Listeners {
+    /// Binds the configured addresses.
+    pub async fn bind(config: &Config) -> std::io::Result<Listeners> {
+        let http = TcpListener::bind(config.listen).await.map_err(|e| with_addr(e, "--listen", config.listen))?;
+        let admin = TcpListener::bind(config.metrics_listen)
+            .await
+            .map_err(|e| with_addr(e, "--metrics-listen", config.metrics_listen))?;
+        Ok(Listeners { http, admin })
+    }
+}
+
+fn with_addr(e: std::io::Error, flag: &str, addr: std::net::SocketAddr) -> std::io::Error {
+    std::io::Error::new(e.kind(), format!("cannot listen on {addr} ({flag}): {e}"))
+}
+
+/// Why the bridge could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// A backend could not be set up.
+    #[error(transparent)]
+    Backend(#[from] SetupError),
+}
+
+struct BackendsReady {
+    backends: Vec<Arc<Backend>>,
+}
+
+impl Readiness for BackendsReady {
+    async fn ready(&self) -> Result<(), String> {
+        for backend in &self.backends {
+            if let Backend::Grpc(grpc) = backend.as_ref() {
+                let (host, port) = grpc.authority();
+                let connect = tokio::net::TcpStream::connect((host, port));
+                match tokio::time::timeout(Duration::from_secs(1), connect).await {
+                    Ok(Ok(_)) => {}
+                    Ok(Err(e)) => return Err(format!("backend {} is not reachable: {e}", grpc.url())),
+                    Err(_) => return Err(format!("backend {} did not accept a connection within 1s", grpc.url())),
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Runs a bridge until `shutdown` resolves; then stops accepting, lets in-flight requests finish and exports what
+/// was accepted, all within `config.shutdown_timeout`.
+pub async fn run(config: Config, listeners: Listeners, shutdown: impl Future<Output = ()>) -> Result<(), RunError> {
+    let telemetry = Telemetry::new();
+    let backends = build_backends(&config)?;
+    let budget = MemoryBudget::new(config.memory_limit_bytes);
+    let limits = match config.batch {
+        Some(b) => Limits { max_items: b.max_items, max_bytes: b.max_bytes, timeout: b.timeout },
+        // Batching off: every entry fills a batch on its own.
+        None => Limits { max_items: 1, max_bytes: config.batch_max_bytes, timeout: Duration::ZERO },
+    };
+    let mut workers = Vec::new();
+    let pipelines = SignalKind::ALL.map(|kind| {
+        let mine = config.backends[kind.index()]
+            .iter()
+            .filter_map(|t| backends.iter().find(|(bt, _)| bt == t).map(|(_, b)| Arc::clone(b)))
+            .collect();
+        let exporter = Exporter::new(kind, mine, &config, Arc::clone(&telemetry));
+        let (pipeline, worker) =
+            Pipeline::start(kind, exporter, limits, config.export_concurrency, Arc::clone(&telemetry));
+        workers.push(worker);
+        pipeline
+    });
+    let receiver = Arc::new(Receiver {
+        pipelines,
+        budget: Arc::clone(&budget),
+        telemetry: Arc::clone(&telemetry),
+        max_body_bytes: config.max_body_bytes,
+        max_export_bytes: config.batch_max_bytes,
+        read_timeout: config.read_timeout,
+    });
+    let open_connections = Arc::new(AtomicUsize::new(0));
+
+    let (stop_admin, admin_stopped) = watch::channel(false);
+    let admin = tokio::spawn(serve_admin(
+        listeners.admin,
+        Arc::clone(&telemetry),
+        Arc::new(BackendsReady { backends: backends.iter().map(|(_, b)| Arc::clone(b)).collect() }),
+        Arc::clone(&budget),
+        Arc::clone(&open_connections),
+        admin_stopped,
+    ));
+
+    tracing::info!(
+        listen = %listeners.http.local_addr().map(|a| a.to_string()).unwrap_or_default(),
+        backends = ?backends.iter().map(|(t, _)| t.label().to_string()).collect::<Vec<_>>(),
+        "otlp-bridge ready"
+    );
+    let limits = receive::server::ServeLimits {
+        max_connections: config.max_connections,
+        header_timeout: config.read_timeout.min(Duration::from_secs(10)),
+        drain: config.shutdown_timeout,
+    };
+    let service = receive::stack(Arc::clone(&receiver), &config.cors_allowed_origins);
+    let started_drain = tokio::time::Instant::now();
+    receive::serve(listeners.http, service, limits, Arc::clone(&telemetry), open_connections, shutdown).await;
+    tracing::info!("shutting down: no new requests; exporting what was accepted");
+
+    // With the receiver gone, the pipelines' senders drop and each worker flushes, exports and ends.
+    drop(receiver);
+    let left = config.shutdown_timeout.saturating_sub(started_drain.elapsed()).max(Duration::from_secs(1));
+    if tokio::time::timeout(left, futures_util::future::join_all(workers)).await.is_err() {
+        tracing::warn!(
+            "shutdown: exports still running after {:?}; their data was not acknowledged",
+            config.shutdown_timeout
+        );
+    }
+    let _ = stop_admin.send(true);
+    let _ = admin.await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn serve_admin(
+    listener: TcpListener,
+    telemetry: Arc<Telemetry>,
+    readiness: Arc<BackendsReady>,
+    budget: Arc<MemoryBudget>,
+    open_connections: Arc<AtomicUsize>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let service = hyper::service::service_fn(move |req| {
+        let telemetry = Arc::clone(&telemetry);
+        let readiness = Arc::clone(&readiness);
+        let budget = Arc::clone(&budget);
+        let open = Arc::clone(&open_connections);
+        async move {
+            let before_render = || {
+                telemetry.memory(budget.held(), budget.limit());
+                telemetry.connections(open.load(Ordering::Relaxed));
+            };
+            Ok::<_, std::convert::Infallible>(
+                telemetry::admin(&telemetry, before_render, readiness.as_ref(), req).await,
+            )
+        }
+    });
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = stop.wait_for(|stopped| *stopped) => return,
+        };
+        let Ok((stream, _)) = accepted else {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        };
+        let service = service.clone();
+        tokio::spawn(async move {
+            let io = hyper_util::rt::TokioIo::new(stream);
+            let _ = hyper::server::conn::http1::Builder::new().serve_connection(io, service).await;
+        });
+    }
+}

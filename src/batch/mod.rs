@@ -1,0 +1,195 @@
+//! Batching with end-to-end acknowledgement: one worker task per signal owns a [`Batcher`], sends sealed batches
+//! to the [`Exporter`] with bounded concurrency, and answers every request with the outcome of the batch(es) that
+//! carried its data. Nothing is acknowledged before the backends have acknowledged it.
+
+mod batcher;
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+
+pub use batcher::{Batch, Batcher, FlushReason, Limits, Weighed};
+
+use crate::export::{ExportError, Exporter, Payload};
+use crate::limit::Reservation;
+use crate::signal::{PartialSuccess, SignalKind};
+use crate::telemetry::Telemetry;
+
+type Reply = oneshot::Sender<Result<PartialSuccess, ExportError>>;
+
+/// One request's data (or one chunk of it) waiting to be exported.
+pub struct Entry {
+    payload: Bytes,
+    items: u64,
+    reply: Reply,
+    /// Keeps the request's bytes counted against the memory limit until its export is over, even if the client
+    /// has gone.
+    _hold: Arc<Reservation>,
+}
+
+impl Weighed for Entry {
+    fn items(&self) -> u64 {
+        self.items
+    }
+    fn bytes(&self) -> usize {
+        self.payload.len()
+    }
+}
+
+/// The sending side of a signal's pipeline; cheap to clone. When every handle is dropped, the worker flushes what
+/// it holds, waits for its exports and ends.
+#[derive(Clone)]
+pub struct Pipeline {
+    tx: mpsc::Sender<Entry>,
+}
+
+impl Pipeline {
+    /// Starts the worker of `kind`.
+    pub fn start(
+        kind: SignalKind,
+        exporter: Exporter,
+        limits: Limits,
+        max_in_flight: usize,
+        telemetry: Arc<Telemetry>,
+    ) -> (Pipeline, tokio::task::JoinHandle<()>) {
+        let (tx, rx) = mpsc::channel(1024);
+        let worker = Worker { kind, exporter: Arc::new(exporter), max_in_flight, telemetry };
+        let handle = tokio::spawn(worker.run(rx, Batcher::new(limits)));
+        (Pipeline { tx }, handle)
+    }
+
+    /// Exports `chunks` (valid requests, split from one client request) and waits for their outcome: success only
+    /// when every backend acknowledged every chunk.
+    pub async fn submit(
+        &self,
+        chunks: Vec<(Bytes, u64)>,
+        reservation: Reservation,
+    ) -> Result<PartialSuccess, ExportError> {
+        let hold = Arc::new(reservation);
+        let mut replies = Vec::with_capacity(chunks.len());
+        for (payload, items) in chunks {
+            let (reply, rx) = oneshot::channel();
+            let entry = Entry { payload, items, reply, _hold: Arc::clone(&hold) };
+            self.tx.send(entry).await.map_err(|_| ExportError::ShuttingDown)?;
+            replies.push(rx);
+        }
+        drop(hold);
+        let mut outcome = Ok(PartialSuccess::default());
+        for rx in replies {
+            let result = rx.await.unwrap_or(Err(ExportError::ShuttingDown));
+            outcome = match (outcome, result) {
+                (Ok(mut sum), Ok(p)) => {
+                    // Chunks carry different items: their rejections add up.
+                    sum.rejected += p.rejected;
+                    if !p.message.is_empty() && !sum.message.contains(&p.message) {
+                        if !sum.message.is_empty() {
+                            sum.message.push_str("; ");
+                        }
+                        sum.message.push_str(&p.message);
+                    }
+                    Ok(sum)
+                }
+                (Ok(_), Err(e)) => Err(e),
+                (Err(e), other) => crate::export::combine([Err(e), other]).map(|_| PartialSuccess::default()),
+            };
+        }
+        outcome
+    }
+}
+
+struct Worker {
+    kind: SignalKind,
+    exporter: Arc<Exporter>,
+    max_in_flight: usize,
+    telemetry: Arc<Telemetry>,
+}
+
+impl Worker {
+    async fn run(self, mut rx: mpsc::Receiver<Entry>, mut batcher: Batcher<Entry>) {
+        let mut sealed: VecDeque<Batch<Entry>> = VecDeque::new();
+        let mut in_flight: JoinSet<()> = JoinSet::new();
+        let mut receiving = true;
+        loop {
+            let now = Instant::now();
+            while in_flight.len() < self.max_in_flight {
+                let batch = match sealed.pop_front() {
+                    Some(batch) => batch,
+                    None => match batcher.due(now, in_flight.len(), self.max_in_flight).and_then(|r| batcher.take(r)) {
+                        Some(batch) => batch,
+                        None => break,
+                    },
+                };
+                in_flight.spawn(self.export(batch));
+            }
+            let queued = batcher.items() + sealed.iter().map(|b| b.items).sum::<u64>();
+            self.telemetry.queue_size(self.kind, queued);
+            if !receiving && queued == 0 && in_flight.is_empty() {
+                return;
+            }
+            let deadline = batcher.deadline().filter(|_| in_flight.len() < self.max_in_flight);
+            tokio::select! {
+                Some(_) = in_flight.join_next(), if !in_flight.is_empty() => {}
+                received = rx.recv(), if receiving => match received {
+                    Some(entry) => {
+                        sealed.extend(batcher.offer(entry, now));
+                        // Whatever else is already waiting joins the same batch before anything is sent.
+                        while let Ok(entry) = rx.try_recv() {
+                            sealed.extend(batcher.offer(entry, now));
+                        }
+                    }
+                    None => {
+                        receiving = false;
+                        sealed.extend(batcher.take(FlushReason::Shutdown));
+                    }
+                },
+                () = sleep_until(deadline), if deadline.is_some() => {}
+            }
+        }
+    }
+
+    fn export(&self, batch: Batch<Entry>) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let exporter = Arc::clone(&self.exporter);
+        let telemetry = Arc::clone(&self.telemetry);
+        let kind = self.kind;
+        telemetry.batch_flushed(kind, batch.reason, batch.items, batch.bytes);
+        async move {
+            let payload = Payload { parts: batch.entries.iter().map(|e| e.payload.clone()).collect() };
+            let result = exporter.export(payload, batch.items).await;
+            let single = batch.entries.len() == 1;
+            for entry in batch.entries {
+                let answer = match &result {
+                    Ok(p) if !single && !p.is_empty() => Ok(attribute(p, entry.items, batch.items)),
+                    other => other.clone(),
+                };
+                let failed = answer.is_err();
+                if entry.reply.send(answer).is_err() && failed {
+                    // The client went away before hearing of the failure: nobody else will know.
+                    telemetry.dropped(kind, "export_failed_client_gone", entry.items);
+                }
+            }
+        }
+    }
+}
+
+/// A batch's partial success, as seen by one request in it. The backend only says how many of the batch's items it
+/// rejected, not which: each request hears that figure (capped at its own items) with an explanation.
+fn attribute(p: &PartialSuccess, entry_items: u64, batch_items: u64) -> PartialSuccess {
+    PartialSuccess {
+        rejected: p.rejected.min(i64::try_from(entry_items).unwrap_or(i64::MAX)),
+        message: format!(
+            "{} (the backend rejected {} of the {} items in the batch that carried this request)",
+            p.message, p.rejected, batch_items
+        ),
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(t) => tokio::time::sleep_until(t).await,
+        None => std::future::pending().await,
+    }
+}

@@ -1,0 +1,518 @@
+//! Command line, environment and defaults -> one validated [`Config`].
+//!
+//! Precedence is flag, then `OTLP_BRIDGE_*` variable, then the standard `OTEL_EXPORTER_OTLP_*` variable, then the
+//! default. Each default below says where it comes from.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+
+use crate::signal::SignalKind;
+
+/// Flags of the `otlp-bridge` binary; every flag also reads the `OTLP_BRIDGE_*` variable of the same words.
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "otlp-bridge",
+    version,
+    about = "Receives OTLP over HTTP (JSON and protobuf) and forwards it over OTLP/gRPC."
+)]
+pub struct Cli {
+    /// OTLP/HTTP receiver address (HTTP/1.1 and h2c on one port). Use 0.0.0.0:4318 inside a container.
+    #[arg(long, env = "OTLP_BRIDGE_LISTEN", default_value = "127.0.0.1:4318")]
+    pub listen: SocketAddr,
+
+    /// gRPC backend: http://host:port, https://host:port, or `debug` (prints each request as one OTLP/JSON line).
+    /// Repeat (or comma-separate in the env var) to send every item to every backend. Falls back to
+    /// OTEL_EXPORTER_OTLP_ENDPOINT (and OTEL_EXPORTER_OTLP_{TRACES,METRICS,LOGS}_ENDPOINT per signal), then
+    /// http://localhost:4317.
+    #[arg(long = "backend", env = "OTLP_BRIDGE_BACKEND", value_delimiter = ',', value_name = "URL")]
+    pub backends: Vec<String>,
+
+    /// Admin server: GET /metrics (Prometheus text), /health, /ready.
+    #[arg(long, env = "OTLP_BRIDGE_METRICS_LISTEN", default_value = "127.0.0.1:8888")]
+    pub metrics_listen: SocketAddr,
+
+    /// Request body limit in bytes, applied to the bytes on the wire and again to the inflated bytes (over -> 413).
+    /// Default 64 MiB, the OTLP specification's recommendation.
+    #[arg(long, env = "OTLP_BRIDGE_MAX_BODY_BYTES", default_value_t = 64 * 1024 * 1024)]
+    pub max_body_bytes: usize,
+
+    /// gRPC metadata K=V sent with every export; repeatable (env: k=v,k2=v2). Added to OTEL_EXPORTER_OTLP_HEADERS.
+    #[arg(long = "backend-header", env = "OTLP_BRIDGE_BACKEND_HEADER", value_delimiter = ',', value_name = "K=V")]
+    pub backend_headers: Vec<String>,
+
+    /// Comma-separated origins allowed to POST from a browser (`https://*.example.com` wildcards, or `*`).
+    /// Empty: CORS off.
+    #[arg(long, env = "OTLP_BRIDGE_CORS_ALLOWED_ORIGINS", value_delimiter = ',', value_name = "LIST")]
+    pub cors_allowed_origins: Vec<String>,
+
+    /// MiB of request data the bridge may hold at once (reading, decoding, batched, in retry). Over -> 503 with
+    /// Retry-After. Default 64: with ~15 MiB of baseline and export buffers it keeps a sidecar inside a
+    /// 128 MiB container.
+    #[arg(long, env = "OTLP_BRIDGE_MEMORY_LIMIT_MIB", default_value_t = 64)]
+    pub memory_limit_mib: usize,
+
+    /// Most items (spans, metric points, log records) in one export. Default 8192, the Collector's batch size.
+    #[arg(long, env = "OTLP_BRIDGE_BATCH_MAX_ITEMS", default_value_t = 8192)]
+    pub batch_max_items: u64,
+
+    /// Most bytes in one export; larger requests are split at whole resource/scope/item entries. Default 4000000:
+    /// under the 4 MiB gRPC message limit that most backends (the Collector, Jaeger, Tempo) keep by default.
+    #[arg(long, env = "OTLP_BRIDGE_BATCH_MAX_BYTES", default_value_t = 4_000_000)]
+    pub batch_max_bytes: usize,
+
+    /// Longest a request's data waits for more data to join its batch while an export is already in flight.
+    /// When no export is in flight, data goes out at once. Default 200ms, the Collector's batch timeout.
+    #[arg(long, env = "OTLP_BRIDGE_BATCH_TIMEOUT", default_value = "200ms", value_parser = humantime::parse_duration)]
+    pub batch_timeout: Duration,
+
+    /// Export each request on its own, without batching.
+    #[arg(long, env = "OTLP_BRIDGE_DISABLE_BATCHING")]
+    pub disable_batching: bool,
+
+    /// Exports in flight at once per signal and backend.
+    #[arg(long, env = "OTLP_BRIDGE_EXPORT_CONCURRENCY", default_value_t = 4)]
+    pub export_concurrency: usize,
+
+    /// Timeout of one export attempt. Falls back to OTEL_EXPORTER_OTLP_TIMEOUT (milliseconds); default 5s, the
+    /// Collector exporter's.
+    #[arg(long, env = "OTLP_BRIDGE_EXPORT_TIMEOUT", value_parser = humantime::parse_duration)]
+    pub export_timeout: Option<Duration>,
+
+    /// First retry delay (then doubled, with jitter, up to --retry-max-interval).
+    #[arg(long, env = "OTLP_BRIDGE_RETRY_INITIAL_INTERVAL", default_value = "250ms", value_parser = humantime::parse_duration)]
+    pub retry_initial_interval: Duration,
+
+    /// Longest delay between two attempts.
+    #[arg(long, env = "OTLP_BRIDGE_RETRY_MAX_INTERVAL", default_value = "2s", value_parser = humantime::parse_duration)]
+    pub retry_max_interval: Duration,
+
+    /// Total time spent retrying one batch before the client is answered 503/429 with Retry-After. Default 6s, so
+    /// the answer arrives inside an SDK's usual 10 s export timeout; 0 disables retries.
+    #[arg(long, env = "OTLP_BRIDGE_RETRY_MAX_ELAPSED", default_value = "6s", value_parser = humantime::parse_duration)]
+    pub retry_max_elapsed: Duration,
+
+    /// Compression of exports: gzip or none. Falls back to OTEL_EXPORTER_OTLP_COMPRESSION; default none (a bridge
+    /// usually sits next to its backend, where gzip costs more CPU than it saves).
+    #[arg(long, env = "OTLP_BRIDGE_BACKEND_COMPRESSION", value_parser = ["gzip", "none"])]
+    pub backend_compression: Option<String>,
+
+    /// PEM CA bundle to verify https backends (default: the Mozilla roots). Falls back to
+    /// OTEL_EXPORTER_OTLP_CERTIFICATE.
+    #[arg(long, env = "OTLP_BRIDGE_BACKEND_CA_FILE")]
+    pub backend_ca_file: Option<PathBuf>,
+
+    /// PEM client certificate for mutual TLS. Falls back to OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE.
+    #[arg(long, env = "OTLP_BRIDGE_BACKEND_CLIENT_CERT")]
+    pub backend_client_cert: Option<PathBuf>,
+
+    /// PEM client key for mutual TLS. Falls back to OTEL_EXPORTER_OTLP_CLIENT_KEY.
+    #[arg(long, env = "OTLP_BRIDGE_BACKEND_CLIENT_KEY")]
+    pub backend_client_key: Option<PathBuf>,
+
+    /// Time a client has to send its request headers and body before 408.
+    #[arg(long, env = "OTLP_BRIDGE_READ_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub read_timeout: Duration,
+
+    /// Open client connections at most; further connections are closed at once.
+    #[arg(long, env = "OTLP_BRIDGE_MAX_CONNECTIONS", default_value_t = 1024)]
+    pub max_connections: usize,
+
+    /// Time allowed on SIGTERM/SIGINT for in-flight requests and accepted data to be delivered.
+    #[arg(long, env = "OTLP_BRIDGE_SHUTDOWN_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub shutdown_timeout: Duration,
+}
+
+/// Errors in the configuration, reported before anything starts.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A backend URL that is neither http(s)://host:port nor `debug`.
+    #[error("invalid backend {url:?}: {reason}")]
+    Backend {
+        /// The URL as given.
+        url: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A header that is not K=V with a valid gRPC metadata key and value.
+    #[error("invalid backend header {0:?}: expected K=V with a lowercase ASCII key and a printable ASCII value")]
+    Header(String),
+    /// A value out of its range.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// Where a signal's exports go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BackendTarget {
+    /// A gRPC endpoint, `http://` or `https://`.
+    Grpc(String),
+    /// The built-in debug backend: prints each request as one OTLP/JSON line on stdout.
+    Debug,
+}
+
+impl BackendTarget {
+    /// The label used in logs and metrics.
+    pub fn label(&self) -> &str {
+        match self {
+            BackendTarget::Grpc(url) => url,
+            BackendTarget::Debug => "debug",
+        }
+    }
+}
+
+/// TLS material for https backends.
+#[derive(Debug, Clone, Default)]
+pub struct TlsFiles {
+    /// CA bundle (PEM).
+    pub ca_file: Option<PathBuf>,
+    /// Client certificate (PEM) for mutual TLS.
+    pub client_cert: Option<PathBuf>,
+    /// Client key (PEM) for mutual TLS.
+    pub client_key: Option<PathBuf>,
+}
+
+/// The validated configuration of one bridge.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// OTLP/HTTP receiver address.
+    pub listen: SocketAddr,
+    /// Admin server address.
+    pub metrics_listen: SocketAddr,
+    /// Backends per signal, indexed by [`SignalKind::index`]. Every item of a signal goes to each of its backends.
+    pub backends: [Vec<BackendTarget>; 3],
+    /// Body limit on wire and inflated bytes.
+    pub max_body_bytes: usize,
+    /// gRPC metadata sent with every export, in order.
+    pub backend_headers: Vec<(String, String)>,
+    /// Allowed CORS origins; empty means CORS is off.
+    pub cors_allowed_origins: Vec<String>,
+    /// Bytes of request data held at once.
+    pub memory_limit_bytes: usize,
+    /// Batch limits; `None` when batching is disabled.
+    pub batch: Option<BatchConfig>,
+    /// Largest export in bytes (also used to split requests when batching is off).
+    pub batch_max_bytes: usize,
+    /// Exports in flight per signal and backend.
+    pub export_concurrency: usize,
+    /// Timeout of one export attempt.
+    pub export_timeout: Duration,
+    /// Retry policy of each backend.
+    pub retry: RetryConfig,
+    /// gzip on exports.
+    pub backend_gzip: bool,
+    /// TLS material for https backends.
+    pub tls: TlsFiles,
+    /// Header and body read timeout.
+    pub read_timeout: Duration,
+    /// Connection cap of the receiver.
+    pub max_connections: usize,
+    /// Drain time on shutdown.
+    pub shutdown_timeout: Duration,
+}
+
+/// When a batch is sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchConfig {
+    /// Items that fill a batch.
+    pub max_items: u64,
+    /// Bytes that fill a batch.
+    pub max_bytes: usize,
+    /// Longest wait for more data while an export is in flight.
+    pub timeout: Duration,
+}
+
+/// Retry policy of an exporter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryConfig {
+    /// First delay.
+    pub initial_interval: Duration,
+    /// Longest delay.
+    pub max_interval: Duration,
+    /// Budget for all attempts of one batch; zero disables retries.
+    pub max_elapsed: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        // The defaults of the flags, without reading the process environment.
+        Config::from_cli_and_env(Cli::parse_from(["otlp-bridge"]), &HashMap::new())
+            .unwrap_or_else(|_| unreachable!("the default configuration is valid"))
+    }
+}
+
+impl Config {
+    /// Reads flags and the process environment.
+    pub fn from_args_and_env() -> Result<Config, ConfigError> {
+        let env: HashMap<String, String> = std::env::vars().collect();
+        Config::from_cli_and_env(Cli::parse(), &env)
+    }
+
+    /// Builds a config from parsed flags (which already include `OTLP_BRIDGE_*` variables) and the standard
+    /// `OTEL_EXPORTER_OTLP_*` variables in `env`.
+    pub fn from_cli_and_env(cli: Cli, env: &HashMap<String, String>) -> Result<Config, ConfigError> {
+        let otel = |name: &str| env.get(name).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+
+        let explicit: Vec<BackendTarget> =
+            cli.backends.iter().filter(|b| !b.trim().is_empty()).map(|b| parse_backend(b)).collect::<Result<_, _>>()?;
+        let general = match (explicit.is_empty(), otel("OTEL_EXPORTER_OTLP_ENDPOINT")) {
+            (false, _) => explicit.clone(),
+            (true, Some(url)) => vec![parse_backend(&url)?],
+            (true, None) => vec![BackendTarget::Grpc("http://localhost:4317".into())],
+        };
+        let mut backends: [Vec<BackendTarget>; 3] = [general.clone(), general.clone(), general];
+        if explicit.is_empty() {
+            for kind in SignalKind::ALL {
+                let var = format!("OTEL_EXPORTER_OTLP_{}_ENDPOINT", kind.name().to_ascii_uppercase());
+                if let Some(url) = otel(&var) {
+                    backends[kind.index()] = vec![parse_backend(&url)?];
+                }
+            }
+        }
+
+        let mut backend_headers = Vec::new();
+        if let Some(list) = otel("OTEL_EXPORTER_OTLP_HEADERS") {
+            for pair in list.split(',').filter(|p| !p.trim().is_empty()) {
+                let (k, v) = parse_header(pair)?;
+                backend_headers.push((k, percent_decode(&v)));
+            }
+        }
+        for pair in cli.backend_headers.iter().filter(|p| !p.trim().is_empty()) {
+            let (k, v) = parse_header(pair)?;
+            // A flag replaces a header of the same key from the environment rather than sending it twice.
+            backend_headers.retain(|(existing, _)| existing != &k);
+            backend_headers.push((k, v));
+        }
+
+        let export_timeout =
+            match (cli.export_timeout, otel("OTEL_EXPORTER_OTLP_TIMEOUT")) {
+                (Some(t), _) => t,
+                (None, Some(ms)) => Duration::from_millis(ms.parse().map_err(|_| {
+                    ConfigError::Invalid(format!("OTEL_EXPORTER_OTLP_TIMEOUT={ms:?} is not milliseconds"))
+                })?),
+                (None, None) => Duration::from_secs(5),
+            };
+        let compression = cli.backend_compression.clone().or_else(|| otel("OTEL_EXPORTER_OTLP_COMPRESSION"));
+        let backend_gzip = match compression.as_deref() {
+            None | Some("none") | Some("") => false,
+            Some("gzip") => true,
+            Some(other) => {
+                return Err(ConfigError::Invalid(format!(
+                    "unsupported backend compression {other:?}: use gzip or none"
+                )))
+            }
+        };
+
+        if cli.max_body_bytes == 0 {
+            return Err(ConfigError::Invalid("--max-body-bytes must be at least 1".into()));
+        }
+        if cli.memory_limit_mib == 0 {
+            return Err(ConfigError::Invalid("--memory-limit-mib must be at least 1".into()));
+        }
+        if cli.export_concurrency == 0 {
+            return Err(ConfigError::Invalid("--export-concurrency must be at least 1".into()));
+        }
+        if cli.batch_max_bytes < 1024 {
+            return Err(ConfigError::Invalid("--batch-max-bytes must be at least 1024".into()));
+        }
+        if cli.max_connections == 0 {
+            return Err(ConfigError::Invalid("--max-connections must be at least 1".into()));
+        }
+        let batch = (!cli.disable_batching).then_some(BatchConfig {
+            max_items: cli.batch_max_items.max(1),
+            max_bytes: cli.batch_max_bytes,
+            timeout: cli.batch_timeout,
+        });
+        let tls = TlsFiles {
+            ca_file: cli.backend_ca_file.clone().or_else(|| otel("OTEL_EXPORTER_OTLP_CERTIFICATE").map(PathBuf::from)),
+            client_cert: cli
+                .backend_client_cert
+                .clone()
+                .or_else(|| otel("OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE").map(PathBuf::from)),
+            client_key: cli
+                .backend_client_key
+                .clone()
+                .or_else(|| otel("OTEL_EXPORTER_OTLP_CLIENT_KEY").map(PathBuf::from)),
+        };
+        if tls.client_cert.is_some() != tls.client_key.is_some() {
+            return Err(ConfigError::Invalid("mutual TLS needs both a client certificate and a client key".into()));
+        }
+
+        Ok(Config {
+            listen: cli.listen,
+            metrics_listen: cli.metrics_listen,
+            backends,
+            max_body_bytes: cli.max_body_bytes,
+            backend_headers,
+            cors_allowed_origins: cli
+                .cors_allowed_origins
+                .iter()
+                .map(|o| o.trim().to_string())
+                .filter(|o| !o.is_empty())
+                .collect(),
+            memory_limit_bytes: cli.memory_limit_mib.saturating_mul(1024 * 1024),
+            batch,
+            batch_max_bytes: cli.batch_max_bytes,
+            export_concurrency: cli.export_concurrency,
+            export_timeout,
+            retry: RetryConfig {
+                initial_interval: cli.retry_initial_interval,
+                max_interval: cli.retry_max_interval.max(cli.retry_initial_interval),
+                max_elapsed: cli.retry_max_elapsed,
+            },
+            backend_gzip,
+            tls,
+            read_timeout: cli.read_timeout,
+            max_connections: cli.max_connections,
+            shutdown_timeout: cli.shutdown_timeout,
+        })
+    }
+
+    /// Sends every signal to `backends` (used by tests and embedders).
+    pub fn with_backends(mut self, backends: Vec<BackendTarget>) -> Config {
+        self.backends = [backends.clone(), backends.clone(), backends];
+        self
+    }
+}
+
+fn parse_backend(raw: &str) -> Result<BackendTarget, ConfigError> {
+    let url = raw.trim();
+    if url.eq_ignore_ascii_case("debug") {
+        return Ok(BackendTarget::Debug);
+    }
+    let bad = |reason: &str| ConfigError::Backend { url: url.to_string(), reason: reason.to_string() };
+    let uri: http::Uri = url.parse().map_err(|_| bad("not a URL"))?;
+    match uri.scheme_str() {
+        Some("http") | Some("https") => {}
+        _ => return Err(bad("the scheme must be http:// or https:// (or use `debug`)")),
+    }
+    if uri.host().is_none_or(str::is_empty) {
+        return Err(bad("no host"));
+    }
+    // gRPC calls carry their own path; a trailing `/` (common in OTEL_EXPORTER_OTLP_ENDPOINT) is harmless.
+    if !matches!(uri.path(), "" | "/") {
+        return Err(bad("a gRPC backend takes no path (the exporter adds the service path)"));
+    }
+    Ok(BackendTarget::Grpc(url.trim_end_matches('/').to_string()))
+}
+
+fn parse_header(pair: &str) -> Result<(String, String), ConfigError> {
+    let (k, v) = pair.split_once('=').ok_or_else(|| ConfigError::Header(pair.to_string()))?;
+    let key = k.trim().to_ascii_lowercase();
+    let value = v.trim().to_string();
+    if tonic::metadata::MetadataKey::<tonic::metadata::Ascii>::from_bytes(key.as_bytes()).is_err()
+        || key.ends_with("-bin")
+        || tonic::metadata::MetadataValue::<tonic::metadata::Ascii>::try_from(value.as_str()).is_err()
+    {
+        return Err(ConfigError::Header(pair.to_string()));
+    }
+    Ok((key, value))
+}
+
+/// OTEL_EXPORTER_OTLP_HEADERS values are percent-encoded (W3C baggage format).
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        match (bytes[i], bytes.get(i + 1).copied().and_then(hex), bytes.get(i + 2).copied().and_then(hex)) {
+            (b'%', Some(hi), Some(lo)) => {
+                out.push((hi * 16 + lo) as u8);
+                i += 3;
+            }
+            (b, _, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(args: &[&str], env: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let mut argv = vec!["otlp-bridge"];
+        argv.extend_from_slice(args);
+        let env = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Config::from_cli_and_env(Cli::try_parse_from(argv).expect("flags parse"), &env)
+    }
+
+    #[test]
+    fn defaults_match_the_fixed_contract() {
+        let c = config(&[], &[]).unwrap();
+        assert_eq!(c.listen.to_string(), "127.0.0.1:4318");
+        assert_eq!(c.metrics_listen.to_string(), "127.0.0.1:8888");
+        assert_eq!(c.max_body_bytes, 67_108_864);
+        assert_eq!(c.backends[0], vec![BackendTarget::Grpc("http://localhost:4317".into())]);
+        assert!(c.cors_allowed_origins.is_empty());
+        assert_eq!(c.memory_limit_bytes, 64 << 20);
+    }
+
+    #[test]
+    fn repeated_backend_flags_fan_out_and_win_over_otel_endpoint() {
+        let c = config(
+            &["--backend", "http://a:4317", "--backend", "debug"],
+            &[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://ignored:4317")],
+        )
+        .unwrap();
+        assert_eq!(c.backends[2], vec![BackendTarget::Grpc("http://a:4317".into()), BackendTarget::Debug]);
+    }
+
+    #[test]
+    fn otel_endpoints_apply_per_signal_when_no_backend_flag_is_given() {
+        let c = config(
+            &[],
+            &[
+                ("OTEL_EXPORTER_OTLP_ENDPOINT", "https://all:4317/"),
+                ("OTEL_EXPORTER_OTLP_LOGS_ENDPOINT", "http://logs:4317"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(c.backends[SignalKind::Traces.index()], vec![BackendTarget::Grpc("https://all:4317".into())]);
+        assert_eq!(c.backends[SignalKind::Logs.index()], vec![BackendTarget::Grpc("http://logs:4317".into())]);
+    }
+
+    #[test]
+    fn backend_urls_are_validated() {
+        assert!(config(&["--backend", "localhost:4317"], &[]).is_err());
+        assert!(config(&["--backend", "ftp://x:1"], &[]).is_err());
+        assert!(config(&["--backend", "http://x:4317/v1/traces"], &[]).is_err());
+    }
+
+    #[test]
+    fn headers_merge_env_then_flags_with_percent_decoding() {
+        let c = config(
+            &["--backend-header", "X-Tenant=flag"],
+            &[("OTEL_EXPORTER_OTLP_HEADERS", "x-tenant=env,authorization=Bearer%20abc")],
+        )
+        .unwrap();
+        assert_eq!(
+            c.backend_headers,
+            vec![("authorization".to_string(), "Bearer abc".to_string()), ("x-tenant".to_string(), "flag".to_string())]
+        );
+        assert!(config(&["--backend-header", "novalue"], &[]).is_err());
+    }
+
+    #[test]
+    fn otel_timeout_and_compression_are_honoured() {
+        let c =
+            config(&[], &[("OTEL_EXPORTER_OTLP_TIMEOUT", "2500"), ("OTEL_EXPORTER_OTLP_COMPRESSION", "gzip")]).unwrap();
+        assert_eq!(c.export_timeout, Duration::from_millis(2500));
+        assert!(c.backend_gzip);
+        assert!(config(&[], &[("OTEL_EXPORTER_OTLP_COMPRESSION", "lz4")]).is_err());
+    }
+
+    #[test]
+    fn batching_can_be_disabled() {
+        assert!(config(&["--disable-batching"], &[]).unwrap().batch.is_none());
+        let b = config(&["--batch-timeout", "50ms", "--batch-max-items", "10"], &[]).unwrap().batch.unwrap();
+        assert_eq!((b.max_items, b.timeout), (10, Duration::from_millis(50)));
+    }
+}

@@ -1,0 +1,98 @@
+//! A tonic codec that sends protobuf bytes as they are and reads any `Export*ServiceResponse`.
+//!
+//! The request side is why this exists: the batch is already valid protobuf (the clients' own bytes, concatenated
+//! at whole top-level entries), so encoding is a copy into the gRPC frame, and fields this build does not know
+//! reach the backend intact. The three OTLP response messages have the same layout (`partial_success` = 1, with
+//! `rejected_*` = 1 and `error_message` = 2), so one decoder reads them all.
+
+use bytes::{BufMut, Bytes};
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
+use prost::Message;
+use tonic::codec::{BufferSettings, Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
+use tonic::Status;
+
+use crate::signal::PartialSuccess;
+
+/// A request body in parts; the concatenation of the parts is one valid `Export*ServiceRequest`.
+#[derive(Debug, Clone, Default)]
+pub struct Payload {
+    /// The parts, in order.
+    pub parts: Vec<Bytes>,
+}
+
+impl Payload {
+    /// Total length in bytes.
+    pub fn len(&self) -> usize {
+        self.parts.iter().map(Bytes::len).sum()
+    }
+
+    /// Whether there are no bytes at all.
+    pub fn is_empty(&self) -> bool {
+        self.parts.iter().all(Bytes::is_empty)
+    }
+
+    /// The parts joined into one buffer (only the debug backend and tests need this).
+    pub fn to_contiguous(&self) -> Bytes {
+        match self.parts.as_slice() {
+            [one] => one.clone(),
+            parts => parts.concat().into(),
+        }
+    }
+}
+
+/// See the module docs.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PassThroughCodec;
+
+impl Codec for PassThroughCodec {
+    type Encode = Payload;
+    type Decode = PartialSuccess;
+    type Encoder = PayloadEncoder;
+    type Decoder = ResponseDecoder;
+
+    fn encoder(&mut self) -> Self::Encoder {
+        PayloadEncoder
+    }
+
+    fn decoder(&mut self) -> Self::Decoder {
+        ResponseDecoder
+    }
+}
+
+/// Writes the payload's parts into the frame.
+#[derive(Debug)]
+pub struct PayloadEncoder;
+
+impl Encoder for PayloadEncoder {
+    type Item = Payload;
+    type Error = Status;
+
+    fn encode(&mut self, item: Payload, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
+        dst.reserve(item.len());
+        for part in &item.parts {
+            dst.put_slice(part);
+        }
+        Ok(())
+    }
+
+    fn buffer_settings(&self) -> BufferSettings {
+        // Batches are usually tens of KiB to a few MiB: start big enough to avoid regrowing for typical ones.
+        BufferSettings::new(64 * 1024, 32 * 1024)
+    }
+}
+
+/// Reads the backend's `partial_success`.
+#[derive(Debug)]
+pub struct ResponseDecoder;
+
+impl Decoder for ResponseDecoder {
+    type Item = PartialSuccess;
+    type Error = Status;
+
+    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<PartialSuccess>, Status> {
+        let response = ExportTraceServiceResponse::decode(src)
+            .map_err(|e| Status::internal(format!("the backend's response is not an OTLP export response: {e}")))?;
+        let partial = response.partial_success.unwrap_or_default();
+        Ok(Some(PartialSuccess { rejected: partial.rejected_spans, message: partial.error_message }))
+    }
+}

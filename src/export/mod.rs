@@ -1,0 +1,245 @@
+//! The export side: every backend of a signal receives every batch (fan-out), each with its own retry; the
+//! batch's outcome combines theirs.
+
+pub mod codec;
+mod debug;
+mod grpc;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::future::join_all;
+use tonic::Code;
+
+pub use codec::Payload;
+pub use debug::DebugBackend;
+pub use grpc::{GrpcBackend, SetupError};
+
+use crate::config::{BackendTarget, Config, RetryConfig};
+use crate::retry::{export_with_retry, is_retryable};
+use crate::signal::{PartialSuccess, SignalKind};
+use crate::telemetry::Telemetry;
+
+/// Why data did not reach a backend.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ExportError {
+    /// The backend answered with a gRPC error (or could not be reached, or did not answer in time).
+    #[error("backend {backend} did not accept the data after {attempts} attempt(s): {code:?}: {message}")]
+    Backend {
+        /// The backend's URL.
+        backend: String,
+        /// The last gRPC status code.
+        code: Code,
+        /// The last status message.
+        message: String,
+        /// When to retry, for retryable failures (from `RetryInfo` or the backoff).
+        retry_after: Option<Duration>,
+        /// Attempts made.
+        attempts: u32,
+    },
+    /// The bridge stopped before the data could be exported.
+    #[error("the bridge is shutting down; the data was not exported, retry against another instance")]
+    ShuttingDown,
+}
+
+impl ExportError {
+    /// The gRPC code that decides the HTTP status.
+    pub fn code(&self) -> Code {
+        match self {
+            ExportError::Backend { code, .. } => *code,
+            ExportError::ShuttingDown => Code::Unavailable,
+        }
+    }
+
+    /// The `Retry-After` hint.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            ExportError::Backend { retry_after, .. } => *retry_after,
+            ExportError::ShuttingDown => Some(Duration::from_secs(1)),
+        }
+    }
+
+    /// Whether a client retry may succeed.
+    pub fn is_retryable(&self) -> bool {
+        is_retryable(self.code(), self.retry_after().is_some())
+    }
+}
+
+/// Combines the outcomes of one piece of data sent to several places (backends, or the chunks of one request).
+///
+/// All succeeded: the largest rejection count (each place saw the same items) and every message. Any failed: a
+/// retryable failure wins over a permanent one, so that no place loses data for want of a client retry; among
+/// retryable ones, the longest `Retry-After`.
+pub fn combine(
+    results: impl IntoIterator<Item = Result<PartialSuccess, ExportError>>,
+) -> Result<PartialSuccess, ExportError> {
+    let mut merged = PartialSuccess::default();
+    let mut failure: Option<ExportError> = None;
+    for result in results {
+        match result {
+            Ok(p) => {
+                merged.rejected = merged.rejected.max(p.rejected);
+                if !p.message.is_empty() && !merged.message.contains(&p.message) {
+                    if !merged.message.is_empty() {
+                        merged.message.push_str("; ");
+                    }
+                    merged.message.push_str(&p.message);
+                }
+            }
+            Err(e) => {
+                let replace = match &failure {
+                    None => true,
+                    Some(f) => match (e.is_retryable(), f.is_retryable()) {
+                        (true, false) => true,
+                        (true, true) => e.retry_after() > f.retry_after(),
+                        _ => false,
+                    },
+                };
+                if replace {
+                    failure = Some(e);
+                }
+            }
+        }
+    }
+    failure.map_or(Ok(merged), Err)
+}
+
+/// One backend.
+#[derive(Debug)]
+pub enum Backend {
+    /// OTLP/gRPC.
+    Grpc(GrpcBackend),
+    /// Prints to stdout.
+    Debug(DebugBackend),
+}
+
+impl Backend {
+    /// The label of logs and metrics.
+    pub fn label(&self) -> &str {
+        match self {
+            Backend::Grpc(g) => g.url(),
+            Backend::Debug(_) => "debug",
+        }
+    }
+}
+
+/// Sends a signal's batches to all of its backends.
+#[derive(Debug)]
+pub struct Exporter {
+    kind: SignalKind,
+    backends: Vec<Arc<Backend>>,
+    retry: RetryConfig,
+    attempt_timeout: Duration,
+    telemetry: Arc<Telemetry>,
+}
+
+impl Exporter {
+    /// An exporter for `kind` over `backends` (shared between signals: one channel per backend).
+    pub fn new(kind: SignalKind, backends: Vec<Arc<Backend>>, config: &Config, telemetry: Arc<Telemetry>) -> Exporter {
+        Exporter { kind, backends, retry: config.retry, attempt_timeout: config.export_timeout, telemetry }
+    }
+
+    /// Exports one batch to every backend and combines the outcomes.
+    pub async fn export(&self, payload: Payload, items: u64) -> Result<PartialSuccess, ExportError> {
+        if let [only] = self.backends.as_slice() {
+            return self.export_to(only, payload, items).await;
+        }
+        combine(join_all(self.backends.iter().map(|b| self.export_to(b, payload.clone(), items))).await)
+    }
+
+    async fn export_to(&self, backend: &Backend, payload: Payload, items: u64) -> Result<PartialSuccess, ExportError> {
+        let kind = self.kind;
+        let label = backend.label();
+        let result = match backend {
+            Backend::Debug(debug) => debug.export(kind, &payload).map_err(|status| failure(label, status, None, 1)),
+            Backend::Grpc(grpc) => export_with_retry(
+                &self.retry,
+                self.attempt_timeout,
+                |timeout| {
+                    self.telemetry.export_attempt(kind, label);
+                    grpc.export(kind, payload.clone(), timeout)
+                },
+                |status, delay| {
+                    self.telemetry.export_retry(kind, label);
+                    tracing::debug!(backend = label, signal = kind.name(), code = ?status.code(), ?delay, "export failed, retrying: {}", status.message());
+                },
+            )
+            .await
+            .map_err(|f| failure(label, f.status, f.retry_after, f.attempts)),
+        };
+        match &result {
+            Ok(partial) => {
+                self.telemetry.exported(kind, label, items, partial.rejected.max(0) as u64);
+            }
+            Err(e) => {
+                self.telemetry.export_failed(kind, label, items);
+                tracing::warn!(backend = label, signal = kind.name(), items, "export failed: {e}");
+            }
+        }
+        result
+    }
+}
+
+fn failure(backend: &str, status: tonic::Status, retry_after: Option<Duration>, attempts: u32) -> ExportError {
+    ExportError::Backend {
+        backend: backend.to_string(),
+        code: status.code(),
+        message: status.message().to_string(),
+        retry_after,
+        attempts,
+    }
+}
+
+/// Creates one backend per distinct target of the configuration (signals share channels).
+pub fn build_backends(config: &Config) -> Result<Vec<(BackendTarget, Arc<Backend>)>, SetupError> {
+    let mut built: Vec<(BackendTarget, Arc<Backend>)> = Vec::new();
+    for target in config.backends.iter().flatten() {
+        if built.iter().any(|(t, _)| t == target) {
+            continue;
+        }
+        let backend = match target {
+            BackendTarget::Debug => Backend::Debug(DebugBackend),
+            BackendTarget::Grpc(url) => Backend::Grpc(GrpcBackend::new(url, config)?),
+        };
+        built.push((target.clone(), Arc::new(backend)));
+    }
+    Ok(built)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn backend_error(code: Code, retry_after: Option<u64>) -> ExportError {
+        ExportError::Backend {
+            backend: "b".into(),
+            code,
+            message: format!("{code:?}"),
+            retry_after: retry_after.map(Duration::from_secs),
+            attempts: 1,
+        }
+    }
+
+    #[test]
+    fn combining_successes_keeps_the_largest_rejection_and_all_messages() {
+        let combined = combine([
+            Ok(PartialSuccess { rejected: 2, message: "a".into() }),
+            Ok(PartialSuccess::default()),
+            Ok(PartialSuccess { rejected: 1, message: "b".into() }),
+        ])
+        .unwrap();
+        assert_eq!(combined, PartialSuccess { rejected: 2, message: "a; b".into() });
+    }
+
+    #[test]
+    fn a_retryable_failure_wins_so_no_backend_loses_data() {
+        let e = combine([
+            Ok(PartialSuccess::default()),
+            Err(backend_error(Code::InvalidArgument, None)),
+            Err(backend_error(Code::Unavailable, Some(2))),
+            Err(backend_error(Code::Unavailable, Some(5))),
+        ])
+        .unwrap_err();
+        assert_eq!((e.code(), e.retry_after()), (Code::Unavailable, Some(Duration::from_secs(5))));
+    }
+}

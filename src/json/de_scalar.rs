@@ -1,0 +1,350 @@
+//! Decoding of OTLP/JSON leaf values: the lenient-where-the-Collector-is, strict-where-data-would-be-lost rules.
+//!
+//! Every kind here maps JSON `null` to the field's default, as proto3 JSON does.
+
+use std::fmt;
+use std::marker::PhantomData;
+
+use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+use base64::Engine as _;
+use serde::de::{self, DeserializeSeed, Deserializer, Visitor};
+
+use super::error::{Ctx, Quoted};
+
+/// A way to decode one JSON value into a Rust value. Marker types pick the JSON rules (hex id, base64
+/// bytes, enum, ...), since the prost field type alone (`Vec<u8>`, `i32`) does not say which applies.
+pub trait Kind {
+    type Out;
+    fn decode<'de, D: Deserializer<'de>>(d: D, ctx: &mut Ctx) -> Result<Self::Out, D::Error>;
+}
+
+/// serde entry point for a [`Kind`], carrying the shared decoder state down the tree.
+pub struct Seed<'c, K>(&'c mut Ctx, PhantomData<fn() -> K>);
+
+impl<'c, K> Seed<'c, K> {
+    #[inline]
+    pub fn new(ctx: &'c mut Ctx) -> Self {
+        Seed(ctx, PhantomData)
+    }
+}
+
+impl<'de, K: Kind> DeserializeSeed<'de> for Seed<'_, K> {
+    type Value = K::Out;
+    #[inline]
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<K::Out, D::Error> {
+        K::decode(d, self.0)
+    }
+}
+
+/// Kinds whose visitor needs no decoder state.
+macro_rules! stateless_kind {
+    ($kind:ident, $out:ty, $visitor:expr) => {
+        impl Kind for $kind {
+            type Out = $out;
+            #[inline]
+            fn decode<'de, D: Deserializer<'de>>(d: D, _: &mut Ctx) -> Result<$out, D::Error> {
+                d.deserialize_any($visitor)
+            }
+        }
+    };
+}
+
+/// A UTF-8 string (`null` -> "").
+pub struct Str;
+struct StrV;
+impl<'de> Visitor<'de> for StrV {
+    type Value = String;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a string")
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<String, E> {
+        Ok(v.to_owned())
+    }
+    fn visit_string<E: de::Error>(self, v: String) -> Result<String, E> {
+        Ok(v)
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<String, E> {
+        Ok(String::new())
+    }
+}
+stateless_kind!(Str, String, StrV);
+
+/// `true` / `false` (`null` -> false). Strings are not booleans, as in proto3 JSON.
+pub struct Bool;
+struct BoolV;
+impl<'de> Visitor<'de> for BoolV {
+    type Value = bool;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("true or false")
+    }
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<bool, E> {
+        Ok(v)
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<bool, E> {
+        Ok(false)
+    }
+}
+stateless_kind!(Bool, bool, BoolV);
+
+/// Integer types as proto3 JSON carries them: a JSON number or a decimal string.
+pub trait Int: Copy + Default + TryFrom<i128> + std::str::FromStr {
+    const NAME: &'static str;
+}
+impl Int for u64 {
+    const NAME: &'static str = "uint64";
+}
+impl Int for i64 {
+    const NAME: &'static str = "int64";
+}
+impl Int for u32 {
+    const NAME: &'static str = "uint32";
+}
+impl Int for i32 {
+    const NAME: &'static str = "int32";
+}
+
+/// Largest magnitude below which every integer is exactly representable as an f64.
+const MAX_EXACT_F64: f64 = 9_007_199_254_740_992.0; // 2^53
+
+/// Integer from a JSON number written with a fraction or exponent (`1e3`, `2.0`).
+///
+/// Accepted only when it is an exact integer of magnitude at most 2^53: above that, the f64 that serde_json
+/// parsed may already differ from the digits the client sent, and we never forward a silently altered value.
+/// Plain integer literals (the usual case) never come here and are exact over the whole 64-bit range.
+fn int_from_f64<T: Int, E: de::Error>(v: f64) -> Result<T, E> {
+    if v.fract() != 0.0 || !v.is_finite() {
+        return Err(E::custom(format_args!("invalid {} {v}: not an integer", T::NAME)));
+    }
+    if v.abs() > MAX_EXACT_F64 {
+        return Err(E::custom(format_args!(
+            "invalid {} {v:e}: too large for exponent or fraction notation, send it as a decimal string",
+            T::NAME
+        )));
+    }
+    // In range of i64 by the check above, so the cast is exact.
+    int_from_i128(v as i64 as i128)
+}
+
+fn int_from_i128<T: Int, E: de::Error>(v: i128) -> Result<T, E> {
+    T::try_from(v).map_err(|_| E::custom(format_args!("invalid {} {v}: out of range", T::NAME)))
+}
+
+fn int_from_str<T: Int, E: de::Error>(s: &str) -> Result<T, E> {
+    s.parse::<T>().map_err(|_| E::custom(format_args!("invalid {} {}", T::NAME, Quoted(s))))
+}
+
+struct IntV<T>(PhantomData<T>);
+impl<'de, T: Int> Visitor<'de> for IntV<T> {
+    type Value = T;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "an {} (number or decimal string)", T::NAME)
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<T, E> {
+        int_from_i128(v.into())
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<T, E> {
+        int_from_i128(v.into())
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<T, E> {
+        int_from_f64(v)
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<T, E> {
+        int_from_str(v)
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<T, E> {
+        Ok(T::default())
+    }
+}
+
+/// uint64 / fixed64.
+pub struct U64;
+stateless_kind!(U64, u64, IntV::<u64>(PhantomData));
+/// int64 / sfixed64.
+pub struct I64;
+stateless_kind!(I64, i64, IntV::<i64>(PhantomData));
+/// uint32 / fixed32.
+pub struct U32;
+stateless_kind!(U32, u32, IntV::<u32>(PhantomData));
+/// int32 / sint32.
+pub struct I32;
+stateless_kind!(I32, i32, IntV::<i32>(PhantomData));
+
+/// double: a number, a numeric string, or "NaN" / "Infinity" / "-Infinity".
+pub struct F64;
+struct F64V;
+impl<'de> Visitor<'de> for F64V {
+    type Value = f64;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a double (number, numeric string, \"NaN\", \"Infinity\" or \"-Infinity\")")
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<f64, E> {
+        Ok(v)
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<f64, E> {
+        Ok(v as f64)
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<f64, E> {
+        Ok(v as f64)
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<f64, E> {
+        match v {
+            "NaN" => Ok(f64::NAN),
+            "Infinity" => Ok(f64::INFINITY),
+            "-Infinity" => Ok(f64::NEG_INFINITY),
+            // Rust's parser also takes "inf", "nan", "infinity" in any case: only let number syntax through.
+            _ if v.bytes().all(|b| b.is_ascii_digit() || b"+-.eE".contains(&b)) => match v.parse::<f64>() {
+                Ok(x) if x.is_finite() => Ok(x),
+                Ok(_) => Err(E::custom(format_args!("invalid double {}: out of range", Quoted(v)))),
+                Err(_) => Err(E::custom(format_args!("invalid double {}", Quoted(v)))),
+            },
+            _ => Err(E::custom(format_args!(
+                "invalid double {}: expected a number, \"NaN\", \"Infinity\" or \"-Infinity\"",
+                Quoted(v)
+            ))),
+        }
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<f64, E> {
+        Ok(0.0)
+    }
+}
+stateless_kind!(F64, f64, F64V);
+
+/// A trace id (16 bytes) or span id (8 bytes): case-insensitive hex of exact length; "" or null = absent.
+pub struct Hex<const N: usize>;
+/// 16-byte trace id.
+pub type TraceId = Hex<16>;
+/// 8-byte span id.
+pub type SpanId = Hex<8>;
+
+struct HexV<const N: usize>;
+impl<const N: usize> HexV<N> {
+    const WHAT: &'static str = if N == 16 { "trace id" } else { "span id" };
+}
+
+#[inline]
+fn hex_val(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}
+
+impl<'de, const N: usize> Visitor<'de> for HexV<N> {
+    type Value = Vec<u8>;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "a {} ({} hex characters)", Self::WHAT, 2 * N)
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Vec<u8>, E> {
+        if v.is_empty() {
+            return Ok(Vec::new());
+        }
+        let b = v.as_bytes();
+        if b.len() != 2 * N {
+            return Err(E::custom(format_args!(
+                "invalid {} {}: expected {} hex characters, got {}",
+                Self::WHAT,
+                Quoted(v),
+                2 * N,
+                v.chars().count()
+            )));
+        }
+        let mut out = Vec::with_capacity(N);
+        for (i, pair) in b.chunks_exact(2).enumerate() {
+            match (hex_val(pair[0]), hex_val(pair[1])) {
+                (Some(hi), Some(lo)) => out.push(hi << 4 | lo),
+                (hi, _) => {
+                    let pos = if hi.is_none() { 2 * i } else { 2 * i + 1 };
+                    // Every byte before `pos` is an ASCII hex digit, so `pos` is a char boundary.
+                    let c = v.get(pos..).and_then(|s| s.chars().next()).unwrap_or('?');
+                    return Err(E::custom(format_args!(
+                        "invalid {} {}: {c:?} at position {pos} is not a hex digit",
+                        Self::WHAT,
+                        Quoted(v)
+                    )));
+                }
+            }
+        }
+        Ok(out)
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Vec<u8>, E> {
+        Ok(Vec::new())
+    }
+}
+impl<const N: usize> Kind for Hex<N> {
+    type Out = Vec<u8>;
+    #[inline]
+    fn decode<'de, D: Deserializer<'de>>(d: D, _: &mut Ctx) -> Result<Vec<u8>, D::Error> {
+        d.deserialize_any(HexV::<N>)
+    }
+}
+
+/// bytes: base64, standard or URL-safe alphabet, padded or not.
+pub struct Bytes;
+const B64_CONFIG: GeneralPurposeConfig =
+    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent);
+const B64_STD: GeneralPurpose = GeneralPurpose::new(&base64::alphabet::STANDARD, B64_CONFIG);
+const B64_URL: GeneralPurpose = GeneralPurpose::new(&base64::alphabet::URL_SAFE, B64_CONFIG);
+
+struct BytesV;
+impl<'de> Visitor<'de> for BytesV {
+    type Value = Vec<u8>;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("base64-encoded bytes")
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Vec<u8>, E> {
+        let engine = if v.bytes().any(|b| b == b'-' || b == b'_') { &B64_URL } else { &B64_STD };
+        engine.decode(v).map_err(|e| E::custom(format_args!("invalid base64 {}: {e}", Quoted(v))))
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Vec<u8>, E> {
+        Ok(Vec::new())
+    }
+}
+stateless_kind!(Bytes, Vec<u8>, BytesV);
+
+/// A proto enum: accepted as any int32 (unknown values are kept) or as its proto name.
+pub trait EnumName {
+    /// Human name for messages, e.g. "span kind".
+    const WHAT: &'static str;
+    /// Common prefix of the value names, e.g. "SPAN_KIND_".
+    const PREFIX: &'static str;
+    fn from_name(name: &str) -> Option<i32>;
+}
+
+/// Marker for an enum field of type `E`.
+pub struct Enum<E>(PhantomData<E>);
+struct EnumV<E>(PhantomData<E>);
+impl<'de, E: EnumName> Visitor<'de> for EnumV<E> {
+    type Value = i32;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "a {} (integer or {}* name)", E::WHAT, E::PREFIX)
+    }
+    fn visit_u64<Er: de::Error>(self, v: u64) -> Result<i32, Er> {
+        IntV::<i32>(PhantomData).visit_u64(v)
+    }
+    fn visit_i64<Er: de::Error>(self, v: i64) -> Result<i32, Er> {
+        IntV::<i32>(PhantomData).visit_i64(v)
+    }
+    fn visit_f64<Er: de::Error>(self, v: f64) -> Result<i32, Er> {
+        IntV::<i32>(PhantomData).visit_f64(v)
+    }
+    fn visit_str<Er: de::Error>(self, v: &str) -> Result<i32, Er> {
+        if let Some(n) = E::from_name(v) {
+            return Ok(n);
+        }
+        v.parse::<i32>().map_err(|_| {
+            Er::custom(format_args!("invalid {} {}: expected an integer or a {}* name", E::WHAT, Quoted(v), E::PREFIX))
+        })
+    }
+    fn visit_unit<Er: de::Error>(self) -> Result<i32, Er> {
+        Ok(0)
+    }
+}
+impl<E: EnumName> Kind for Enum<E> {
+    type Out = i32;
+    #[inline]
+    fn decode<'de, D: Deserializer<'de>>(d: D, _: &mut Ctx) -> Result<i32, D::Error> {
+        d.deserialize_any(EnumV::<E>(PhantomData))
+    }
+}

@@ -1,0 +1,31 @@
+//! otlp-bridge: receives OTLP over HTTP (JSON and protobuf) and forwards it over OTLP/gRPC.
+//!
+//! ```text
+//!  client --HTTP--> receive (route, limits, inflate, decode)      json: our OTLP/JSON decoder -> prost -> protobuf
+//!                     |                                            protobuf: wire scan (validate + count), bytes kept
+//!                     v
+//!                   limit (bytes held, reserved until answered)
+//!                     v
+//!                   batch (per signal: Batcher state machine + worker, answers each request with its batch's fate)
+//!                     v
+//!                   export (fan-out to every backend; per backend retry -> tonic pass-through codec) --gRPC--> backend
+//! ```
+//!
+//! Modules: [`config`] (flags, env, defaults), [`app`] (wiring, run, drain), [`signal`] (the one generic path),
+//! [`receive`] (HTTP side and the only error -> HTTP mapping), [`json`] (OTLP/JSON codec), [`wire`] (protobuf scan
+//! and split), [`limit`] (memory limit), [`batch`], [`retry`], [`export`], [`telemetry`] (metrics, admin server).
+
+pub mod app;
+pub mod batch;
+pub mod config;
+pub mod export;
+pub mod json;
+pub mod limit;
+pub mod receive;
+pub mod retry;
+pub mod signal;
+pub mod telemetry;
+pub mod wire;
+
+pub use app::{run, Listeners, RunError};
+pub use config::Config;

@@ -1,0 +1,259 @@
+//! The OTLP/HTTP side: routing, body limits, inflating, decoding, and answering.
+//!
+//! ```text
+//! CORS -> Routed (404/405/415, request metrics) -> MemoryLimit (reserve Content-Length) -> handle:
+//!   read (wire limit, timeout) -> inflate (inflated limit) -> decode<S> (wire scan | JSON) -> split -> pipeline
+//! ```
+
+pub mod body;
+mod cors;
+pub mod respond;
+pub mod server;
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{header, Method, Request, Response};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use prost::Message;
+use tower::{Service, ServiceBuilder};
+
+pub use body::ContentEncoding;
+pub use respond::{Format, ReceiveError};
+pub use server::serve;
+
+use crate::batch::Pipeline;
+use crate::limit::{MemoryBudget, MemoryError, MemoryLimitLayer, Reservation, SharedReservation};
+use crate::signal::{Logs, Metrics, Signal, SignalKind, Traces};
+use crate::telemetry::Telemetry;
+
+/// Bodies larger than this are inflated and decoded on the blocking pool, so one big request does not stall the
+/// other connections served by the same runtime thread.
+const BLOCKING_THRESHOLD: usize = 1 << 20;
+
+/// What the receiver needs, shared by all connections.
+pub struct Receiver {
+    /// Per-signal pipelines, by [`SignalKind::index`].
+    pub pipelines: [Pipeline; 3],
+    /// The memory budget.
+    pub budget: Arc<MemoryBudget>,
+    /// Metrics.
+    pub telemetry: Arc<Telemetry>,
+    /// Body limit, wire and inflated.
+    pub max_body_bytes: usize,
+    /// Largest export; bigger requests are split.
+    pub max_export_bytes: usize,
+    /// Time to read a body.
+    pub read_timeout: Duration,
+}
+
+/// The request's route, found before its body is read.
+#[derive(Debug, Clone, Copy)]
+pub struct Route {
+    /// The signal of the path.
+    pub kind: SignalKind,
+    /// The body's encoding.
+    pub format: Format,
+    /// The body's compression.
+    pub encoding: ContentEncoding,
+}
+
+fn content_type(req: &Request<Incoming>) -> Option<&str> {
+    req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok())
+}
+
+fn route(req: &Request<Incoming>) -> Result<Route, ReceiveError> {
+    let path = req.uri().path();
+    let kind = SignalKind::from_http_path(path).ok_or_else(|| ReceiveError::NotFound(path.to_string()))?;
+    if req.method() != Method::POST {
+        return Err(ReceiveError::MethodNotAllowed(req.method().to_string()));
+    }
+    let raw_type = content_type(req);
+    let format = Format::from_content_type(raw_type)
+        .ok_or_else(|| ReceiveError::UnsupportedMediaType(raw_type.unwrap_or("(none)").to_string()))?;
+    let raw_encoding = req.headers().get(header::CONTENT_ENCODING).map(|v| v.to_str().unwrap_or("(not ASCII)"));
+    let encoding = ContentEncoding::parse(raw_encoding)?;
+    Ok(Route { kind, format, encoding })
+}
+
+/// The tower stack for one client request, from CORS to the handler.
+pub fn stack(
+    receiver: Arc<Receiver>,
+    cors_allowed_origins: &[String],
+) -> impl Service<Request<Incoming>, Response = Response<Full<Bytes>>, Error = Infallible, Future: Send> + Clone + Send
+{
+    let telemetry = Arc::clone(&receiver.telemetry);
+    let refuse = move |req: &Request<Incoming>, e: MemoryError| {
+        telemetry.memory_refused();
+        ReceiveError::Memory(e).into_response(Format::for_errors(content_type(req)))
+    };
+    let handler = ServiceBuilder::new()
+        // Refuse what the memory limit cannot hold before a byte of the body is read.
+        .layer(MemoryLimitLayer::new(Arc::clone(&receiver.budget), refuse))
+        .service_fn({
+            let receiver = Arc::clone(&receiver);
+            move |req| handle(Arc::clone(&receiver), req)
+        });
+    ServiceBuilder::new()
+        // Browsers: answer preflights and add CORS headers to every answer, errors included.
+        .option_layer(cors::layer(cors_allowed_origins))
+        .service(Routed { inner: handler, telemetry: Arc::clone(&receiver.telemetry) })
+}
+
+/// Answers 404/405/415 before the body is read or memory reserved, and times and counts every answer.
+#[derive(Clone)]
+struct Routed<S> {
+    inner: S,
+    telemetry: Arc<Telemetry>,
+}
+
+impl<S> Service<Request<Incoming>> for Routed<S>
+where
+    S: Service<Request<Incoming>, Response = Response<Full<Bytes>>, Error = Infallible> + Send,
+    S::Future: Send + 'static,
+{
+    type Response = Response<Full<Bytes>>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response<Full<Bytes>>, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request<Incoming>) -> Self::Future {
+        let started = Instant::now();
+        let telemetry = Arc::clone(&self.telemetry);
+        match route(&req) {
+            Ok(route) => {
+                req.extensions_mut().insert(route);
+                let answer = self.inner.call(req);
+                Box::pin(async move {
+                    let response = answer.await?;
+                    telemetry.request(Some(route.kind), response.status(), started.elapsed());
+                    Ok(response)
+                })
+            }
+            Err(e) => {
+                let kind = SignalKind::from_http_path(req.uri().path());
+                let response = e.into_response(Format::for_errors(content_type(&req)));
+                telemetry.request(kind, response.status(), started.elapsed());
+                Box::pin(std::future::ready(Ok(response)))
+            }
+        }
+    }
+}
+
+async fn handle(receiver: Arc<Receiver>, req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+    let route = req.extensions().get::<Route>().copied();
+    let reservation = req.extensions().get::<SharedReservation>().and_then(SharedReservation::take);
+    let (Some(route), Some(reservation)) = (route, reservation) else {
+        // The stack always sets both; answering beats panicking if it ever does not.
+        let e = ReceiveError::BodyRead("internal error: request reached the handler unrouted".into());
+        return Ok(e.into_response(Format::Json));
+    };
+    let declared =
+        req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok());
+    let body = req.into_body();
+    let result = match route.kind {
+        SignalKind::Traces => receive::<Traces>(&receiver, route, declared, body, reservation).await,
+        SignalKind::Metrics => receive::<Metrics>(&receiver, route, declared, body, reservation).await,
+        SignalKind::Logs => receive::<Logs>(&receiver, route, declared, body, reservation).await,
+    };
+    Ok(result.unwrap_or_else(|e| {
+        tracing::debug!(signal = route.kind.name(), "request refused: {e}");
+        e.into_response(route.format)
+    }))
+}
+
+/// A request body as it will be forwarded: valid protobuf and its item count.
+struct Decoded {
+    payload: Bytes,
+    items: u64,
+    scan: Option<crate::wire::Scan>,
+}
+
+async fn receive<S: Signal>(
+    receiver: &Receiver,
+    route: Route,
+    declared: Option<usize>,
+    body: Incoming,
+    mut reservation: Reservation,
+) -> Result<Response<Full<Bytes>>, ReceiveError> {
+    let limit = receiver.max_body_bytes;
+    let read = body::read_limited(body, declared, limit, &mut reservation);
+    let wire = tokio::time::timeout(receiver.read_timeout, read)
+        .await
+        .map_err(|_| ReceiveError::ReadTimeout(receiver.read_timeout))??;
+
+    let work = move || -> Result<(Decoded, Reservation), ReceiveError> {
+        let plain = body::inflate(route.encoding, wire, limit, &mut reservation)?;
+        let decoded = decode::<S>(route.format, plain, &mut reservation)?;
+        Ok((decoded, reservation))
+    };
+    let (decoded, reservation) =
+        if declared.unwrap_or(usize::MAX) > BLOCKING_THRESHOLD || route.encoding != ContentEncoding::Identity {
+            tokio::task::spawn_blocking(work)
+                .await
+                .map_err(|e| ReceiveError::BodyRead(format!("decoder failed: {e}")))??
+        } else {
+            work()?
+        };
+
+    if decoded.items == 0 {
+        // Nothing to deliver (OTLP: an empty request succeeds).
+        return Ok(respond::success::<S>(route.format, None));
+    }
+    let encoding_label = match route.format {
+        Format::Json => "json",
+        Format::Protobuf => "protobuf",
+    };
+    let items = decoded.items;
+    receiver.telemetry.accepted(S::KIND, encoding_label, items);
+    let chunks = split(S::KIND, decoded, receiver.max_export_bytes)?;
+    match receiver.pipelines[S::KIND.index()].submit(chunks, reservation).await {
+        Ok(partial) => Ok(respond::success::<S>(route.format, Some(partial))),
+        Err(e) => {
+            receiver.telemetry.refused(S::KIND, items);
+            Err(e.into())
+        }
+    }
+}
+
+fn decode<S: Signal>(format: Format, plain: Bytes, reservation: &mut Reservation) -> Result<Decoded, ReceiveError> {
+    match format {
+        Format::Protobuf => {
+            let scan = crate::wire::scan(S::KIND.schema(), &plain)?;
+            Ok(Decoded { items: scan.items, payload: plain, scan: Some(scan) })
+        }
+        Format::Json => {
+            // The decoded tree and its protobuf encoding live beside the JSON text for a moment.
+            reservation.resize(plain.len().saturating_mul(3))?;
+            let request: S::Request = crate::json::decode(&plain)?;
+            drop(plain);
+            let items = S::count(&request);
+            let payload = Bytes::from(request.encode_to_vec());
+            drop(request);
+            reservation.resize(payload.len())?;
+            Ok(Decoded { payload, items, scan: None })
+        }
+    }
+}
+
+/// Splits a request larger than one export into valid requests at whole resource/scope/item entries.
+fn split(kind: SignalKind, decoded: Decoded, max_bytes: usize) -> Result<Vec<(Bytes, u64)>, ReceiveError> {
+    if decoded.payload.len() <= max_bytes {
+        return Ok(vec![(decoded.payload, decoded.items)]);
+    }
+    let scan = match decoded.scan {
+        Some(scan) => scan,
+        None => crate::wire::scan(kind.schema(), &decoded.payload)?,
+    };
+    let chunks = crate::wire::split(kind.schema(), &decoded.payload, &scan, max_bytes);
+    Ok(chunks.into_iter().map(|c| (c.body, c.items)).collect())
+}

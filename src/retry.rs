@@ -1,0 +1,282 @@
+//! Retry of one export against one backend: only on the codes OTLP calls retryable, with jittered exponential
+//! backoff, never sooner than the backend's `RetryInfo` asks, and never past the budget that keeps the client's
+//! answer inside its own export timeout.
+
+use std::future::Future;
+use std::time::Duration;
+
+use tokio::time::Instant;
+use tonic::{Code, Status};
+use tonic_types::StatusExt;
+
+use crate::config::RetryConfig;
+
+/// What to do after a failed attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    /// Try again after this delay.
+    RetryAfter(Duration),
+    /// Stop; answer the client. `retry_after` is the hint to pass on when the failure was retryable.
+    GiveUp {
+        /// When the client may try again (for 429/503 answers).
+        retry_after: Option<Duration>,
+    },
+}
+
+/// Whether OTLP allows retrying `code` (specification, "Failures"): RESOURCE_EXHAUSTED only when the server sent
+/// `RetryInfo`, because without it the server may be out of something a retry cannot bring back.
+pub fn is_retryable(code: Code, has_retry_info: bool) -> bool {
+    match code {
+        Code::Cancelled
+        | Code::DeadlineExceeded
+        | Code::Aborted
+        | Code::OutOfRange
+        | Code::Unavailable
+        | Code::DataLoss => true,
+        Code::ResourceExhausted => has_retry_info,
+        _ => false,
+    }
+}
+
+/// The delay a status asks for in its `google.rpc.RetryInfo` detail, if any.
+pub fn retry_info_delay(status: &Status) -> Option<Duration> {
+    status.get_details_retry_info().and_then(|info| info.retry_delay)
+}
+
+/// Jittered exponential backoff: each delay is uniformly random in [d/2, 3d/2), d doubling up to the maximum.
+#[derive(Debug, Clone)]
+pub struct Backoff {
+    current: Duration,
+    max: Duration,
+    rng: fastrand::Rng,
+}
+
+impl Backoff {
+    /// Starts at `initial`.
+    pub fn new(config: &RetryConfig) -> Backoff {
+        Backoff { current: config.initial_interval, max: config.max_interval, rng: fastrand::Rng::new() }
+    }
+
+    /// Deterministic jitter for tests.
+    pub fn with_seed(config: &RetryConfig, seed: u64) -> Backoff {
+        Backoff { rng: fastrand::Rng::with_seed(seed), ..Backoff::new(config) }
+    }
+
+    /// The next delay.
+    pub fn next_delay(&mut self) -> Duration {
+        let base = self.current;
+        self.current = (self.current * 2).min(self.max);
+        base.mul_f64(0.5 + self.rng.f64())
+    }
+}
+
+/// Decides after a failure at `elapsed` since the first attempt.
+pub fn decide(config: &RetryConfig, backoff: &mut Backoff, status: &Status, elapsed: Duration) -> Decision {
+    let hint = retry_info_delay(status);
+    if !is_retryable(status.code(), hint.is_some()) {
+        return Decision::GiveUp { retry_after: hint };
+    }
+    let delay = backoff.next_delay().max(hint.unwrap_or_default());
+    if elapsed + delay > config.max_elapsed {
+        // Holding the client longer would outlast its own timeout: tell it when to come back instead.
+        return Decision::GiveUp { retry_after: Some(hint.unwrap_or(delay)) };
+    }
+    Decision::RetryAfter(delay)
+}
+
+/// The final failure of [`export_with_retry`].
+#[derive(Debug, Clone)]
+pub struct Failure {
+    /// The last status.
+    pub status: Status,
+    /// When the client may retry, for retryable failures.
+    pub retry_after: Option<Duration>,
+    /// Attempts made.
+    pub attempts: u32,
+}
+
+/// Runs `attempt(timeout)` until it succeeds, fails for good, or the budget is spent. `on_retry` is told about
+/// each retry (for metrics and logs).
+pub async fn export_with_retry<T, F, Fut>(
+    config: &RetryConfig,
+    attempt_timeout: Duration,
+    mut attempt: F,
+    mut on_retry: impl FnMut(&Status, Duration),
+) -> Result<T, Failure>
+where
+    F: FnMut(Duration) -> Fut,
+    Fut: Future<Output = Result<T, Status>>,
+{
+    let start = Instant::now();
+    let mut backoff = Backoff::new(config);
+    let mut attempts = 0u32;
+    loop {
+        attempts += 1;
+        let elapsed = start.elapsed();
+        // The last attempt may only use what is left of the budget, so the client hears back in time.
+        let timeout = if config.max_elapsed.is_zero() {
+            attempt_timeout
+        } else {
+            attempt_timeout.min(config.max_elapsed.saturating_sub(elapsed).max(Duration::from_millis(100)))
+        };
+        let status = match tokio::time::timeout(timeout, attempt(timeout)).await {
+            Ok(Ok(value)) => return Ok(value),
+            Ok(Err(status)) => status,
+            Err(_) => Status::deadline_exceeded(format!("no answer within {timeout:?}")),
+        };
+        match decide(config, &mut backoff, &status, start.elapsed()) {
+            Decision::RetryAfter(delay) => {
+                on_retry(&status, delay);
+                tokio::time::sleep(delay).await;
+            }
+            Decision::GiveUp { retry_after } => return Err(Failure { status, retry_after, attempts }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use tonic_types::{ErrorDetails, StatusExt};
+
+    fn config() -> RetryConfig {
+        RetryConfig {
+            initial_interval: Duration::from_millis(100),
+            max_interval: Duration::from_secs(1),
+            max_elapsed: Duration::from_secs(5),
+        }
+    }
+
+    fn with_retry_info(code: Code, delay: Duration) -> Status {
+        Status::with_error_details(code, "slow down", ErrorDetails::with_retry_info(Some(delay)))
+    }
+
+    #[test]
+    fn only_the_otlp_retryable_codes_are_retried() {
+        for code in [
+            Code::Cancelled,
+            Code::DeadlineExceeded,
+            Code::Aborted,
+            Code::OutOfRange,
+            Code::Unavailable,
+            Code::DataLoss,
+        ] {
+            assert!(is_retryable(code, false), "{code:?}");
+        }
+        for code in
+            [Code::InvalidArgument, Code::Unauthenticated, Code::PermissionDenied, Code::Internal, Code::Unimplemented]
+        {
+            assert!(!is_retryable(code, true), "{code:?}");
+        }
+        assert!(!is_retryable(Code::ResourceExhausted, false));
+        assert!(is_retryable(Code::ResourceExhausted, true));
+    }
+
+    #[test]
+    fn backoff_doubles_with_jitter_up_to_the_maximum() {
+        let mut b = Backoff::with_seed(&config(), 7);
+        let delays: Vec<Duration> = (0..8).map(|_| b.next_delay()).collect();
+        for (i, d) in delays.iter().enumerate() {
+            let base = Duration::from_millis(100 * (1 << i.min(3))).min(Duration::from_secs(1));
+            assert!(*d >= base / 2 && *d < base * 3 / 2, "delay {i} = {d:?} around {base:?}");
+        }
+    }
+
+    #[test]
+    fn a_retry_info_hint_is_waited_at_least() {
+        let mut b = Backoff::with_seed(&config(), 1);
+        let d = decide(&config(), &mut b, &with_retry_info(Code::Unavailable, Duration::from_secs(2)), Duration::ZERO);
+        assert_eq!(d, Decision::RetryAfter(Duration::from_secs(2)));
+    }
+
+    #[test]
+    fn a_hint_beyond_the_budget_gives_up_at_once_with_that_hint() {
+        let mut b = Backoff::with_seed(&config(), 1);
+        let status = with_retry_info(Code::ResourceExhausted, Duration::from_secs(30));
+        assert_eq!(
+            decide(&config(), &mut b, &status, Duration::ZERO),
+            Decision::GiveUp { retry_after: Some(Duration::from_secs(30)) }
+        );
+    }
+
+    #[test]
+    fn resource_exhausted_without_retry_info_is_not_retried() {
+        let mut b = Backoff::with_seed(&config(), 1);
+        let d = decide(&config(), &mut b, &Status::resource_exhausted("full"), Duration::ZERO);
+        assert_eq!(d, Decision::GiveUp { retry_after: None });
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn fails_twice_then_succeeds_within_the_budget() {
+        let calls = AtomicU32::new(0);
+        let start = Instant::now();
+        let result = export_with_retry(
+            &config(),
+            Duration::from_secs(1),
+            |_| {
+                let n = calls.fetch_add(1, Ordering::SeqCst);
+                async move {
+                    if n < 2 {
+                        Err(Status::unavailable("down"))
+                    } else {
+                        Ok(n)
+                    }
+                }
+            },
+            |_, _| {},
+        )
+        .await;
+        assert_eq!(result.unwrap(), 2);
+        assert!(start.elapsed() < Duration::from_secs(1), "two short backoffs: {:?}", start.elapsed());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn always_unavailable_gives_up_inside_the_budget_with_a_retry_after() {
+        let start = Instant::now();
+        let err = export_with_retry(
+            &config(),
+            Duration::from_secs(1),
+            |_| async { Err::<(), _>(Status::unavailable("down")) },
+            |_, _| {},
+        )
+        .await
+        .unwrap_err();
+        assert!(start.elapsed() <= Duration::from_secs(5), "{:?}", start.elapsed());
+        assert!(err.attempts > 3);
+        assert!(err.retry_after.is_some());
+        assert_eq!(err.status.code(), Code::Unavailable);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_hanging_backend_times_out_per_attempt_and_the_total_stays_in_budget() {
+        let start = Instant::now();
+        let err = export_with_retry(
+            &config(),
+            Duration::from_secs(2),
+            |_| std::future::pending::<Result<(), Status>>(),
+            |_, _| {},
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(err.status.code(), Code::DeadlineExceeded);
+        assert!(start.elapsed() <= Duration::from_millis(5200), "{:?}", start.elapsed());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn invalid_argument_is_not_retried() {
+        let calls = AtomicU32::new(0);
+        let err = export_with_retry(
+            &config(),
+            Duration::from_secs(1),
+            |_| {
+                calls.fetch_add(1, Ordering::SeqCst);
+                async { Err::<(), _>(Status::invalid_argument("bad")) }
+            },
+            |_, _| {},
+        )
+        .await
+        .unwrap_err();
+        assert_eq!((calls.load(Ordering::SeqCst), err.attempts), (1, 1));
+    }
+}
