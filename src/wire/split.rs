@@ -143,6 +143,18 @@ fn assemble(body: &Bytes, group: Vec<Unit>) -> Chunk {
     Chunk { body: out.freeze(), items }
 }
 
+/// A `split` field occurrence inside a record being split.
+struct Child {
+    /// Key, length and payload, in the body.
+    record: Range<usize>,
+    /// Payload only, in the body.
+    payload: Range<usize>,
+    schema: &'static Schema,
+    num: u32,
+    item: bool,
+    oneof: bool,
+}
+
 /// Splits the length-delimited record at `rec` (key, length, payload of a `schema` message)
 /// into records of the same field that are each at most `max` bytes where the structure allows,
 /// appending them to `out`.
@@ -159,18 +171,16 @@ fn split_record(body: &Bytes, rec: Range<usize>, schema: &'static Schema, max: u
     let payload_at = rec.start + pos;
     let payload = &raw[pos..];
     let mut header: Vec<u8> = Vec::new();
-    // (child record range in the body, child schema, field number)
-    let mut children: Vec<(Range<usize>, &'static Schema, u32)> = Vec::new();
-    for_each_field(payload, |n, r, _| match schema.field(n) {
-        Some(f) if f.split => {
-            if let Kind::Msg(cs) = f.kind {
-                children.push((payload_at + r.start..payload_at + r.end, cs, n));
-            }
+    let mut children: Vec<Child> = Vec::new();
+    for_each_field(payload, |n, r, p| match schema.field(n).map(|f| (f, f.kind)) {
+        Some((f, Kind::Msg(schema))) if f.split => {
+            let (record, payload) =
+                (payload_at + r.start..payload_at + r.end, payload_at + p.start..payload_at + p.end);
+            children.push(Child { record, payload, schema, num: n, item: f.item, oneof: f.oneof });
         }
         _ => header.extend_from_slice(&payload[r]),
     });
-    let oneof_mix = children.iter().any(|c| c.2 != children[0].2)
-        && children.iter().any(|c| schema.field(c.2).is_some_and(|f| f.oneof));
+    let oneof_mix = children.iter().any(|c| c.oneof && c.num != children[0].num);
     if children.is_empty() || oneof_mix {
         // Nothing to cut along (or cutting would resurrect oneof variants a decode drops).
         let items = count(schema, payload);
@@ -184,17 +194,13 @@ fn split_record(body: &Bytes, rec: Range<usize>, schema: &'static Schema, max: u
     let child_max = max.saturating_sub(key_len + h + varint_len(max as u64));
 
     let mut child_units = Vec::with_capacity(children.len());
-    for (r, cs, n) in children {
-        if piece_size(r.len()) > max && cs.fields.iter().any(|f| f.split) {
-            split_record(body, r, cs, child_max, &mut child_units);
+    for c in children {
+        if piece_size(c.record.len()) > max && c.schema.fields.iter().any(|f| f.split) {
+            split_record(body, c.record, c.schema, child_max, &mut child_units);
         } else {
-            let child = &body[r.clone()];
-            let mut p = 0;
-            let items = match (read_key(child, &mut p), read_varint(child, &mut p)) {
-                (Ok(_), Ok(_)) => count(cs, &child[p..]),
-                _ => 0,
-            } + u64::from(schema.field(n).is_some_and(|f| f.item));
-            child_units.push(Unit::Range(r, items));
+            // An item holds no items, so only containers need a count.
+            let items = if c.item { 1 } else { count(c.schema, &body[c.payload]) };
+            child_units.push(Unit::Range(c.record, items));
         }
     }
 

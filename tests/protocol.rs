@@ -1,0 +1,213 @@
+//! The OTLP/HTTP rules of DESIGN.md section 2: routes, methods, content types, encodings, limits, response format.
+
+mod common;
+
+use common::*;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
+use prost::Message;
+
+#[tokio::test]
+async fn unknown_paths_are_404_with_a_status_body() {
+    let backend = MockBackend::start().await;
+    let bridge = Bridge::with_backend(&backend).await;
+    let a = post(&bridge.url("/v1/spans"), "application/json", "{}").await;
+    assert_eq!(a.status, 404);
+    let (code, message) = a.status_message();
+    assert_eq!(code, tonic::Code::NotFound as i32);
+    assert!(message.contains("/v1/traces"), "{message}");
+    assert_eq!(post(&bridge.url("/v1/traces/"), "application/json", "{}").await.status, 404);
+}
+
+#[tokio::test]
+async fn other_methods_are_405_with_allow() {
+    let backend = MockBackend::start().await;
+    let bridge = Bridge::with_backend(&backend).await;
+    for method in ["GET", "PUT", "DELETE", "PATCH"] {
+        let a = request(method, &bridge.url("/v1/logs"), &[], "").await;
+        assert_eq!(a.status, 405, "{method}");
+        assert!(a.header("allow").unwrap().contains("POST"));
+    }
+}
+
+#[tokio::test]
+async fn unsupported_content_types_are_415_before_the_body_is_read() {
+    let backend = MockBackend::start().await;
+    let bridge = Bridge::with_backend(&backend).await;
+    for ct in ["text/plain", "application/xml", "application/grpc"] {
+        let a = post(&bridge.url("/v1/traces"), ct, "{}").await;
+        assert_eq!(a.status, 415, "{ct}");
+        assert!(a.status_message().1.contains("application/json"));
+    }
+    let a = request("POST", &bridge.url("/v1/traces"), &[], "{}").await;
+    assert_eq!(a.status, 415, "missing Content-Type");
+    assert_eq!(backend.calls(), 0);
+}
+
+#[tokio::test]
+async fn unsupported_content_encodings_are_415() {
+    let backend = MockBackend::start().await;
+    let bridge = Bridge::with_backend(&backend).await;
+    let a = request(
+        "POST",
+        &bridge.url("/v1/traces"),
+        &[("content-type", "application/json"), ("content-encoding", "br")],
+        "{}",
+    )
+    .await;
+    assert_eq!(a.status, 415);
+    assert!(a.status_message().1.contains("br"));
+}
+
+#[tokio::test]
+async fn content_type_parameters_are_tolerated_and_the_response_mirrors_the_media_type() {
+    let backend = MockBackend::start().await;
+    let bridge = Bridge::with_backend(&backend).await;
+    let a = post(&bridge.url("/v1/traces"), "application/json; charset=utf-8", example("trace.json")).await;
+    assert_eq!(a.status, 200, "{}", a.text());
+    assert_eq!(a.header("content-type"), Some("application/json"));
+    assert_eq!(a.text(), "{}");
+    let a = post_pb(&bridge, "/v1/traces", &spans(1, 3)).await;
+    assert_eq!(a.status, 200);
+    assert_eq!(a.header("content-type"), Some("application/x-protobuf"));
+    assert_eq!(ExportTraceServiceResponse::decode(a.body).unwrap(), ExportTraceServiceResponse::default());
+}
+
+#[tokio::test]
+async fn empty_requests_succeed_without_a_backend_call() {
+    let backend = MockBackend::start().await;
+    let bridge = Bridge::with_backend(&backend).await;
+    for (path, body) in [("/v1/traces", "{}"), ("/v1/metrics", "{\"resourceMetrics\":[]}"), ("/v1/logs", "{}")] {
+        let a = post(&bridge.url(path), "application/json", body).await;
+        assert_eq!(a.status, 200, "{path}: {}", a.text());
+    }
+    let a = post(&bridge.url("/v1/logs"), "application/x-protobuf", Vec::new()).await;
+    assert_eq!(a.status, 200);
+    assert_eq!(backend.calls(), 0);
+}
+
+#[tokio::test]
+async fn errors_come_as_google_rpc_status_in_the_request_encoding() {
+    let backend = MockBackend::start().await;
+    let bridge = Bridge::with_backend(&backend).await;
+    let a = post(&bridge.url("/v1/traces"), "application/x-protobuf", vec![0x0a, 0xff]).await;
+    assert_eq!(a.status, 400);
+    assert_eq!(a.header("content-type"), Some("application/x-protobuf"));
+    let (code, message) = a.status_message();
+    assert_eq!(code, tonic::Code::InvalidArgument as i32);
+    assert!(!message.is_empty());
+
+    let a = post(
+        &bridge.url("/v1/traces"),
+        "application/json",
+        "{\"resourceSpans\":[{\"scopeSpans\":[{\"spans\":[{\"spanId\":\"xyz\"}]}]}]}",
+    )
+    .await;
+    assert_eq!(a.status, 400);
+    assert_eq!(a.header("content-type"), Some("application/json"));
+    let (_, message) = a.status_message();
+    assert!(message.contains("resourceSpans[0].scopeSpans[0].spans[0].spanId"), "the field path: {message}");
+    assert!(message.contains("column"), "the position: {message}");
+}
+
+#[tokio::test]
+async fn bodies_over_the_wire_limit_are_413() {
+    let backend = MockBackend::start().await;
+    let mut config = config_for(&[&backend]);
+    config.max_body_bytes = 10_000;
+    let bridge = Bridge::start(config).await;
+    let a = post(&bridge.url("/v1/traces"), "application/x-protobuf", vec![0u8; 10_001]).await;
+    assert_eq!(a.status, 413);
+    assert!(a.status_message().1.contains("10000"));
+    let ok = post_pb(&bridge, "/v1/traces", &spans(1, 2)).await;
+    assert_eq!(ok.status, 200, "the bridge keeps serving");
+}
+
+#[tokio::test]
+async fn a_gzip_bomb_is_413_on_the_inflated_limit() {
+    let backend = MockBackend::start().await;
+    let mut config = config_for(&[&backend]);
+    config.max_body_bytes = 1 << 20;
+    let bridge = Bridge::start(config).await;
+    let bomb = gzip(&vec![b' '; 64 << 20]);
+    assert!(bomb.len() < 200_000);
+    let a = request(
+        "POST",
+        &bridge.url("/v1/traces"),
+        &[("content-type", "application/json"), ("content-encoding", "gzip")],
+        bomb,
+    )
+    .await;
+    assert_eq!(a.status, 413);
+    assert!(a.status_message().1.contains("decompression"), "{}", a.text());
+}
+
+#[tokio::test]
+async fn corrupt_gzip_is_400() {
+    let backend = MockBackend::start().await;
+    let bridge = Bridge::with_backend(&backend).await;
+    let a = request(
+        "POST",
+        &bridge.url("/v1/traces"),
+        &[("content-type", "application/json"), ("content-encoding", "gzip")],
+        "not gzip",
+    )
+    .await;
+    assert_eq!(a.status, 400);
+    assert!(a.status_message().1.contains("gzip"));
+}
+
+#[tokio::test]
+async fn cors_preflight_allows_configured_origins_only() {
+    let backend = MockBackend::start().await;
+    let mut config = config_for(&[&backend]);
+    config.cors_allowed_origins = vec!["https://*.example.com".into(), "http://localhost:3000".into()];
+    let bridge = Bridge::start(config).await;
+    let preflight = |origin: &'static str| {
+        let url = bridge.url("/v1/traces");
+        async move {
+            request(
+                "OPTIONS",
+                &url,
+                &[
+                    ("origin", origin),
+                    ("access-control-request-method", "POST"),
+                    ("access-control-request-headers", "content-type"),
+                ],
+                "",
+            )
+            .await
+        }
+    };
+    let a = preflight("https://app.example.com").await;
+    assert!(a.status < 300, "{}", a.status);
+    assert_eq!(a.header("access-control-allow-origin"), Some("https://app.example.com"));
+    assert!(a.header("access-control-allow-methods").unwrap().contains("POST"));
+    assert!(a.header("access-control-allow-credentials").is_none());
+    let a = preflight("https://evil.net").await;
+    assert!(a.header("access-control-allow-origin").is_none());
+
+    let a = request(
+        "POST",
+        &bridge.url("/v1/traces"),
+        &[("origin", "http://localhost:3000"), ("content-type", "application/json")],
+        example("trace.json"),
+    )
+    .await;
+    assert_eq!(a.status, 200);
+    assert_eq!(a.header("access-control-allow-origin"), Some("http://localhost:3000"));
+}
+
+#[tokio::test]
+async fn without_cors_configuration_no_cors_headers_are_sent() {
+    let backend = MockBackend::start().await;
+    let bridge = Bridge::with_backend(&backend).await;
+    let a = request(
+        "POST",
+        &bridge.url("/v1/traces"),
+        &[("origin", "https://app.example.com"), ("content-type", "application/json")],
+        "{}",
+    )
+    .await;
+    assert_eq!(a.status, 200);
+    assert!(a.header("access-control-allow-origin").is_none());
+}
