@@ -207,9 +207,10 @@ mod tests {
         drop(a);
         assert_eq!(budget.held(), 10);
         b.resize(90).unwrap();
+        let c = budget.reserve(10).unwrap();
         assert!(b.resize(91).is_err(), "growing past the limit fails");
         assert_eq!(b.bytes(), 90, "a failed grow keeps the old size");
-        drop(b);
+        drop((b, c));
         assert_eq!(budget.held(), 0);
     }
 

@@ -178,7 +178,7 @@ mod tests {
         let mut b = Backoff::with_seed(&config(), 7);
         let delays: Vec<Duration> = (0..8).map(|_| b.next_delay()).collect();
         for (i, d) in delays.iter().enumerate() {
-            let base = Duration::from_millis(100 * (1 << i.min(3))).min(Duration::from_secs(1));
+            let base = Duration::from_millis(100 * (1 << i.min(4))).min(Duration::from_secs(1));
             assert!(*d >= base / 2 && *d < base * 3 / 2, "delay {i} = {d:?} around {base:?}");
         }
     }

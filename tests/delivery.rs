@@ -1,4 +1,5 @@
 //! Data arrives intact: every signal, both encodings, every compression; protobuf bytes forwarded as they came.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
 
 mod common;
 

@@ -1,4 +1,5 @@
 //! The OTLP/HTTP rules of DESIGN.md section 2: routes, methods, content types, encodings, limits, response format.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
 
 mod common;
 

@@ -105,6 +105,8 @@ pub fn combine(
 }
 
 /// One backend.
+// A bridge has a handful of these, each behind an Arc: boxing the larger variant would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum Backend {
     /// OTLP/gRPC.

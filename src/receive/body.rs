@@ -201,7 +201,9 @@ mod tests {
             let mut r = budget.reserve(0).unwrap();
             let out = inflate(enc, Bytes::from(wire), 10 << 20, &mut r).unwrap();
             assert_eq!(&out[..], &data[..], "{enc:?}");
-            assert_eq!(r.bytes(), out.len());
+            if enc != ContentEncoding::Identity {
+                assert_eq!(r.bytes(), out.len(), "only the inflated bytes stay reserved");
+            }
         }
     }
 

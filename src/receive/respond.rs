@@ -247,6 +247,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::disallowed_methods)] // a small in-memory body
     fn error_bodies_are_status_messages_in_the_request_encoding() {
         let json = ReceiveError::UnsupportedEncoding("br".into()).into_response(Format::Json);
         assert_eq!(json.status(), 415);
