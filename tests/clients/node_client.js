@@ -32,7 +32,10 @@ function args() {
 const complaints = [];
 const keep = (level) => (msg, ...rest) => {
   const line = `${level} ${msg} ${rest.map((r) => (typeof r === 'string' ? r : JSON.stringify(r))).join(' ')}`.trim();
-  if (level === 'WARN' || level === 'ERROR' || /retry|fail/i.test(line)) complaints.push(line);
+  // 'Scheduling export retry' (verbose) is how a retried export shows; 'Export succeeded after 0 retry attempts' is not one.
+  if (level === 'WARN' || level === 'ERROR' || /Scheduling export retry|not retrying|failed/i.test(line)) {
+    complaints.push(line);
+  }
   if (level === 'WARN' || level === 'ERROR') process.stderr.write(`[otel ${line}]\n`);
 };
 diag.setLogger(

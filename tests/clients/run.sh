@@ -110,7 +110,7 @@ BACKEND_PORT="$(cat "$WORK/backend.port")"
 BRIDGE_PID=""
 for attempt in 1 2 3; do # free ports are picked, then bound by the bridge: retry if someone took one between
   read -r HTTP_PORT ADMIN_PORT < <("${H[@]}" free-ports 2)
-  RUST_LOG="${RUST_LOG:-info}" "$BRIDGE_BIN" --listen "127.0.0.1:$HTTP_PORT" --metrics-listen "127.0.0.1:$ADMIN_PORT" \
+  NO_COLOR=1 RUST_LOG="${RUST_LOG:-info}" "$BRIDGE_BIN" --listen "127.0.0.1:$HTTP_PORT" --metrics-listen "127.0.0.1:$ADMIN_PORT" \
     --backend "http://127.0.0.1:$BACKEND_PORT" >"$WORK/bridge.log" 2>&1 &
   BRIDGE_PID=$!
   PIDS+=("$BRIDGE_PID")
