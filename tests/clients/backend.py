@@ -51,10 +51,23 @@ def _service(resource):
 
 
 class Recorder:
-    def __init__(self, path):
+    def __init__(self, path, fail_first=0, fail_code="UNAVAILABLE"):
         self._lock = threading.Lock()
         self._seq = 0
         self._f = open(path, "a", encoding="utf-8")
+        self._fail_left = fail_first
+        self._fail_code = getattr(grpc.StatusCode, fail_code)
+
+    def maybe_fail(self, signal_name, context):
+        """Scripted failure: the first --fail-first Export calls are refused (and recorded as refused)."""
+        with self._lock:
+            if self._fail_left <= 0:
+                return
+            self._fail_left -= 1
+            self._seq += 1
+            self._f.write(json.dumps({"signal": signal_name, "seq": self._seq, "refused": self._fail_code.name}) + "\n")
+            self._f.flush()
+        context.abort(self._fail_code, "scripted failure (backend.py --fail-first)")
 
     def write(self, signal_name, context, key, items):
         md = {k: v for k, v in context.invocation_metadata() if not k.endswith("-bin")}
@@ -76,6 +89,7 @@ class Traces(trace_service_pb2_grpc.TraceServiceServicer):
         self.rec = rec
 
     def Export(self, request, context):
+        self.rec.maybe_fail("traces", context)
         spans = []
         for rs in request.resource_spans:
             svc = _service(rs.resource)
@@ -100,6 +114,7 @@ class Logs(logs_service_pb2_grpc.LogsServiceServicer):
         self.rec = rec
 
     def Export(self, request, context):
+        self.rec.maybe_fail("logs", context)
         logs = []
         for rl in request.resource_logs:
             svc = _service(rl.resource)
@@ -122,6 +137,7 @@ class Metrics(metrics_service_pb2_grpc.MetricsServiceServicer):
         self.rec = rec
 
     def Export(self, request, context):
+        self.rec.maybe_fail("metrics", context)
         points = []
         for rm in request.resource_metrics:
             svc = _service(rm.resource)
@@ -152,9 +168,11 @@ def main():
     ap.add_argument("--record", required=True, help="JSONL file every request is appended to")
     ap.add_argument("--port", type=int, default=0)
     ap.add_argument("--port-file", help="write the bound port here once serving")
+    ap.add_argument("--fail-first", type=int, default=0, help="refuse the first N Export calls (any signal)")
+    ap.add_argument("--fail-code", default="UNAVAILABLE", help="gRPC status code name for --fail-first")
     args = ap.parse_args()
 
-    rec = Recorder(args.record)
+    rec = Recorder(args.record, args.fail_first, args.fail_code)
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=8),
         options=[("grpc.max_receive_message_length", 64 * 1024 * 1024)],

@@ -2,8 +2,8 @@
 """Helpers for run.sh: free ports, bounded waits, and the verdict.
 
   harness.py free-ports N                 print N free 127.0.0.1 ports
-  harness.py wait-file PATH SECONDS       wait until PATH exists and is non-empty
-  harness.py wait-http URL SECONDS        wait until GET URL answers 200
+  harness.py wait-file PATH SECONDS [PID] wait until PATH exists and is non-empty (give up if PID exits)
+  harness.py wait-http URL SECONDS [PID]  wait until GET URL answers 200 (give up if PID exits)
   harness.py verify --record R --client NAME:SENT_JSON:EXIT_CODE [...]
                                           compare what each client sent with what the backend recorded
 """
@@ -37,9 +37,29 @@ def free_ports(n):
     print(" ".join(map(str, ports)))
 
 
-def wait_file(path, seconds):
+def _alive(pid):
+    if not pid:
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # a zombie (exited, not yet reaped by run.sh) counts as gone
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return True
+
+
+def wait_file(path, seconds, pid=None):
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
+        if not _alive(pid):
+            print(f"process {pid} exited while waiting for {path}", file=sys.stderr)
+            return 1
         if os.path.exists(path) and os.path.getsize(path) > 0:
             return 0
         time.sleep(0.1)
@@ -47,11 +67,14 @@ def wait_file(path, seconds):
     return 1
 
 
-def wait_http(url, seconds):
+def wait_http(url, seconds, pid=None):
     deadline = time.monotonic() + seconds
     last = None
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
     while time.monotonic() < deadline:
+        if not _alive(pid):
+            print(f"process {pid} exited while waiting for {url} (last: {last})", file=sys.stderr)
+            return 1
         try:
             with opener.open(url, timeout=2) as r:
                 if r.status == 200:
@@ -94,7 +117,9 @@ def load_record(path):
             line = line.strip()
             if line:
                 try:
-                    lines.append(json.loads(line))
+                    rec = json.loads(line)
+                    if "refused" not in rec:  # a scripted refusal (backend.py --fail-first) holds no data
+                        lines.append(rec)
                 except json.JSONDecodeError as e:
                     raise SystemExit(f"backend record line {n} is not JSON: {e}")
     return lines
@@ -240,9 +265,11 @@ def main():
     p = sub.add_parser("wait-file")
     p.add_argument("path")
     p.add_argument("seconds", type=float)
+    p.add_argument("pid", type=int, nargs="?")
     p = sub.add_parser("wait-http")
     p.add_argument("url")
     p.add_argument("seconds", type=float)
+    p.add_argument("pid", type=int, nargs="?")
     p = sub.add_parser("verify")
     p.add_argument("--record", required=True)
     p.add_argument("--client", action="append", default=[], help="NAME:SENT_JSON:EXIT_CODE")
@@ -252,9 +279,9 @@ def main():
         free_ports(a.n)
         return 0
     if a.cmd == "wait-file":
-        return wait_file(a.path, a.seconds)
+        return wait_file(a.path, a.seconds, a.pid)
     if a.cmd == "wait-http":
-        return wait_http(a.url, a.seconds)
+        return wait_http(a.url, a.seconds, a.pid)
     return verify(a)
 
 

@@ -97,14 +97,14 @@ else
   (cd "$ROOT" && timeout 3000 cargo build --release --bin otlp-bridge) >"$WORK/cargo.log" 2>&1 \
     || setup_failed "cargo build failed"
 fi
-log "bridge: $BRIDGE_BIN ($("$BRIDGE_BIN" --version 2>&1 || true))"
+log "bridge: $BRIDGE_BIN ($("$BRIDGE_BIN" --version 2>&1 | head -n 1 || true))"
 
 # ---------------------------------------------------------------- backend + bridge
 "$VPY" "$HERE/backend.py" --record "$WORK/backend.jsonl" --port-file "$WORK/backend.port" \
   >"$WORK/backend.log" 2>&1 &
 BACKEND_PID=$!
 PIDS+=("$BACKEND_PID")
-"${H[@]}" wait-file "$WORK/backend.port" 30 || setup_failed "the backend did not start"
+"${H[@]}" wait-file "$WORK/backend.port" 30 "$BACKEND_PID" || setup_failed "the backend did not start"
 BACKEND_PORT="$(cat "$WORK/backend.port")"
 
 BRIDGE_PID=""
@@ -114,7 +114,7 @@ for attempt in 1 2 3; do # free ports are picked, then bound by the bridge: retr
     --backend "http://127.0.0.1:$BACKEND_PORT" >"$WORK/bridge.log" 2>&1 &
   BRIDGE_PID=$!
   PIDS+=("$BRIDGE_PID")
-  if "${H[@]}" wait-http "http://127.0.0.1:$ADMIN_PORT/ready" 30; then break; fi
+  if "${H[@]}" wait-http "http://127.0.0.1:$ADMIN_PORT/ready" 30 "$BRIDGE_PID"; then break; fi
   kill -0 "$BRIDGE_PID" 2>/dev/null && setup_failed "the bridge did not become ready within 30s"
   log "the bridge exited at start (attempt $attempt); retrying on other ports"
   BRIDGE_PID=""
