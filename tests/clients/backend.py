@@ -14,6 +14,7 @@ Record lines:
   {"signal": "traces",  "seq": n, "metadata": {...}, "spans": [{service, trace_id, span_id, parent_span_id, name}]}
   {"signal": "logs",    "seq": n, "metadata": {...}, "logs":  [{service, body, trace_id, span_id}]}
   {"signal": "metrics", "seq": n, "metadata": {...}, "points": [{service, metric, attributes, value}]}
+  {"signal": ..., "seq": n, "refused": "UNAVAILABLE", "services": "..."}   (a scripted refusal, --fail-first)
 """
 import argparse
 import json
@@ -55,17 +56,21 @@ class Recorder:
         self._lock = threading.Lock()
         self._seq = 0
         self._f = open(path, "a", encoding="utf-8")
-        self._fail_left = fail_first
+        self._fail_first = fail_first
+        self._refused = {}
         self._fail_code = getattr(grpc.StatusCode, fail_code)
 
-    def maybe_fail(self, signal_name, context):
-        """Scripted failure: the first --fail-first Export calls are refused (and recorded as refused)."""
+    def maybe_fail(self, signal_name, context, services):
+        """Scripted failure: for each service.name, the first --fail-first Export calls carrying it
+        are refused with --fail-code (and recorded as refused, without their data)."""
         with self._lock:
-            if self._fail_left <= 0:
+            key = ",".join(sorted(set(map(str, services))))
+            if self._refused.get(key, 0) >= self._fail_first:
                 return
-            self._fail_left -= 1
+            self._refused[key] = self._refused.get(key, 0) + 1
             self._seq += 1
-            self._f.write(json.dumps({"signal": signal_name, "seq": self._seq, "refused": self._fail_code.name}) + "\n")
+            line = {"signal": signal_name, "seq": self._seq, "refused": self._fail_code.name, "services": key}
+            self._f.write(json.dumps(line) + "\n")
             self._f.flush()
         context.abort(self._fail_code, "scripted failure (backend.py --fail-first)")
 
@@ -89,7 +94,7 @@ class Traces(trace_service_pb2_grpc.TraceServiceServicer):
         self.rec = rec
 
     def Export(self, request, context):
-        self.rec.maybe_fail("traces", context)
+        self.rec.maybe_fail("traces", context, [_service(rs.resource) for rs in request.resource_spans])
         spans = []
         for rs in request.resource_spans:
             svc = _service(rs.resource)
@@ -114,7 +119,7 @@ class Logs(logs_service_pb2_grpc.LogsServiceServicer):
         self.rec = rec
 
     def Export(self, request, context):
-        self.rec.maybe_fail("logs", context)
+        self.rec.maybe_fail("logs", context, [_service(rl.resource) for rl in request.resource_logs])
         logs = []
         for rl in request.resource_logs:
             svc = _service(rl.resource)
@@ -137,7 +142,7 @@ class Metrics(metrics_service_pb2_grpc.MetricsServiceServicer):
         self.rec = rec
 
     def Export(self, request, context):
-        self.rec.maybe_fail("metrics", context)
+        self.rec.maybe_fail("metrics", context, [_service(rm.resource) for rm in request.resource_metrics])
         points = []
         for rm in request.resource_metrics:
             svc = _service(rm.resource)
@@ -168,7 +173,7 @@ def main():
     ap.add_argument("--record", required=True, help="JSONL file every request is appended to")
     ap.add_argument("--port", type=int, default=0)
     ap.add_argument("--port-file", help="write the bound port here once serving")
-    ap.add_argument("--fail-first", type=int, default=0, help="refuse the first N Export calls (any signal)")
+    ap.add_argument("--fail-first", type=int, default=0, help="per service.name, refuse the first N Export calls")
     ap.add_argument("--fail-code", default="UNAVAILABLE", help="gRPC status code name for --fail-first")
     args = ap.parse_args()
 

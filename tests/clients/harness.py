@@ -4,7 +4,7 @@
   harness.py free-ports N                 print N free 127.0.0.1 ports
   harness.py wait-file PATH SECONDS [PID] wait until PATH exists and is non-empty (give up if PID exits)
   harness.py wait-http URL SECONDS [PID]  wait until GET URL answers 200 (give up if PID exits)
-  harness.py verify --record R --client NAME:SENT_JSON:EXIT_CODE [...]
+  harness.py verify --client ROUND:MODE:RECORD:NAME:SENT_JSON:EXIT_CODE [...] [--extra NAME:1|0:WHY ...]
                                           compare what each client sent with what the backend recorded
 """
 import argparse
@@ -109,23 +109,27 @@ def _short(items, n=5):
 
 
 def load_record(path):
-    lines = []
+    """The backend's data lines, and its scripted refusals (backend.py --fail-first) apart."""
+    lines, refusals = [], []
     if not os.path.exists(path):
-        return lines
+        return lines, refusals
     with open(path, encoding="utf-8") as f:
         for n, line in enumerate(f, 1):
             line = line.strip()
             if line:
                 try:
                     rec = json.loads(line)
-                    if "refused" not in rec:  # a scripted refusal (backend.py --fail-first) holds no data
-                        lines.append(rec)
+                    (refusals if "refused" in rec else lines).append(rec)
                 except json.JSONDecodeError as e:
                     raise SystemExit(f"backend record line {n} is not JSON: {e}")
-    return lines
+    return lines, refusals
 
 
-def check_client(name, sent_path, rc, record):
+# A retried export shows in the SDK's own log; in the "client-retry" round these are expected, nothing else is.
+RETRY_NOTICE = ("Transient error", "Scheduling export retry")
+
+
+def check_client(name, sent_path, rc, record, mode="strict", refusals=()):
     problems, facts = [], []
     exp = EXPECTED[name]
     if rc != 0:
@@ -143,8 +147,20 @@ def check_client(name, sent_path, rc, record):
     not_flushed = [k for k, v in sent["flushed"].items() if not v]
     if not_flushed:
         problems.append(f"force_flush did not complete for {not_flushed}")
-    if sent.get("sdk_complaints"):
-        problems.append(f"the SDK complained {len(sent['sdk_complaints'])}x: {_short(sent['sdk_complaints'], 3)}")
+    if mode != "strict":
+        refused = [r for r in refusals if service in r.get("services", "").split(",")]
+        if not refused:
+            problems.append("the backend refused none of this client's exports: the round tested nothing")
+        facts.append(f"backend refused {len(refused)} export(s) with {refused[0]['refused'] if refused else '-'}")
+    complaints = sent.get("sdk_complaints") or []
+    if mode == "client-retry":
+        retries = [c for c in complaints if any(r in c for r in RETRY_NOTICE)]
+        complaints = [c for c in complaints if c not in retries]
+        if not retries:
+            problems.append("the client never retried: the scripted refusals did not reach it")
+        facts.append(f"client retried {len(retries)}x")
+    if complaints:
+        problems.append(f"the SDK complained {len(complaints)}x: {_short(complaints, 3)}")
 
     # --- spans: exactly the same (trace_id, span_id) multiset, and the same content
     mine = [r for r in record if r["signal"] == "traces"]
@@ -230,13 +246,13 @@ def check_client(name, sent_path, rc, record):
 
 
 def verify(args):
-    record = load_record(args.record)
     passed = failed = 0
     for spec in args.client:
-        name, path, rc = spec.split(":", 2)
-        problems, facts = check_client(name, path, int(rc), record)
-        label = {"python": "python (opentelemetry-exporter-otlp-proto-http, protobuf)",
-                 "node": "node (@opentelemetry/exporter-trace-otlp-http, JSON)"}[name]
+        rnd, mode, record_path, name, path, rc = spec.split(":", 5)
+        record, refusals = load_record(record_path)
+        problems, facts = check_client(name, path, int(rc), record, mode, refusals)
+        label = rnd + " " + {"python": "python (opentelemetry-exporter-otlp-proto-http, protobuf)",
+                             "node": "node (@opentelemetry/exporter-trace-otlp-http, JSON)"}[name]
         if problems:
             failed += 1
             print(f"FAIL {label}: {'; '.join(facts)}")
@@ -271,8 +287,9 @@ def main():
     p.add_argument("seconds", type=float)
     p.add_argument("pid", type=int, nargs="?")
     p = sub.add_parser("verify")
-    p.add_argument("--record", required=True)
-    p.add_argument("--client", action="append", default=[], help="NAME:SENT_JSON:EXIT_CODE")
+    p.add_argument("--client", action="append", default=[],
+                   help="ROUND:MODE:BACKEND_RECORD:NAME:SENT_JSON:EXIT_CODE; MODE: strict (no refusal, no SDK warning), "
+                        "bridge-retry (the backend refused, the app saw nothing), client-retry (the app retried)")
     p.add_argument("--extra", action="append", help="NAME:1|0:WHY, a further check run.sh made")
     a = ap.parse_args()
     if a.cmd == "free-ports":
