@@ -160,6 +160,12 @@ impl Telemetry {
         self.counter("otlp_bridge_export_attempts_total", labels).increment(1);
     }
 
+    /// How long one export to one backend took, retries included.
+    pub fn export_duration(&self, kind: SignalKind, backend: &str, elapsed: Duration) {
+        let labels = vec![Label::new("signal", kind.name()), Label::new("backend", backend.to_string())];
+        self.histogram("otlp_bridge_export_duration_seconds", labels).record(elapsed.as_secs_f64());
+    }
+
     /// One retry after a failed attempt.
     pub fn export_retry(&self, kind: SignalKind, backend: &str) {
         let labels = vec![Label::new("signal", kind.name()), Label::new("backend", backend.to_string())];

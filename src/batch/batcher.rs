@@ -1,9 +1,14 @@
 //! The batcher as a pure state machine: no I/O, no clock of its own, so every flush rule is tested directly.
 //!
 //! Rules. A batch is sealed when the next entry would push it past `max_items` or `max_bytes`, or when it is full.
-//! An open batch is flushed when no export is in flight (nothing to wait for: the data goes out at once, so a lone
-//! client sees no added latency), or when it is older than `timeout` and an export slot is free. While exports are
-//! in flight, data accumulates: batches grow exactly when the backend is the bottleneck.
+//! An open batch is flushed
+//! - when no export is in flight: nothing to wait for, so a lone client sees no added latency;
+//! - when an export slot is free and the batch is older than the linger (or `timeout`, if shorter). The caller
+//!   passes a linger of about half the backend's recent export latency: requests arriving while an export is in
+//!   flight coalesce for a while, then a slow backend still gets concurrent exports instead of a convoy behind the
+//!   one in flight, and no request waits much longer than the backend itself makes it wait.
+//!
+//! While every slot is busy, data accumulates: batches grow exactly when the backend is the bottleneck.
 
 use std::time::Duration;
 
@@ -22,8 +27,10 @@ pub trait Weighed {
 pub enum FlushReason {
     /// It reached `max_items` or `max_bytes`.
     Size,
-    /// It waited `timeout` while exports were in flight.
+    /// It reached `timeout` while exports were in flight.
     Timeout,
+    /// It waited `linger` while other exports were in flight, and a slot was free.
+    Linger,
     /// No export was in flight.
     Idle,
     /// The bridge is stopping.
@@ -36,6 +43,7 @@ impl FlushReason {
         match self {
             FlushReason::Size => "size",
             FlushReason::Timeout => "timeout",
+            FlushReason::Linger => "linger",
             FlushReason::Idle => "idle",
             FlushReason::Shutdown => "shutdown",
         }
@@ -62,7 +70,7 @@ pub struct Limits {
     pub max_items: u64,
     /// Bytes that fill a batch.
     pub max_bytes: usize,
-    /// Longest wait while exports are in flight.
+    /// Longest a batch waits to fill while exports are in flight.
     pub timeout: Duration,
 }
 
@@ -103,21 +111,27 @@ impl<T: Weighed> Batcher<T> {
         sealed
     }
 
-    /// Whether the open batch should go now, given the exports in flight and the slots for them.
-    pub fn due(&self, now: Instant, in_flight: usize, max_in_flight: usize) -> Option<FlushReason> {
+    /// Whether the open batch should go now, given the exports in flight, the slots for them, and how long data
+    /// may wait for more while other exports are in flight.
+    pub fn due(&self, now: Instant, in_flight: usize, max_in_flight: usize, linger: Duration) -> Option<FlushReason> {
         let opened_at = self.opened_at?;
+        let age = now.saturating_duration_since(opened_at);
         if in_flight == 0 {
             Some(FlushReason::Idle)
-        } else if in_flight < max_in_flight && now >= opened_at + self.limits.timeout {
+        } else if in_flight >= max_in_flight {
+            None
+        } else if age >= self.limits.timeout {
             Some(FlushReason::Timeout)
+        } else if age >= linger {
+            Some(FlushReason::Linger)
         } else {
             None
         }
     }
 
-    /// When the open batch times out, if there is one.
-    pub fn deadline(&self) -> Option<Instant> {
-        self.opened_at.map(|t| t + self.limits.timeout)
+    /// When the open batch may go out on a free slot, if there is one.
+    pub fn deadline(&self, linger: Duration) -> Option<Instant> {
+        self.opened_at.map(|t| t + self.limits.timeout.min(linger))
     }
 
     /// Takes the open batch, if any.
@@ -150,6 +164,8 @@ mod tests {
         }
     }
 
+    const L: Duration = Duration::from_millis(2);
+
     fn limits() -> Limits {
         Limits { max_items: 10, max_bytes: 1000, timeout: Duration::from_millis(200) }
     }
@@ -159,23 +175,32 @@ mod tests {
         let t0 = Instant::now();
         let mut b = Batcher::new(limits());
         assert!(b.offer(E(1, 10), t0).is_empty());
-        assert_eq!(b.due(t0, 0, 4), Some(FlushReason::Idle));
+        assert_eq!(b.due(t0, 0, 4, L), Some(FlushReason::Idle));
         let batch = b.take(FlushReason::Idle).unwrap();
         assert_eq!((batch.items, batch.bytes, batch.entries.len()), (1, 10, 1));
-        assert_eq!(b.due(t0, 0, 4), None, "nothing left to flush");
+        assert_eq!(b.due(t0, 0, 4, L), None, "nothing left to flush");
     }
 
     #[test]
-    fn data_accumulates_while_an_export_is_in_flight_until_the_timeout() {
+    fn data_lingers_while_an_export_is_in_flight_then_takes_a_free_slot() {
         let t0 = Instant::now();
         let mut b = Batcher::new(limits());
         b.offer(E(1, 10), t0);
-        b.offer(E(2, 10), t0 + Duration::from_millis(50));
-        assert_eq!(b.due(t0 + Duration::from_millis(199), 1, 4), None);
-        assert_eq!(b.deadline(), Some(t0 + Duration::from_millis(200)), "the age counts from the first entry");
-        assert_eq!(b.due(t0 + Duration::from_millis(200), 1, 4), Some(FlushReason::Timeout));
-        assert_eq!(b.due(t0 + Duration::from_millis(200), 4, 4), None, "no free slot: keep growing");
-        assert_eq!(b.due(t0 + Duration::from_millis(200), 0, 4), Some(FlushReason::Idle));
+        b.offer(E(2, 10), t0 + Duration::from_millis(1));
+        assert_eq!(b.due(t0 + Duration::from_millis(1), 1, 4, L), None, "lingers while an export is in flight");
+        assert_eq!(b.deadline(L), Some(t0 + Duration::from_millis(2)), "the age counts from the first entry");
+        assert_eq!(b.due(t0 + Duration::from_millis(2), 1, 4, L), Some(FlushReason::Linger));
+        assert_eq!(b.due(t0 + Duration::from_millis(500), 4, 4, L), None, "no free slot: keep growing");
+        assert_eq!(b.due(t0 + Duration::from_millis(500), 3, 4, L), Some(FlushReason::Timeout));
+        assert_eq!(b.due(t0, 0, 4, L), Some(FlushReason::Idle));
+    }
+
+    #[test]
+    fn a_timeout_shorter_than_the_linger_wins() {
+        let t0 = Instant::now();
+        let mut b = Batcher::new(Limits { timeout: Duration::ZERO, ..limits() });
+        b.offer(E(1, 10), t0);
+        assert_eq!(b.due(t0, 1, 4, L), Some(FlushReason::Timeout), "timeout 0: every free slot is used at once");
     }
 
     #[test]

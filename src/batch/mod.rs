@@ -6,6 +6,7 @@ mod batcher;
 
 use std::collections::VecDeque;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
@@ -111,14 +112,19 @@ struct Worker {
 impl Worker {
     async fn run(self, mut rx: mpsc::Receiver<Entry>, mut batcher: Batcher<Entry>) {
         let mut sealed: VecDeque<Batch<Entry>> = VecDeque::new();
-        let mut in_flight: JoinSet<()> = JoinSet::new();
+        let mut in_flight: JoinSet<Duration> = JoinSet::new();
         let mut receiving = true;
+        let mut latency = ExportLatency::default();
         loop {
             let now = Instant::now();
+            let linger = latency.linger();
             while in_flight.len() < self.max_in_flight {
                 let batch = match sealed.pop_front() {
                     Some(batch) => batch,
-                    None => match batcher.due(now, in_flight.len(), self.max_in_flight).and_then(|r| batcher.take(r)) {
+                    None => match batcher
+                        .due(now, in_flight.len(), self.max_in_flight, linger)
+                        .and_then(|r| batcher.take(r))
+                    {
                         Some(batch) => batch,
                         None => break,
                     },
@@ -130,9 +136,13 @@ impl Worker {
             if !receiving && queued == 0 && in_flight.is_empty() {
                 return;
             }
-            let deadline = batcher.deadline().filter(|_| in_flight.len() < self.max_in_flight);
+            let deadline = batcher.deadline(linger).filter(|_| in_flight.len() < self.max_in_flight);
             tokio::select! {
-                Some(_) = in_flight.join_next(), if !in_flight.is_empty() => {}
+                Some(done) = in_flight.join_next(), if !in_flight.is_empty() => {
+                    if let Ok(took) = done {
+                        latency.observe(took);
+                    }
+                }
                 received = rx.recv(), if receiving => match received {
                     Some(entry) => {
                         sealed.extend(batcher.offer(entry, now));
@@ -151,14 +161,16 @@ impl Worker {
         }
     }
 
-    fn export(&self, batch: Batch<Entry>) -> impl std::future::Future<Output = ()> + Send + 'static {
+    fn export(&self, batch: Batch<Entry>) -> impl std::future::Future<Output = Duration> + Send + 'static {
         let exporter = Arc::clone(&self.exporter);
         let telemetry = Arc::clone(&self.telemetry);
         let kind = self.kind;
         telemetry.batch_flushed(kind, batch.reason, batch.items, batch.bytes);
         async move {
+            let started = Instant::now();
             let payload = Payload { parts: batch.entries.iter().map(|e| e.payload.clone()).collect() };
             let result = exporter.export(payload, batch.items).await;
+            let took = started.elapsed();
             let single = batch.entries.len() == 1;
             for entry in batch.entries {
                 let answer = match &result {
@@ -171,7 +183,32 @@ impl Worker {
                     telemetry.dropped(kind, "export_failed_client_gone", entry.items);
                 }
             }
+            took
         }
+    }
+}
+
+/// A moving average of how long exports take, which sets how long new data lingers for more while other exports
+/// are in flight: half of it. Requests then coalesce behind a fast backend, and a slow backend (the reason data
+/// queues at all) still gets concurrent exports, with no request waiting much longer than the backend itself makes
+/// it wait.
+#[derive(Debug, Default)]
+struct ExportLatency {
+    average: Option<Duration>,
+}
+
+impl ExportLatency {
+    fn observe(&mut self, took: Duration) {
+        // A failed export's retries say nothing about the next export's latency.
+        let took = took.min(Duration::from_secs(1));
+        self.average = Some(match self.average {
+            None => took,
+            Some(avg) => avg.mul_f64(0.8) + took.mul_f64(0.2),
+        });
+    }
+
+    fn linger(&self) -> Duration {
+        self.average.map_or(Duration::from_millis(1), |avg| (avg / 2).max(Duration::from_millis(1)))
     }
 }
 

@@ -152,6 +152,7 @@ impl Exporter {
     async fn export_to(&self, backend: &Backend, payload: Payload, items: u64) -> Result<PartialSuccess, ExportError> {
         let kind = self.kind;
         let label = backend.label();
+        let started = std::time::Instant::now();
         let result = match backend {
             Backend::Debug(debug) => debug.export(kind, &payload).map_err(|status| failure(label, status, None, 1)),
             Backend::Grpc(grpc) => export_with_retry(
@@ -169,6 +170,7 @@ impl Exporter {
             .await
             .map_err(|f| failure(label, f.status, f.retry_after, f.attempts)),
         };
+        self.telemetry.export_duration(kind, label, started.elapsed());
         match &result {
             Ok(partial) => {
                 self.telemetry.exported(kind, label, items, partial.rejected.max(0) as u64);

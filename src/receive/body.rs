@@ -140,10 +140,11 @@ fn read_capped(
     reservation: &mut Reservation,
 ) -> Result<Bytes, CappedError> {
     const STEP: usize = 256 * 1024;
-    let mut out: Vec<u8> = Vec::with_capacity(wire_len.saturating_mul(4).clamp(STEP, limit.saturating_add(1)));
+    // A first guess of 4x the wire size, at least one step, never more than the limit allows.
+    let mut out: Vec<u8> = Vec::with_capacity(wire_len.saturating_mul(4).max(STEP).min(limit.saturating_add(1)));
     loop {
         if out.len() == out.capacity() {
-            out.reserve(out.len().clamp(STEP, 16 * STEP));
+            out.reserve(out.len().clamp(STEP, 16 * STEP).min(limit.saturating_add(1).saturating_sub(out.len()).max(1)));
         }
         reservation.resize(wire_len + out.capacity()).map_err(|e| CappedError::Receive(e.into()))?;
         let start = out.len();
@@ -233,6 +234,16 @@ mod tests {
         let mut r = budget.reserve(0).unwrap();
         let err = inflate(ContentEncoding::Gzip, Bytes::from(gzip(&vec![1u8; 8 << 20])), 64 << 20, &mut r).unwrap_err();
         assert!(matches!(err, ReceiveError::Memory(_)), "{err:?}");
+    }
+
+    #[test]
+    fn a_limit_smaller_than_the_read_step_still_inflates_and_caps() {
+        let budget = MemoryBudget::new(1 << 30);
+        let mut r = budget.reserve(0).unwrap();
+        let small = inflate(ContentEncoding::Gzip, Bytes::from(gzip(b"hello")), 5000, &mut r).unwrap();
+        assert_eq!(&small[..], b"hello");
+        let err = inflate(ContentEncoding::Gzip, Bytes::from(gzip(&[1u8; 6000])), 5000, &mut r).unwrap_err();
+        assert!(matches!(err, ReceiveError::BodyTooLarge { inflated: true, .. }), "{err:?}");
     }
 
     #[test]

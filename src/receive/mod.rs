@@ -154,7 +154,7 @@ async fn handle(receiver: Arc<Receiver>, req: Request<Incoming>) -> Result<Respo
     let reservation = req.extensions().get::<SharedReservation>().and_then(SharedReservation::take);
     let (Some(route), Some(reservation)) = (route, reservation) else {
         // The stack always sets both; answering beats panicking if it ever does not.
-        let e = ReceiveError::BodyRead("internal error: request reached the handler unrouted".into());
+        let e = ReceiveError::Internal("request reached the handler unrouted".into());
         return Ok(e.into_response(Format::Json));
     };
     let declared =

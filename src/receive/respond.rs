@@ -63,7 +63,7 @@ pub enum ReceiveError {
     #[error("unsupported Content-Encoding {0:?}: use gzip, deflate, zstd or identity")]
     UnsupportedEncoding(String),
     /// Over the body limit, on the wire or once inflated.
-    #[error("request body {what} exceeds the limit of {limit} bytes (--max-body-bytes){}", seen.map(|n| format!(" (Content-Length {n})")).unwrap_or_default(), what = if *inflated { "after decompression" } else { "" })]
+    #[error("request body{} exceeds the limit of {limit} bytes (--max-body-bytes){}", if *inflated { " after decompression" } else { "" }, seen.map(|n| format!(" (Content-Length {n})")).unwrap_or_default())]
     BodyTooLarge {
         /// The limit.
         limit: usize,
@@ -86,6 +86,9 @@ pub enum ReceiveError {
         /// What the decompressor said.
         detail: String,
     },
+    /// A bug: the bridge failed, not the request.
+    #[error("internal error: {0}")]
+    Internal(String),
     /// Malformed OTLP/JSON.
     #[error("invalid OTLP/JSON: {0}")]
     Json(#[from] crate::json::JsonError),
@@ -145,6 +148,7 @@ impl ReceiveError {
                 own(StatusCode::PAYLOAD_TOO_LARGE)
             }
             ReceiveError::ReadTimeout(_) => own(StatusCode::REQUEST_TIMEOUT),
+            ReceiveError::Internal(_) => own(StatusCode::INTERNAL_SERVER_ERROR),
             ReceiveError::BodyRead(_)
             | ReceiveError::Decompress { .. }
             | ReceiveError::Json(_)

@@ -8,7 +8,7 @@ handed and what it returned, so the checker can compare with what the backend
 received. Writes everything to --out as JSON.
 
   traces : 200 spans uncompressed + 100 spans gzip (20 + 10 traces of 10 spans)
-  logs   : 60 records through logging.Handler, each inside a span (trace context)
+  logs   : 60 records through logging.Handler, each inside a span (trace context), deflate
   metrics: a counter and a histogram over 10 attribute sets
 """
 import argparse
@@ -140,7 +140,7 @@ def export_traces(base, resource, phase, traces, compression):
 
 
 def export_logs(base, resource, count):
-    exporter = RecordingLogExporter(endpoint=f"{base}/v1/logs", timeout=15)
+    exporter = RecordingLogExporter(endpoint=f"{base}/v1/logs", timeout=15, compression=Compression.Deflate)
     lp = LoggerProvider(resource=resource)
     lp.add_log_record_processor(BatchLogRecordProcessor(exporter, max_export_batch_size=25, schedule_delay_millis=200))
     app_log = logging.getLogger("suite.python.app")

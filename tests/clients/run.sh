@@ -2,14 +2,20 @@
 # Real clients nobody here wrote, through the real bridge binary, into a real gRPC backend.
 #
 #   python : opentelemetry-sdk + opentelemetry-exporter-otlp-proto-http (OTLP/HTTP protobuf):
-#            300 spans (plain + gzip), 60 log records, 2 metric exports
+#            300 spans (plain + gzip), 60 log records (deflate), 2 metric exports
 #   node   : @opentelemetry/sdk-trace-base + @opentelemetry/exporter-trace-otlp-http (OTLP/HTTP JSON):
 #            300 spans (plain + gzip)
 #   backend: grpcio serving opentelemetry-proto's generated trace/metrics/logs services (backend.py)
 #
-# Passes when the backend received exactly what each client's exporter was handed (same ids, same
-# content, nothing missing, nothing twice), every export reported success to its app, the SDKs logged
-# no warning, and the bridge exits 0 on SIGTERM. Last line: "N passed, M failed".
+# Three rounds, each with a fresh backend and bridge and both clients:
+#   steady       healthy backend
+#   bridge-retry the backend refuses each client's first 2 exports (UNAVAILABLE); the bridge retries
+#   client-retry same refusals, bridge started with --retry-max-elapsed 0s: the SDKs get 503 + Retry-After
+#                and retry by themselves
+# A client passes a round when the backend received exactly what its exporter was handed (same ids,
+# same content, nothing missing, nothing twice), every export reported success to the app, and its SDK
+# logged nothing but (client-retry only) its retries. The bridge must also exit 0 on SIGTERM after each
+# round. Last line: "N passed, M failed". Takes ~10 s once the venv, node_modules and the binary exist.
 #
 # Needs: python3 (3.9+, with venv), node + npm, cargo (unless BRIDGE_BIN is given), coreutils timeout.
 # Env:
@@ -33,12 +39,13 @@ export NO_PROXY="127.0.0.1,localhost${NO_PROXY:+,$NO_PROXY}" no_proxy="127.0.0.1
 WORK="$(mktemp -d /tmp/otlp-bridge-clients.XXXXXX)"
 PIDS=()
 OK=0
+# shellcheck disable=SC2317 # reached through the EXIT trap
 cleanup() {
-  local pid n
+  local pid
   for pid in "${PIDS[@]}"; do
     if kill -0 "$pid" 2>/dev/null; then
       kill -TERM "$pid" 2>/dev/null || true
-      for n in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+      for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
       kill -KILL "$pid" 2>/dev/null || true
     fi
   done
@@ -99,68 +106,85 @@ else
 fi
 log "bridge: $BRIDGE_BIN ($("$BRIDGE_BIN" --version 2>&1 | head -n 1 || true))"
 
-# ---------------------------------------------------------------- backend + bridge
-"$VPY" "$HERE/backend.py" --record "$WORK/backend.jsonl" --port-file "$WORK/backend.port" \
-  >"$WORK/backend.log" 2>&1 &
-BACKEND_PID=$!
-PIDS+=("$BACKEND_PID")
-"${H[@]}" wait-file "$WORK/backend.port" 30 "$BACKEND_PID" || setup_failed "the backend did not start"
-BACKEND_PORT="$(cat "$WORK/backend.port")"
-
-BRIDGE_PID=""
-for attempt in 1 2 3; do # free ports are picked, then bound by the bridge: retry if someone took one between
-  read -r HTTP_PORT ADMIN_PORT < <("${H[@]}" free-ports 2)
-  NO_COLOR=1 RUST_LOG="${RUST_LOG:-info}" "$BRIDGE_BIN" --listen "127.0.0.1:$HTTP_PORT" --metrics-listen "127.0.0.1:$ADMIN_PORT" \
-    --backend "http://127.0.0.1:$BACKEND_PORT" >"$WORK/bridge.log" 2>&1 &
-  BRIDGE_PID=$!
-  PIDS+=("$BRIDGE_PID")
-  if "${H[@]}" wait-http "http://127.0.0.1:$ADMIN_PORT/ready" 30 "$BRIDGE_PID"; then break; fi
-  kill -0 "$BRIDGE_PID" 2>/dev/null && setup_failed "the bridge did not become ready within 30s"
-  log "the bridge exited at start (attempt $attempt); retrying on other ports"
-  BRIDGE_PID=""
-done
-[ -n "$BRIDGE_PID" ] || setup_failed "the bridge would not start"
-ENDPOINT="http://127.0.0.1:$HTTP_PORT"
-log "backend on 127.0.0.1:$BACKEND_PORT, bridge on $ENDPOINT (admin 127.0.0.1:$ADMIN_PORT)"
-
-# ---------------------------------------------------------------- the clients
-run_client() { # run_client NAME CMD...: bounded; its exit code lands in RC_<NAME>
-  local name="$1" rc=0
-  shift
-  log "client $name: $*"
-  timeout 180 "$@" >"$WORK/$name.log" 2>&1 || rc=$?
-  [ "$rc" = 124 ] && echo "killed after 180s" >>"$WORK/$name.log"
-  sed 's/^/  | /' "$WORK/$name.log" | tail -n 20
-  printf -v "RC_$name" '%s' "$rc"
+# ---------------------------------------------------------------- one round: backend + bridge + both clients
+CHECKS=()
+EXTRAS=()
+run_client() { # run_client DIR NAME CMD...: bounded; prints the client's summary; echoes nothing else
+  local dir="$1" name="$2" rc=0
+  shift 2
+  timeout 180 "$@" >"$dir/$name.log" 2>&1 || rc=$?
+  [ "$rc" = 124 ] && echo "killed after 180s" >>"$dir/$name.log"
+  sed 's/^/  | /' "$dir/$name.log" | tail -n 20
+  return "$rc"
 }
-run_client python "$VPY" "$HERE/python_client.py" --endpoint "$ENDPOINT" --out "$WORK/python.json"
-run_client node node "$HERE/node_client.js" --endpoint "$ENDPOINT" --out "$WORK/node.json"
+run_round() { # run_round ROUND MODE "BACKEND ARGS" "BRIDGE ARGS"
+  local round="$1" mode="$2" backend_args="$3" bridge_args="$4"
+  local dir="$WORK/$round" backend_pid bridge_pid="" backend_port http_port admin_port attempt rc
+  mkdir -p "$dir"
+  log "round $round: backend ${backend_args:-(healthy)}; bridge ${bridge_args:-(default flags)}"
+  # shellcheck disable=SC2086 # the args are word lists on purpose
+  "$VPY" "$HERE/backend.py" --record "$dir/backend.jsonl" --port-file "$dir/backend.port" $backend_args \
+    >"$dir/backend.log" 2>&1 &
+  backend_pid=$!
+  PIDS+=("$backend_pid")
+  "${H[@]}" wait-file "$dir/backend.port" 30 "$backend_pid" || setup_failed "$round: the backend did not start"
+  backend_port="$(cat "$dir/backend.port")"
+  for attempt in 1 2 3; do # ports are picked, then bound by the bridge: retry if one was taken in between
+    read -r http_port admin_port < <("${H[@]}" free-ports 2)
+    # shellcheck disable=SC2086
+    NO_COLOR=1 RUST_LOG="${RUST_LOG:-info}" "$BRIDGE_BIN" --listen "127.0.0.1:$http_port" \
+      --metrics-listen "127.0.0.1:$admin_port" --backend "http://127.0.0.1:$backend_port" $bridge_args \
+      >"$dir/bridge.log" 2>&1 &
+    bridge_pid=$!
+    PIDS+=("$bridge_pid")
+    if "${H[@]}" wait-http "http://127.0.0.1:$admin_port/ready" 30 "$bridge_pid"; then break; fi
+    kill -0 "$bridge_pid" 2>/dev/null && setup_failed "$round: the bridge did not become ready within 30s"
+    log "the bridge exited at start (attempt $attempt); retrying on other ports"
+    bridge_pid=""
+  done
+  [ -n "$bridge_pid" ] || setup_failed "$round: the bridge would not start"
+  local endpoint="http://127.0.0.1:$http_port"
 
-# ---------------------------------------------------------------- shutdown (late duplicates land before the verdict)
-curl_metrics() { "$VPY" -c 'import sys,urllib.request as u;sys.stdout.write(u.build_opener(u.ProxyHandler({})).open(sys.argv[1],timeout=5).read().decode())' "$1"; }
-curl_metrics "http://127.0.0.1:$ADMIN_PORT/metrics" >"$WORK/bridge-metrics.txt" 2>&1 || true
-log "SIGTERM to the bridge"
-kill -TERM "$BRIDGE_PID" 2>/dev/null || true
-BRIDGE_RC=""
-for n in $(seq 300); do kill -0 "$BRIDGE_PID" 2>/dev/null || break; sleep 0.1; done
-if kill -0 "$BRIDGE_PID" 2>/dev/null; then
-  SHUTDOWN="bridge:0:still running 30s after SIGTERM"
-else
-  wait "$BRIDGE_PID" && BRIDGE_RC=0 || BRIDGE_RC=$?
-  if [ "$BRIDGE_RC" = 0 ]; then SHUTDOWN="bridge:1:exited 0 on SIGTERM"; else SHUTDOWN="bridge:0:exited $BRIDGE_RC on SIGTERM"; fi
-fi
-kill -TERM "$BACKEND_PID" 2>/dev/null || true
-for n in $(seq 100); do kill -0 "$BACKEND_PID" 2>/dev/null || break; sleep 0.1; done
+  rc=0
+  run_client "$dir" python "$VPY" "$HERE/python_client.py" --endpoint "$endpoint" --out "$dir/python.json" || rc=$?
+  CHECKS+=(--client "$round:$mode:$dir/backend.jsonl:python:$dir/python.json:$rc")
+  rc=0
+  run_client "$dir" node node "$HERE/node_client.js" --endpoint "$endpoint" --out "$dir/node.json" || rc=$?
+  CHECKS+=(--client "$round:$mode:$dir/backend.jsonl:node:$dir/node.json:$rc")
+
+  # Stop the bridge before the verdict, so that a late duplicate still lands in the record.
+  "$VPY" -c 'import sys,urllib.request as u;sys.stdout.write(u.build_opener(u.ProxyHandler({})).open(sys.argv[1],timeout=5).read().decode())' \
+    "http://127.0.0.1:$admin_port/metrics" >"$dir/bridge-metrics.txt" 2>&1 || true
+  kill -TERM "$bridge_pid" 2>/dev/null || true
+  for _ in $(seq 300); do kill -0 "$bridge_pid" 2>/dev/null || break; sleep 0.1; done
+  if kill -0 "$bridge_pid" 2>/dev/null; then
+    EXTRAS+=(--extra "$round bridge:0:still running 30s after SIGTERM")
+  else
+    rc=0
+    wait "$bridge_pid" || rc=$?
+    if [ "$rc" = 0 ]; then EXTRAS+=(--extra "$round bridge:1:exited 0 on SIGTERM")
+    else EXTRAS+=(--extra "$round bridge:0:exited $rc on SIGTERM (see $round/bridge.log)"); fi
+  fi
+  kill -TERM "$backend_pid" 2>/dev/null || true
+  for _ in $(seq 100); do kill -0 "$backend_pid" 2>/dev/null || break; sleep 0.1; done
+}
+
+# steady: a healthy backend. Exactly what was sent arrives, and no SDK says a word.
+run_round steady strict "" ""
+# bridge-retry: the backend refuses each client's first 2 exports (UNAVAILABLE); the bridge retries them
+# itself, so the app sees plain success, and each item still arrives exactly once.
+run_round bridge-retry bridge-retry "--fail-first 2 --fail-code UNAVAILABLE" ""
+# client-retry: same refusals, but the bridge does not retry (--retry-max-elapsed 0s): the app gets
+# 503 + Retry-After, its SDK retries on its own, and each item still arrives exactly once.
+run_round client-retry client-retry "--fail-first 2 --fail-code UNAVAILABLE" "--retry-max-elapsed 0s"
 
 # ---------------------------------------------------------------- verdict
 rc=0
-"${H[@]}" verify --record "$WORK/backend.jsonl" \
-  --client "python:$WORK/python.json:$RC_python" \
-  --client "node:$WORK/node.json:$RC_node" \
-  --extra "$SHUTDOWN" >"$WORK/verdict.txt" 2>&1 || rc=$?
+"${H[@]}" verify "${CHECKS[@]}" "${EXTRAS[@]}" >"$WORK/verdict.txt" 2>&1 || rc=$?
 if [ "$rc" != 0 ]; then
-  for f in python.log node.log bridge.log backend.log; do show "$WORK/$f" 60; done
-  grep -E '^otelcol_|^otlp_bridge_' "$WORK/bridge-metrics.txt" 2>/dev/null | head -40 | sed 's/^/  metrics: /' || true
+  for d in "$WORK"/*/; do
+    for f in python.log node.log bridge.log backend.log; do show "$d$f" 40; done
+  done
   echo "work directory kept: $WORK"
 else
   OK=1
