@@ -64,8 +64,9 @@ pub struct Cli {
     #[arg(long, env = "OTLP_BRIDGE_BATCH_MAX_BYTES", default_value_t = 4_000_000)]
     pub batch_max_bytes: usize,
 
-    /// Longest a request's data waits for more data to join its batch while an export is already in flight.
-    /// When no export is in flight, data goes out at once. Default 200ms, the Collector's batch timeout.
+    /// Longest data waits for more to join its batch while other exports are in flight. It usually goes sooner:
+    /// at once when no export is in flight, and after about half the backend's recent export latency when an
+    /// export slot is free. Default 200ms, the Collector's batch timeout.
     #[arg(long, env = "OTLP_BRIDGE_BATCH_TIMEOUT", default_value = "200ms", value_parser = humantime::parse_duration)]
     pub batch_timeout: Duration,
 
