@@ -15,7 +15,7 @@ use tokio::time::Instant;
 
 pub use batcher::{Batch, Batcher, FlushReason, Limits, Weighed};
 
-use crate::export::{ExportError, Exporter, Payload};
+use crate::export::{combine, ExportError, Exporter, Payload, Rejections};
 use crate::limit::Reservation;
 use crate::signal::{PartialSuccess, SignalKind};
 use crate::telemetry::Telemetry;
@@ -79,26 +79,11 @@ impl Pipeline {
             replies.push(rx);
         }
         drop(hold);
-        let mut outcome = Ok(PartialSuccess::default());
+        let mut outcomes = Vec::with_capacity(replies.len());
         for rx in replies {
-            let result = rx.await.unwrap_or(Err(ExportError::ShuttingDown));
-            outcome = match (outcome, result) {
-                (Ok(mut sum), Ok(p)) => {
-                    // Chunks carry different items: their rejections add up.
-                    sum.rejected += p.rejected;
-                    if !p.message.is_empty() && !sum.message.contains(&p.message) {
-                        if !sum.message.is_empty() {
-                            sum.message.push_str("; ");
-                        }
-                        sum.message.push_str(&p.message);
-                    }
-                    Ok(sum)
-                }
-                (Ok(_), Err(e)) => Err(e),
-                (Err(e), other) => crate::export::combine([Err(e), other]).map(|_| PartialSuccess::default()),
-            };
+            outcomes.push(rx.await.unwrap_or(Err(ExportError::ShuttingDown)));
         }
-        outcome
+        combine(outcomes, Rejections::Disjoint)
     }
 }
 

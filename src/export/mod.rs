@@ -65,20 +65,33 @@ impl ExportError {
     }
 }
 
-/// Combines the outcomes of one piece of data sent to several places (backends, or the chunks of one request).
+/// How the rejection counts of combined outcomes add up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rejections {
+    /// The outcomes are of the same items (fan-out to backends): the largest count.
+    Overlap,
+    /// The outcomes are of different items (the chunks of a split request): the sum.
+    Disjoint,
+}
+
+/// Combines the outcomes of several exports that together answer one request.
 ///
-/// All succeeded: the largest rejection count (each place saw the same items) and every message. Any failed: a
-/// retryable failure wins over a permanent one, so that no place loses data for want of a client retry; among
+/// All succeeded: the rejection counts combined as `rejections` says, and every distinct message. Any failed: a
+/// retryable failure wins over a permanent one, so that no backend loses data for want of a client retry; among
 /// retryable ones, the longest `Retry-After`.
 pub fn combine(
     results: impl IntoIterator<Item = Result<PartialSuccess, ExportError>>,
+    rejections: Rejections,
 ) -> Result<PartialSuccess, ExportError> {
     let mut merged = PartialSuccess::default();
     let mut failure: Option<ExportError> = None;
     for result in results {
         match result {
             Ok(p) => {
-                merged.rejected = merged.rejected.max(p.rejected);
+                merged.rejected = match rejections {
+                    Rejections::Overlap => merged.rejected.max(p.rejected),
+                    Rejections::Disjoint => merged.rejected.saturating_add(p.rejected),
+                };
                 if !p.message.is_empty() && !merged.message.contains(&p.message) {
                     if !merged.message.is_empty() {
                         merged.message.push_str("; ");
@@ -146,7 +159,8 @@ impl Exporter {
         if let [only] = self.backends.as_slice() {
             return self.export_to(only, payload, items).await;
         }
-        combine(join_all(self.backends.iter().map(|b| self.export_to(b, payload.clone(), items))).await)
+        let outcomes = join_all(self.backends.iter().map(|b| self.export_to(b, payload.clone(), items))).await;
+        combine(outcomes, Rejections::Overlap)
     }
 
     async fn export_to(&self, backend: &Backend, payload: Payload, items: u64) -> Result<PartialSuccess, ExportError> {
@@ -226,23 +240,30 @@ mod tests {
 
     #[test]
     fn combining_successes_keeps_the_largest_rejection_and_all_messages() {
-        let combined = combine([
-            Ok(PartialSuccess { rejected: 2, message: "a".into() }),
-            Ok(PartialSuccess::default()),
-            Ok(PartialSuccess { rejected: 1, message: "b".into() }),
-        ])
-        .unwrap();
-        assert_eq!(combined, PartialSuccess { rejected: 2, message: "a; b".into() });
+        let outcomes = || {
+            [
+                Ok(PartialSuccess { rejected: 2, message: "a".into() }),
+                Ok(PartialSuccess::default()),
+                Ok(PartialSuccess { rejected: 1, message: "b".into() }),
+            ]
+        };
+        let fan_out = combine(outcomes(), Rejections::Overlap).unwrap();
+        assert_eq!(fan_out, PartialSuccess { rejected: 2, message: "a; b".into() });
+        let chunks = combine(outcomes(), Rejections::Disjoint).unwrap();
+        assert_eq!(chunks, PartialSuccess { rejected: 3, message: "a; b".into() });
     }
 
     #[test]
     fn a_retryable_failure_wins_so_no_backend_loses_data() {
-        let e = combine([
-            Ok(PartialSuccess::default()),
-            Err(backend_error(Code::InvalidArgument, None)),
-            Err(backend_error(Code::Unavailable, Some(2))),
-            Err(backend_error(Code::Unavailable, Some(5))),
-        ])
+        let e = combine(
+            [
+                Ok(PartialSuccess::default()),
+                Err(backend_error(Code::InvalidArgument, None)),
+                Err(backend_error(Code::Unavailable, Some(2))),
+                Err(backend_error(Code::Unavailable, Some(5))),
+            ],
+            Rejections::Overlap,
+        )
         .unwrap_err();
         assert_eq!((e.code(), e.retry_after()), (Code::Unavailable, Some(Duration::from_secs(5))));
     }
