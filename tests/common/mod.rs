@@ -82,11 +82,27 @@ impl MockBackend {
     }
 
     pub async fn start_on(listener: tokio::net::TcpListener) -> MockBackend {
+        Self::start_with(listener, None).await
+    }
+
+    /// A backend serving TLS (and asking for client certificates if `tls` says so).
+    pub async fn start_tls(tls: tonic::transport::ServerTlsConfig) -> MockBackend {
+        Self::start_with(tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(), Some(tls)).await
+    }
+
+    async fn start_with(
+        listener: tokio::net::TcpListener,
+        tls: Option<tonic::transport::ServerTlsConfig>,
+    ) -> MockBackend {
         let addr = listener.local_addr().unwrap();
         let state = Arc::new(BackendState::default());
         let (tx, rx) = oneshot::channel::<()>();
         let incoming = tokio_stream_from(listener);
-        let server = tonic::transport::Server::builder()
+        let mut builder = tonic::transport::Server::builder();
+        if let Some(tls) = tls {
+            builder = builder.tls_config(tls).unwrap();
+        }
+        let server = builder
             .add_service(RawService::<0> { state: Arc::clone(&state) })
             .add_service(RawService::<1> { state: Arc::clone(&state) })
             .add_service(RawService::<2> { state: Arc::clone(&state) });
