@@ -212,3 +212,24 @@ async fn without_cors_configuration_no_cors_headers_are_sent() {
     assert_eq!(a.status, 200);
     assert!(a.header("access-control-allow-origin").is_none());
 }
+
+#[tokio::test]
+async fn h2c_with_prior_knowledge_is_served_on_the_same_port() {
+    use http_body_util::{BodyExt, Full};
+    let backend = MockBackend::start().await;
+    let bridge = Bridge::with_backend(&backend).await;
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .http2_only(true)
+        .build_http::<Full<bytes::Bytes>>();
+    let request = http::Request::post(bridge.url("/v1/traces"))
+        .header("content-type", "application/json")
+        .body(Full::new(bytes::Bytes::from(example("trace.json"))))
+        .unwrap();
+    let response = client.request(request).await.unwrap();
+    assert_eq!(response.version(), http::Version::HTTP_2);
+    assert_eq!(response.status(), 200);
+    #[allow(clippy::disallowed_methods)] // a two-byte body
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(&body[..], b"{}");
+    assert_eq!(backend.traces().len(), 1);
+}
