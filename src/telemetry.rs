@@ -207,6 +207,11 @@ impl Telemetry {
         self.counter("otlp_bridge_connections_refused_total", Vec::new()).increment(1);
     }
 
+    /// A connection closed because it sent no request within the header timeout.
+    pub fn connection_timed_out(&self) {
+        self.counter("otlp_bridge_connections_timed_out_total", Vec::new()).increment(1);
+    }
+
     /// Prometheus text exposition.
     pub fn render(&self) -> String {
         self.handle.render()

@@ -104,8 +104,20 @@ impl GrpcBackend {
         let mut request = tonic::Request::new(payload);
         *request.metadata_mut() = self.metadata.clone();
         request.set_timeout(timeout);
-        let response = grpc.unary(request, PathAndQuery::from_static(kind.grpc_path()), PassThroughCodec).await?;
-        Ok(response.into_inner())
+        let response = grpc.unary(request, PathAndQuery::from_static(kind.grpc_path()), PassThroughCodec).await;
+        response.map(tonic::Response::into_inner).map_err(|status| transport_failure_is_unavailable(status, &self.url))
+    }
+}
+
+/// A connection lost mid-call reaches us as UNKNOWN "transport error" with the I/O error as its source, while a
+/// backend's own UNKNOWN comes from its `grpc-status` and has none. The former is the backend being unavailable:
+/// retryable (and 503 for the client), not a 500 the client would give up on.
+fn transport_failure_is_unavailable(status: Status, url: &str) -> Status {
+    if status.code() == tonic::Code::Unknown && std::error::Error::source(&status).is_some() {
+        let cause = std::error::Error::source(&status).map(ToString::to_string).unwrap_or_default();
+        Status::unavailable(format!("connection to backend {url} failed: {}: {cause}", status.message()))
+    } else {
+        status
     }
 }
 

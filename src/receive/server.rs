@@ -69,12 +69,19 @@ pub async fn serve<S>(
         }
         let _ = stream.set_nodelay(true);
         let guard = ConnectionGuard::new(Arc::clone(&open));
-        let connection =
-            builder.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service.clone())).into_owned();
-        let connection = graceful.watch(connection);
+        let builder = builder.clone();
+        let service = service.clone();
+        let watcher = graceful.watcher();
+        let telemetry = Arc::clone(&telemetry);
         tokio::spawn(async move {
             let _guard = guard;
-            if let Err(e) = connection.await {
+            if !request_started(&stream, limits.header_timeout).await {
+                telemetry.connection_timed_out();
+                tracing::debug!(%peer, "connection sent no request in time, closing it");
+                return;
+            }
+            let connection = builder.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service));
+            if let Err(e) = watcher.watch(connection.into_owned()).await {
                 tracing::debug!(%peer, "connection ended: {e}");
             }
         });
@@ -83,6 +90,33 @@ pub async fn serve<S>(
     tokio::select! {
         () = graceful.shutdown() => {}
         () = tokio::time::sleep(limits.drain) => tracing::warn!("shutdown: connections still open after {:?}, closing them", limits.drain),
+    }
+}
+
+/// Waits until the client has sent enough to tell HTTP/1 from HTTP/2, within `timeout`; false if it did not.
+///
+/// hyper's header timeout only starts once the HTTP/1-or-2 detection has read the first bytes, and that read has no
+/// deadline of its own: without this, clients that connect and stay silent (or stop inside the HTTP/2 preface)
+/// would hold their connection slots forever and lock everyone else out at `--max-connections`.
+async fn request_started(stream: &tokio::net::TcpStream, timeout: Duration) -> bool {
+    const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut peeked = [0u8; PREFACE.len()];
+    loop {
+        match tokio::time::timeout_at(deadline, stream.peek(&mut peeked)).await {
+            Ok(Ok(n)) if n > 0 => {
+                if n == PREFACE.len() || peeked[..n] != PREFACE[..n] {
+                    // A full HTTP/2 preface, or HTTP/1 (whose header timeout hyper enforces from here on).
+                    return true;
+                }
+                // Part of an HTTP/2 preface: peek again once more has arrived (peek does not consume, so pause).
+                if tokio::time::timeout_at(deadline, tokio::time::sleep(Duration::from_millis(5))).await.is_err() {
+                    return false;
+                }
+            }
+            // Closed, failed, or silent until the deadline.
+            _ => return false,
+        }
     }
 }
 
