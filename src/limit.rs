@@ -114,7 +114,8 @@ impl Drop for Reservation {
 }
 
 /// Reserves a request's declared `Content-Length` before its body is read and hands the [`Reservation`] to the
-/// inner service in the request's extensions; a request the budget cannot take is answered at once by `refuse`.
+/// inner service in the request's extensions; a request the budget cannot take is answered by `refuse` instead,
+/// which gets the whole request (so it can discard the body a client is still sending before answering).
 #[derive(Clone)]
 pub struct MemoryLimitLayer<R> {
     budget: Arc<MemoryBudget>,
@@ -122,7 +123,8 @@ pub struct MemoryLimitLayer<R> {
 }
 
 impl<R> MemoryLimitLayer<R> {
-    /// `refuse` turns a [`MemoryError`] into the response (the single error -> HTTP mapping lives elsewhere).
+    /// `refuse` turns a refused request and its [`MemoryError`] into the response (the single error -> HTTP mapping
+    /// lives elsewhere).
     pub fn new(budget: Arc<MemoryBudget>, refuse: R) -> Self {
         MemoryLimitLayer { budget, refuse }
     }
@@ -143,17 +145,18 @@ pub struct MemoryLimit<S, R> {
     refuse: R,
 }
 
-impl<S, R, B, Resp> Service<Request<B>> for MemoryLimit<S, R>
+impl<S, R, B, Resp, Refusal> Service<Request<B>> for MemoryLimit<S, R>
 where
     S: Service<Request<B>, Response = Resp>,
     S::Future: Send + 'static,
     S::Error: Send + 'static,
     Resp: Send + 'static,
-    R: Fn(&Request<B>, MemoryError) -> Resp,
+    R: Fn(Request<B>, MemoryError) -> Refusal,
+    Refusal: std::future::Future<Output = Resp> + Send + 'static,
 {
     type Response = Resp;
     type Error = S::Error;
-    type Future = futures_util::future::Either<futures_util::future::Ready<Result<Resp, S::Error>>, S::Future>;
+    type Future = std::pin::Pin<Box<dyn std::future::Future<Output = Result<Resp, S::Error>> + Send>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -169,9 +172,12 @@ where
         match self.budget.reserve(declared) {
             Ok(reservation) => {
                 req.extensions_mut().insert(SharedReservation::new(reservation));
-                futures_util::future::Either::Right(self.inner.call(req))
+                Box::pin(self.inner.call(req))
             }
-            Err(e) => futures_util::future::Either::Left(futures_util::future::ready(Ok((self.refuse)(&req, e)))),
+            Err(e) => {
+                let refusal = (self.refuse)(req, e);
+                Box::pin(async move { Ok(refusal.await) })
+            }
         }
     }
 }
@@ -230,7 +236,8 @@ mod tests {
                 req.extensions().get::<SharedReservation>().and_then(|r| r.take()).map(|r| r.bytes()),
             )
         });
-        let svc = MemoryLimitLayer::new(Arc::clone(&budget), |_: &Request<()>, _e| Some(usize::MAX)).layer(inner);
+        let svc = MemoryLimitLayer::new(Arc::clone(&budget), |_: Request<()>, _e| std::future::ready(Some(usize::MAX)))
+            .layer(inner);
         let req = |len: &str| Request::builder().header("content-length", len).body(()).unwrap();
         assert_eq!(svc.clone().oneshot(req("2")).await.unwrap(), Some(2));
         assert_eq!(svc.oneshot(req("3")).await.unwrap(), Some(usize::MAX), "refused: 8 + 3 > 10");

@@ -83,6 +83,30 @@ where
     Ok(first.unwrap_or_else(|| buf.freeze()))
 }
 
+/// Reads and throws away what is left of a body (up to `limit` bytes, within `timeout`) before an early answer.
+///
+/// An HTTP/1.1 server that answers without reading the body must close the connection, and a client still
+/// writing its body then sees a broken pipe instead of the answer (a 503 with `Retry-After` it could act on).
+/// Nothing is kept, so this costs no memory; bodies declared larger than `limit` are not waited for.
+pub async fn discard<B>(mut body: B, declared: Option<usize>, limit: usize, timeout: std::time::Duration)
+where
+    B: Body<Data = Bytes> + Unpin,
+{
+    if declared.is_some_and(|len| len > limit) {
+        return;
+    }
+    let drain = async {
+        let mut seen = 0usize;
+        while let Some(Ok(frame)) = body.frame().await {
+            seen = seen.saturating_add(frame.data_ref().map_or(0, Bytes::len));
+            if seen > limit {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(timeout, drain).await;
+}
+
 /// Inflates `wire` under `limit` inflated bytes, growing `reservation` to hold the output beside the input.
 pub fn inflate(
     encoding: ContentEncoding,

@@ -37,6 +37,13 @@ use crate::telemetry::Telemetry;
 /// other connections served by the same runtime thread.
 const BLOCKING_THRESHOLD: usize = 1 << 20;
 
+/// Longest an early answer (404/405/415, memory limit) waits for the rest of a body it will not use.
+const DISCARD_TIMEOUT: Duration = Duration::from_secs(5);
+
+fn declared_length<B>(req: &Request<B>) -> Option<usize> {
+    req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok())
+}
+
 /// What the receiver needs, shared by all connections.
 pub struct Receiver {
     /// Per-signal pipelines, by [`SignalKind::index`].
@@ -89,9 +96,15 @@ pub fn stack(
 ) -> impl Service<Request<Incoming>, Response = Response<Full<Bytes>>, Error = Infallible, Future: Send> + Clone + Send
 {
     let telemetry = Arc::clone(&receiver.telemetry);
-    let refuse = move |req: &Request<Incoming>, e: MemoryError| {
+    let (discard_limit, discard_timeout) = (receiver.max_body_bytes, receiver.read_timeout.min(DISCARD_TIMEOUT));
+    let refuse = move |req: Request<Incoming>, e: MemoryError| {
         telemetry.memory_refused();
-        ReceiveError::Memory(e).into_response(Format::for_errors(content_type(req)))
+        let response = ReceiveError::Memory(e).into_response(Format::for_errors(content_type(&req)));
+        let declared = declared_length(&req);
+        async move {
+            body::discard(req.into_body(), declared, discard_limit, discard_timeout).await;
+            response
+        }
     };
     let handler = ServiceBuilder::new()
         // Refuse what the memory limit cannot hold before a byte of the body is read.
@@ -103,7 +116,12 @@ pub fn stack(
     ServiceBuilder::new()
         // Browsers: answer preflights and add CORS headers to every answer, errors included.
         .option_layer(cors::layer(cors_allowed_origins))
-        .service(Routed { inner: handler, telemetry: Arc::clone(&receiver.telemetry) })
+        .service(Routed {
+            inner: handler,
+            telemetry: Arc::clone(&receiver.telemetry),
+            discard_limit: receiver.max_body_bytes,
+            discard_timeout: receiver.read_timeout.min(DISCARD_TIMEOUT),
+        })
 }
 
 /// Answers 404/405/415 before the body is read or memory reserved, and times and counts every answer.
@@ -111,6 +129,8 @@ pub fn stack(
 struct Routed<S> {
     inner: S,
     telemetry: Arc<Telemetry>,
+    discard_limit: usize,
+    discard_timeout: Duration,
 }
 
 impl<S> Service<Request<Incoming>> for Routed<S>
@@ -142,8 +162,13 @@ where
             Err(e) => {
                 let kind = SignalKind::from_http_path(req.uri().path());
                 let response = e.into_response(Format::for_errors(content_type(&req)));
-                telemetry.request(kind, response.status(), started.elapsed());
-                Box::pin(std::future::ready(Ok(response)))
+                let declared = declared_length(&req);
+                let (limit, timeout) = (self.discard_limit, self.discard_timeout);
+                Box::pin(async move {
+                    body::discard(req.into_body(), declared, limit, timeout).await;
+                    telemetry.request(kind, response.status(), started.elapsed());
+                    Ok(response)
+                })
             }
         }
     }
@@ -157,8 +182,7 @@ async fn handle(receiver: Arc<Receiver>, req: Request<Incoming>) -> Result<Respo
         let e = ReceiveError::Internal("request reached the handler unrouted".into());
         return Ok(e.into_response(Format::Json));
     };
-    let declared =
-        req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok());
+    let declared = declared_length(&req);
     let body = req.into_body();
     let result = match route.kind {
         SignalKind::Traces => receive::<Traces>(&receiver, route, declared, body, reservation).await,
