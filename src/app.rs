@@ -11,7 +11,7 @@ use tokio::sync::watch;
 
 use crate::batch::{Limits, Pipeline};
 use crate::config::Config;
-use crate::export::{build_backends, Backend, Exporter, SetupError};
+use crate::export::{build_backends, Backend, ExportBuffers, Exporter, SetupError};
 use crate::limit::MemoryBudget;
 use crate::receive::{self, Receiver};
 use crate::signal::SignalKind;
@@ -82,14 +82,16 @@ pub async fn run(config: Config, listeners: Listeners, shutdown: impl Future<Out
         None => Limits { max_items: 1, max_bytes: config.batch_max_bytes, timeout: Duration::ZERO },
     };
     let mut workers = Vec::new();
+    let buffers = ExportBuffers::new(config.memory_limit_bytes / 4);
     let pipelines = SignalKind::ALL.map(|kind| {
         let mine = config.backends[kind.index()]
             .iter()
             .filter_map(|t| backends.iter().find(|(bt, _)| bt == t).map(|(_, b)| Arc::clone(b)))
             .collect();
-        let exporter = Exporter::new(kind, mine, &config, Arc::clone(&telemetry));
+        let exporter = Exporter::new(kind, mine, Arc::clone(&buffers), &config, Arc::clone(&telemetry));
+        let retry_budget = (!config.retry.max_elapsed.is_zero()).then_some(config.retry.max_elapsed);
         let (pipeline, worker) =
-            Pipeline::start(kind, exporter, limits, config.export_concurrency, Arc::clone(&telemetry));
+            Pipeline::start(kind, exporter, limits, config.export_concurrency, retry_budget, Arc::clone(&telemetry));
         workers.push(worker);
         pipeline
     });

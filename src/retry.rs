@@ -70,14 +70,14 @@ impl Backoff {
     }
 }
 
-/// Decides after a failure at `elapsed` since the first attempt.
-pub fn decide(config: &RetryConfig, backoff: &mut Backoff, status: &Status, elapsed: Duration) -> Decision {
+/// Decides after a failure, with `left` of the retry budget remaining.
+pub fn decide(backoff: &mut Backoff, status: &Status, left: Duration) -> Decision {
     let hint = retry_info_delay(status);
     if !is_retryable(status.code(), hint.is_some()) {
         return Decision::GiveUp { retry_after: hint };
     }
     let delay = backoff.next_delay().max(hint.unwrap_or_default());
-    if elapsed + delay > config.max_elapsed {
+    if delay > left {
         // Holding the client longer would outlast its own timeout: tell it when to come back instead.
         return Decision::GiveUp { retry_after: Some(hint.unwrap_or(delay)) };
     }
@@ -95,11 +95,13 @@ pub struct Failure {
     pub attempts: u32,
 }
 
-/// Runs `attempt(timeout)` until it succeeds, fails for good, or the budget is spent. `on_retry` is told about
-/// each retry (for metrics and logs).
+/// Runs `attempt(timeout)` until it succeeds, fails for good, or `deadline` (the end of the retry budget, counted
+/// from when the client's request arrived, so time spent queued for an export slot counts too) would pass.
+/// Without a deadline, one attempt. `on_retry` is told about each retry (for metrics and logs).
 pub async fn export_with_retry<T, F, Fut>(
     config: &RetryConfig,
     attempt_timeout: Duration,
+    deadline: Option<Instant>,
     mut attempt: F,
     mut on_retry: impl FnMut(&Status, Duration),
 ) -> Result<T, Failure>
@@ -107,24 +109,33 @@ where
     F: FnMut(Duration) -> Fut,
     Fut: Future<Output = Result<T, Status>>,
 {
-    let start = Instant::now();
     let mut backoff = Backoff::new(config);
+    let left = |now: Instant| deadline.map_or(Duration::ZERO, |d| d.saturating_duration_since(now));
+    if deadline.is_some_and(|d| Instant::now() >= d) {
+        // Queued behind a slow backend for the whole budget: answer now rather than hold the client longer.
+        let status = Status::unavailable(
+            "the backend is too slow: this data waited for an export slot for the whole retry budget",
+        );
+        return Err(Failure {
+            status,
+            retry_after: Some(backoff.next_delay().max(Duration::from_secs(1))),
+            attempts: 0,
+        });
+    }
     let mut attempts = 0u32;
     loop {
         attempts += 1;
-        let elapsed = start.elapsed();
-        // The last attempt may only use what is left of the budget, so the client hears back in time.
-        let timeout = if config.max_elapsed.is_zero() {
-            attempt_timeout
-        } else {
-            attempt_timeout.min(config.max_elapsed.saturating_sub(elapsed).max(Duration::from_millis(100)))
+        // Every attempt ends inside the budget, so the client hears back in time.
+        let timeout = match deadline {
+            None => attempt_timeout,
+            Some(_) => attempt_timeout.min(left(Instant::now()).max(Duration::from_millis(100))),
         };
         let status = match tokio::time::timeout(timeout, attempt(timeout)).await {
             Ok(Ok(value)) => return Ok(value),
             Ok(Err(status)) => status,
             Err(_) => Status::deadline_exceeded(format!("no answer within {timeout:?}")),
         };
-        match decide(config, &mut backoff, &status, start.elapsed()) {
+        match decide(&mut backoff, &status, left(Instant::now())) {
             Decision::RetryAfter(delay) => {
                 on_retry(&status, delay);
                 tokio::time::sleep(delay).await;
@@ -186,7 +197,7 @@ mod tests {
     #[test]
     fn a_retry_info_hint_is_waited_at_least() {
         let mut b = Backoff::with_seed(&config(), 1);
-        let d = decide(&config(), &mut b, &with_retry_info(Code::Unavailable, Duration::from_secs(2)), Duration::ZERO);
+        let d = decide(&mut b, &with_retry_info(Code::Unavailable, Duration::from_secs(2)), config().max_elapsed);
         assert_eq!(d, Decision::RetryAfter(Duration::from_secs(2)));
     }
 
@@ -195,7 +206,7 @@ mod tests {
         let mut b = Backoff::with_seed(&config(), 1);
         let status = with_retry_info(Code::ResourceExhausted, Duration::from_secs(30));
         assert_eq!(
-            decide(&config(), &mut b, &status, Duration::ZERO),
+            decide(&mut b, &status, config().max_elapsed),
             Decision::GiveUp { retry_after: Some(Duration::from_secs(30)) }
         );
     }
@@ -203,7 +214,7 @@ mod tests {
     #[test]
     fn resource_exhausted_without_retry_info_is_not_retried() {
         let mut b = Backoff::with_seed(&config(), 1);
-        let d = decide(&config(), &mut b, &Status::resource_exhausted("full"), Duration::ZERO);
+        let d = decide(&mut b, &Status::resource_exhausted("full"), config().max_elapsed);
         assert_eq!(d, Decision::GiveUp { retry_after: None });
     }
 
@@ -214,6 +225,7 @@ mod tests {
         let result = export_with_retry(
             &config(),
             Duration::from_secs(1),
+            Some(Instant::now() + config().max_elapsed),
             |_| {
                 let n = calls.fetch_add(1, Ordering::SeqCst);
                 async move {
@@ -237,6 +249,7 @@ mod tests {
         let err = export_with_retry(
             &config(),
             Duration::from_secs(1),
+            Some(Instant::now() + config().max_elapsed),
             |_| async { Err::<(), _>(Status::unavailable("down")) },
             |_, _| {},
         )
@@ -254,6 +267,7 @@ mod tests {
         let err = export_with_retry(
             &config(),
             Duration::from_secs(2),
+            Some(Instant::now() + config().max_elapsed),
             |_| std::future::pending::<Result<(), Status>>(),
             |_, _| {},
         )
@@ -264,11 +278,53 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn data_that_queued_past_its_budget_is_answered_at_once_without_an_attempt() {
+        let calls = AtomicU32::new(0);
+        let deadline = Instant::now();
+        tokio::time::advance(Duration::from_millis(10)).await;
+        let err = export_with_retry(
+            &config(),
+            Duration::from_secs(1),
+            Some(deadline),
+            |_| {
+                calls.fetch_add(1, Ordering::SeqCst);
+                async { Ok::<(), Status>(()) }
+            },
+            |_, _| {},
+        )
+        .await
+        .unwrap_err();
+        assert_eq!((calls.load(Ordering::SeqCst), err.attempts), (0, 0));
+        assert_eq!(err.status.code(), Code::Unavailable);
+        assert!(err.retry_after.is_some());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn without_a_deadline_there_is_one_attempt() {
+        let calls = AtomicU32::new(0);
+        let err = export_with_retry(
+            &config(),
+            Duration::from_secs(1),
+            None,
+            |_| {
+                calls.fetch_add(1, Ordering::SeqCst);
+                async { Err::<(), _>(Status::unavailable("down")) }
+            },
+            |_, _| {},
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(err.attempts, 1);
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn invalid_argument_is_not_retried() {
         let calls = AtomicU32::new(0);
         let err = export_with_retry(
             &config(),
             Duration::from_secs(1),
+            Some(Instant::now() + config().max_elapsed),
             |_| {
                 calls.fetch_add(1, Ordering::SeqCst);
                 async { Err::<(), _>(Status::invalid_argument("bad")) }

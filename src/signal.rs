@@ -111,7 +111,9 @@ pub trait Signal: Send + Sync + 'static {
     type Response: prost::Message + JsonMessage + Default + Send + 'static;
     /// Which signal this is.
     const KIND: SignalKind;
-    /// Items in a decoded request (spans, metric data points, log records).
+    /// Items in a decoded request (spans, metric data points, log records). The hot path counts while it scans or
+    /// transcodes; this independent count from the message tree is the oracle the tests and fuzz targets check
+    /// those against.
     fn count(request: &Self::Request) -> u64;
     /// The response to send for `partial`.
     fn response(partial: Option<PartialSuccess>) -> Self::Response;

@@ -26,6 +26,8 @@ type Reply = oneshot::Sender<Result<PartialSuccess, ExportError>>;
 pub struct Entry {
     payload: Bytes,
     items: u64,
+    /// End of the retry budget, counted from the request's arrival.
+    deadline: Option<Instant>,
     reply: Reply,
     /// Keeps the request's bytes counted against the memory limit until its export is over, even if the client
     /// has gone.
@@ -46,21 +48,24 @@ impl Weighed for Entry {
 #[derive(Clone)]
 pub struct Pipeline {
     tx: mpsc::Sender<Entry>,
+    retry_budget: Option<Duration>,
 }
 
 impl Pipeline {
-    /// Starts the worker of `kind`.
+    /// Starts the worker of `kind`. Each request's data may spend `retry_budget` (from its arrival) queued and in
+    /// retries before its client is answered; `None` means one attempt and no retries.
     pub fn start(
         kind: SignalKind,
         exporter: Exporter,
         limits: Limits,
         max_in_flight: usize,
+        retry_budget: Option<Duration>,
         telemetry: Arc<Telemetry>,
     ) -> (Pipeline, tokio::task::JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(1024);
         let worker = Worker { kind, exporter: Arc::new(exporter), max_in_flight, telemetry };
         let handle = tokio::spawn(worker.run(rx, Batcher::new(limits)));
-        (Pipeline { tx }, handle)
+        (Pipeline { tx, retry_budget }, handle)
     }
 
     /// Exports `chunks` (valid requests, split from one client request) and waits for their outcome: success only
@@ -71,10 +76,11 @@ impl Pipeline {
         reservation: Reservation,
     ) -> Result<PartialSuccess, ExportError> {
         let hold = Arc::new(reservation);
+        let deadline = self.retry_budget.map(|budget| Instant::now() + budget);
         let mut replies = Vec::with_capacity(chunks.len());
         for (payload, items) in chunks {
             let (reply, rx) = oneshot::channel();
-            let entry = Entry { payload, items, reply, _hold: Arc::clone(&hold) };
+            let entry = Entry { payload, items, deadline, reply, _hold: Arc::clone(&hold) };
             self.tx.send(entry).await.map_err(|_| ExportError::ShuttingDown)?;
             replies.push(rx);
         }
@@ -154,7 +160,9 @@ impl Worker {
         async move {
             let started = Instant::now();
             let payload = Payload { parts: batch.entries.iter().map(|e| e.payload.clone()).collect() };
-            let result = exporter.export(payload, batch.items).await;
+            // The batch's budget ends with its oldest request's.
+            let deadline = batch.entries.iter().filter_map(|e| e.deadline).min();
+            let result = exporter.export(payload, batch.items, deadline).await;
             let took = started.elapsed();
             let single = batch.entries.len() == 1;
             for entry in batch.entries {

@@ -143,27 +143,47 @@ impl Backend {
 pub struct Exporter {
     kind: SignalKind,
     backends: Vec<Arc<Backend>>,
+    buffers: Arc<ExportBuffers>,
     retry: RetryConfig,
     attempt_timeout: Duration,
     telemetry: Arc<Telemetry>,
 }
 
 impl Exporter {
-    /// An exporter for `kind` over `backends` (shared between signals: one channel per backend).
-    pub fn new(kind: SignalKind, backends: Vec<Arc<Backend>>, config: &Config, telemetry: Arc<Telemetry>) -> Exporter {
-        Exporter { kind, backends, retry: config.retry, attempt_timeout: config.export_timeout, telemetry }
+    /// An exporter for `kind` over `backends` (shared between signals: one channel per backend), whose attempts'
+    /// frame copies share `buffers`.
+    pub fn new(
+        kind: SignalKind,
+        backends: Vec<Arc<Backend>>,
+        buffers: Arc<ExportBuffers>,
+        config: &Config,
+        telemetry: Arc<Telemetry>,
+    ) -> Exporter {
+        Exporter { kind, backends, buffers, retry: config.retry, attempt_timeout: config.export_timeout, telemetry }
     }
 
-    /// Exports one batch to every backend and combines the outcomes.
-    pub async fn export(&self, payload: Payload, items: u64) -> Result<PartialSuccess, ExportError> {
+    /// Exports one batch to every backend, retrying until `deadline`, and combines the outcomes.
+    pub async fn export(
+        &self,
+        payload: Payload,
+        items: u64,
+        deadline: Option<tokio::time::Instant>,
+    ) -> Result<PartialSuccess, ExportError> {
         if let [only] = self.backends.as_slice() {
-            return self.export_to(only, payload, items).await;
+            return self.export_to(only, payload, items, deadline).await;
         }
-        let outcomes = join_all(self.backends.iter().map(|b| self.export_to(b, payload.clone(), items))).await;
+        let outcomes =
+            join_all(self.backends.iter().map(|b| self.export_to(b, payload.clone(), items, deadline))).await;
         combine(outcomes, Rejections::Overlap)
     }
 
-    async fn export_to(&self, backend: &Backend, payload: Payload, items: u64) -> Result<PartialSuccess, ExportError> {
+    async fn export_to(
+        &self,
+        backend: &Backend,
+        payload: Payload,
+        items: u64,
+        deadline: Option<tokio::time::Instant>,
+    ) -> Result<PartialSuccess, ExportError> {
         let kind = self.kind;
         let label = backend.label();
         let started = std::time::Instant::now();
@@ -172,9 +192,15 @@ impl Exporter {
             Backend::Grpc(grpc) => export_with_retry(
                 &self.retry,
                 self.attempt_timeout,
+                deadline,
                 |timeout| {
                     self.telemetry.export_attempt(kind, label);
-                    grpc.export(kind, payload.clone(), timeout)
+                    let payload = payload.clone();
+                    async move {
+                        // The attempt copies the batch into its gRPC frame: that copy waits for room under the cap.
+                        let _copy = self.buffers.hold(payload.len()).await;
+                        grpc.export(kind, payload, timeout).await
+                    }
                 },
                 |status, delay| {
                     self.telemetry.export_retry(kind, label);
@@ -195,6 +221,32 @@ impl Exporter {
             }
         }
         result
+    }
+}
+
+/// A cap on the bytes that export attempts copy into their gRPC frames.
+///
+/// Request data is counted against `--memory-limit-mib` until answered; each attempt in flight also holds a copy of
+/// its batch (the frame tonic sends), one per backend. Without a cap those copies, up to `--batch-max-bytes` times
+/// the export slots times the backends, come on top of the limit; with it, they add at most a quarter of it.
+#[derive(Debug)]
+pub struct ExportBuffers {
+    kib: tokio::sync::Semaphore,
+    capacity_kib: u32,
+}
+
+impl ExportBuffers {
+    /// Room for `bytes` of frame copies at once.
+    pub fn new(bytes: usize) -> Arc<ExportBuffers> {
+        let capacity_kib = u32::try_from(bytes / 1024).unwrap_or(u32::MAX).max(1);
+        Arc::new(ExportBuffers { kib: tokio::sync::Semaphore::new(capacity_kib as usize), capacity_kib })
+    }
+
+    /// Waits for room for a copy of `bytes` (a copy larger than the whole cap waits for all of it).
+    async fn hold(&self, bytes: usize) -> Option<tokio::sync::SemaphorePermit<'_>> {
+        let kib = u32::try_from(bytes.div_ceil(1024)).unwrap_or(u32::MAX).clamp(1, self.capacity_kib);
+        // The semaphore is never closed, so this only fails if it were; then the copy simply goes uncapped.
+        self.kib.acquire_many(kib).await.ok()
     }
 }
 

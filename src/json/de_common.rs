@@ -8,10 +8,12 @@ use opentelemetry_proto::tonic::common::v1::{
     AnyValue, ArrayValue, EntityRef, InstrumentationScope, KeyValue, KeyValueList,
 };
 use opentelemetry_proto::tonic::resource::v1::Resource;
-use serde::de::{self, DeserializeSeed, Deserializer, Error as _, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
 use super::de_scalar::{Bool, Bytes, Kind, Seed, Str, F64, I32, I64, U32};
 use super::error::{Ctx, Seg};
+use super::table::message;
+use super::tc_out::Tc;
 
 /// A prost message decodable from a JSON object. Implemented through [`message!`].
 pub trait Msg: Default {
@@ -29,6 +31,15 @@ pub trait Msg: Default {
         f: Self::Field,
         map: &mut A,
         ctx: &mut Ctx,
+    ) -> Result<(), A::Error>;
+    /// Whether [`transcode`](super::transcode) counts this message as an item (span, log record, data point).
+    const ITEMS: bool;
+    /// Transcodes the value of field `f` to protobuf. `set` is the oneof member seen so far, if any.
+    fn transcode_field<'de, A: MapAccess<'de>>(
+        f: Self::Field,
+        map: &mut A,
+        tc: &mut Tc<'_>,
+        set: &mut Option<Self::Field>,
     ) -> Result<(), A::Error>;
 }
 
@@ -48,7 +59,8 @@ pub fn decode_top<'de, M: Msg, D: Deserializer<'de>>(d: D, ctx: &mut Ctx) -> Res
     d.deserialize_map(MsgV::<M>(ctx, PhantomData))
 }
 
-struct KeySeed<M>(PhantomData<M>);
+/// A key of message `M`: `Some(field)`, or `None` for an unknown key.
+pub(super) struct KeySeed<M>(pub(super) PhantomData<M>);
 impl<'de, M: Msg> DeserializeSeed<'de> for KeySeed<M> {
     type Value = Option<M::Field>;
     #[inline]
@@ -89,9 +101,7 @@ impl<'de, M: Msg> Visitor<'de> for MsgV<'_, M> {
             let bit = M::bit(f);
             if seen & bit != 0 {
                 ctx.push(Seg::Field(M::name(f)));
-                return Err(A::Error::custom(
-                    "duplicate field (given twice, perhaps once in camelCase and once in snake_case)",
-                ));
+                return Err(duplicate_field());
             }
             seen |= bit;
             if let Err(e) = out.decode_field(f, &mut map, ctx) {
@@ -163,144 +173,72 @@ impl<K: Kind> Kind for Rep<K> {
     }
 }
 
+/// Error for a known field given twice.
+pub fn duplicate_field<E: de::Error>() -> E {
+    E::custom("duplicate field (given twice, perhaps once in camelCase and once in snake_case)")
+}
+
 /// Error for a second member of a oneof.
 pub fn both_members<E: de::Error>(message: &str, first: &str, second: &str) -> E {
     E::custom(format_args!("{message} has both {first} and {second}"))
 }
 
-/// Implements [`Msg`] for a prost message from its field table.
-///
-/// Each field: `rust_field: Kind = "lowerCamelCase"`; the snake_case alias is the Rust field name.
-/// A oneof: `oneof rust_field: OneofEnum { Variant: Kind = "camel" | "snake", ... }`; `null` members
-/// count as absent, a second non-null member is an error.
-macro_rules! message {
-    (
-        $ty:ty as $F:ident, $name:literal {
-            $( $field:ident : $kind:ty = $camel:literal ),* $(,)?
-        }
-        $( oneof $target:ident : $Enum:ident {
-            $( $var:ident : $vkind:ty = $vcamel:literal | $vsnake:literal ),* $(,)?
-        } )?
-    ) => {
-        #[allow(non_camel_case_types)]
-        #[derive(Clone, Copy)]
-        pub enum $F { $( $field, )* $( $( $var, )* )? }
-
-        impl super::de_common::Msg for $ty {
-            const NAME: &'static str = $name;
-            type Field = $F;
-            #[inline]
-            fn field(key: &str) -> Option<$F> {
-                #[allow(unreachable_patterns)]
-                match key {
-                    $( $camel | stringify!($field) => Some($F::$field), )*
-                    $( $( $vcamel | $vsnake => Some($F::$var), )* )?
-                    _ => None,
-                }
-            }
-            #[inline]
-            fn bit(f: $F) -> u32 {
-                1u32 << (f as u32)
-            }
-            fn name(f: $F) -> &'static str {
-                match f {
-                    $( $F::$field => $camel, )*
-                    $( $( $F::$var => $vcamel, )* )?
-                }
-            }
-            #[inline]
-            fn decode_field<'de, A: serde::de::MapAccess<'de>>(
-                &mut self,
-                f: $F,
-                map: &mut A,
-                ctx: &mut super::error::Ctx,
-            ) -> Result<(), A::Error> {
-                use super::de_scalar::Seed;
-                $(
-                    fn member_name(v: &$Enum) -> &'static str {
-                        match v { $( $Enum::$var(_) => $vcamel, )* }
-                    }
-                )?
-                match f {
-                    $( $F::$field => self.$field = map.next_value_seed(Seed::<$kind>::new(ctx))?, )*
-                    $( $(
-                        $F::$var => {
-                            if let Some(v) = map.next_value_seed(Seed::<super::de_common::Opt<$vkind>>::new(ctx))? {
-                                if let Some(prev) = &self.$target {
-                                    return Err(super::de_common::both_members(
-                                        $name,
-                                        member_name(prev),
-                                        $vcamel,
-                                    ));
-                                }
-                                self.$target = Some($Enum::$var(v));
-                            }
-                        }
-                    )* )?
-                }
-                Ok(())
-            }
-        }
-    };
-}
-pub(super) use message;
-
 message! {
     AnyValue as AnyValueField, "AnyValue" {}
     oneof value: AnyValueOneof {
-        StringValue: Str = "stringValue" | "string_value",
-        BoolValue: Bool = "boolValue" | "bool_value",
-        IntValue: I64 = "intValue" | "int_value",
-        DoubleValue: F64 = "doubleValue" | "double_value",
-        ArrayValue: Obj<ArrayValue> = "arrayValue" | "array_value",
-        KvlistValue: Obj<KeyValueList> = "kvlistValue" | "kvlist_value",
-        BytesValue: Bytes = "bytesValue" | "bytes_value",
-        StringValueStrindex: I32 = "stringValueStrindex" | "string_value_strindex",
+        StringValue: Str = "stringValue" | "string_value" @ 1,
+        BoolValue: Bool = "boolValue" | "bool_value" @ 2,
+        IntValue: I64 = "intValue" | "int_value" @ 3,
+        DoubleValue: F64 = "doubleValue" | "double_value" @ 4,
+        ArrayValue: Obj<ArrayValue> = "arrayValue" | "array_value" @ 5,
+        KvlistValue: Obj<KeyValueList> = "kvlistValue" | "kvlist_value" @ 6,
+        BytesValue: Bytes = "bytesValue" | "bytes_value" @ 7,
+        StringValueStrindex: I32 = "stringValueStrindex" | "string_value_strindex" @ 8,
     }
 }
 
 message! {
     ArrayValue as ArrayValueField, "ArrayValue" {
-        values: Rep<Obj<AnyValue>> = "values",
+        values: Rep<Obj<AnyValue>> = "values" @ 1,
     }
 }
 
 message! {
     KeyValueList as KeyValueListField, "KeyValueList" {
-        values: Rep<Obj<KeyValue>> = "values",
+        values: Rep<Obj<KeyValue>> = "values" @ 1,
     }
 }
 
 message! {
     KeyValue as KeyValueField, "KeyValue" {
-        key: Str = "key",
-        value: Opt<Obj<AnyValue>> = "value",
-        key_strindex: I32 = "keyStrindex",
+        key: Str = "key" @ 1,
+        value: Opt<Obj<AnyValue>> = "value" @ 2,
+        key_strindex: I32 = "keyStrindex" @ 3,
     }
 }
 
 message! {
     InstrumentationScope as InstrumentationScopeField, "InstrumentationScope" {
-        name: Str = "name",
-        version: Str = "version",
-        attributes: Rep<Obj<KeyValue>> = "attributes",
-        dropped_attributes_count: U32 = "droppedAttributesCount",
+        name: Str = "name" @ 1,
+        version: Str = "version" @ 2,
+        attributes: Rep<Obj<KeyValue>> = "attributes" @ 3,
+        dropped_attributes_count: U32 = "droppedAttributesCount" @ 4,
     }
 }
 
 message! {
     EntityRef as EntityRefField, "EntityRef" {
-        schema_url: Str = "schemaUrl",
-        r#type: Str = "type",
-        id_keys: Rep<Str> = "idKeys",
-        description_keys: Rep<Str> = "descriptionKeys",
+        schema_url: Str = "schemaUrl" @ 1,
+        r#type: Str = "type" @ 2,
+        id_keys: Rep<Str> = "idKeys" @ 3,
+        description_keys: Rep<Str> = "descriptionKeys" @ 4,
     }
 }
 
 message! {
     Resource as ResourceField, "Resource" {
-        attributes: Rep<Obj<KeyValue>> = "attributes",
-        dropped_attributes_count: U32 = "droppedAttributesCount",
-        entity_refs: Rep<Obj<EntityRef>> = "entityRefs",
+        attributes: Rep<Obj<KeyValue>> = "attributes" @ 1,
+        dropped_attributes_count: U32 = "droppedAttributesCount" @ 2,
+        entity_refs: Rep<Obj<EntityRef>> = "entityRefs" @ 3,
     }
 }

@@ -51,7 +51,7 @@ macro_rules! stateless_kind {
 
 /// A UTF-8 string (`null` -> "").
 pub struct Str;
-struct StrV;
+pub(super) struct StrV;
 impl<'de> Visitor<'de> for StrV {
     type Value = String;
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -130,6 +130,13 @@ fn int_from_i128<T: Int, E: de::Error>(v: i128) -> Result<T, E> {
 }
 
 fn int_from_str<T: Int, E: de::Error>(s: &str) -> Result<T, E> {
+    // Fast path for the usual case, 1 to 19 plain digits (timestamps): cannot overflow a u64.
+    if (1..=19).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_digit()) {
+        let v = s.bytes().fold(0u64, |v, b| v * 10 + u64::from(b - b'0'));
+        if let Ok(v) = T::try_from(i128::from(v)) {
+            return Ok(v);
+        }
+    }
     s.parse::<T>().map_err(|_| E::custom(format_args!("invalid {} {}", T::NAME, Quoted(s))))
 }
 
@@ -156,18 +163,30 @@ impl<'de, T: Int> Visitor<'de> for IntV<T> {
     }
 }
 
-/// uint64 / fixed64.
+/// uint64.
 pub struct U64;
 stateless_kind!(U64, u64, IntV::<u64>(PhantomData));
-/// int64 / sfixed64.
+/// int64.
 pub struct I64;
 stateless_kind!(I64, i64, IntV::<i64>(PhantomData));
-/// uint32 / fixed32.
+/// uint32.
 pub struct U32;
 stateless_kind!(U32, u32, IntV::<u32>(PhantomData));
-/// int32 / sint32.
+/// int32.
 pub struct I32;
 stateless_kind!(I32, i32, IntV::<i32>(PhantomData));
+/// fixed64: the uint64 JSON rules; only the protobuf wire form differs.
+pub struct Fixed64;
+stateless_kind!(Fixed64, u64, IntV::<u64>(PhantomData));
+/// sfixed64: the int64 JSON rules.
+pub struct SFixed64;
+stateless_kind!(SFixed64, i64, IntV::<i64>(PhantomData));
+/// fixed32: the uint32 JSON rules.
+pub struct Fixed32;
+stateless_kind!(Fixed32, u32, IntV::<u32>(PhantomData));
+/// sint32: the int32 JSON rules.
+pub struct SInt32;
+stateless_kind!(SInt32, i32, IntV::<i32>(PhantomData));
 
 /// double: a number, a numeric string, or "NaN" / "Infinity" / "-Infinity".
 pub struct F64;
@@ -216,19 +235,62 @@ pub type TraceId = Hex<16>;
 /// 8-byte span id.
 pub type SpanId = Hex<8>;
 
-struct HexV<const N: usize>;
+pub(super) struct HexV<const N: usize>;
 impl<const N: usize> HexV<N> {
     const WHAT: &'static str = if N == 16 { "trace id" } else { "span id" };
 }
 
-#[inline]
-fn hex_val(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
+/// Value of each hex digit, 0xFF for other bytes.
+const HEX: [u8; 256] = {
+    let mut t = [0xFF; 256];
+    let mut i = 0;
+    while i < 10 {
+        t[b'0' as usize + i] = i as u8;
+        i += 1;
     }
+    let mut i = 0;
+    while i < 6 {
+        t[b'a' as usize + i] = 10 + i as u8;
+        t[b'A' as usize + i] = 10 + i as u8;
+        i += 1;
+    }
+    t
+};
+
+/// A hex id of exactly `2 * N` characters; `None` for "" (absent).
+pub(super) fn parse_hex<const N: usize, E: de::Error>(v: &str) -> Result<Option<[u8; N]>, E> {
+    if v.is_empty() {
+        return Ok(None);
+    }
+    let b = v.as_bytes();
+    if b.len() != 2 * N {
+        return Err(E::custom(format_args!(
+            "invalid {} {}: expected {} hex characters, got {}",
+            HexV::<N>::WHAT,
+            Quoted(v),
+            2 * N,
+            v.chars().count()
+        )));
+    }
+    let mut out = [0u8; N];
+    // Fast pass: every digit looked up, one check at the end.
+    let mut bad = 0;
+    for (pair, o) in b.chunks_exact(2).zip(&mut out) {
+        let (hi, lo) = (HEX[usize::from(pair[0])], HEX[usize::from(pair[1])]);
+        bad |= hi | lo;
+        *o = hi << 4 | lo;
+    }
+    if bad & 0xF0 == 0 {
+        return Ok(Some(out));
+    }
+    // All of `v` before `pos` is ASCII hex digits, so `pos` is a char boundary.
+    let pos = b.iter().position(|&c| HEX[usize::from(c)] == 0xFF).unwrap_or(0);
+    let c = v.get(pos..).and_then(|s| s.chars().next()).unwrap_or('?');
+    Err(E::custom(format_args!(
+        "invalid {} {}: {c:?} at position {pos} is not a hex digit",
+        HexV::<N>::WHAT,
+        Quoted(v)
+    )))
 }
 
 impl<'de, const N: usize> Visitor<'de> for HexV<N> {
@@ -237,36 +299,7 @@ impl<'de, const N: usize> Visitor<'de> for HexV<N> {
         write!(f, "a {} ({} hex characters)", Self::WHAT, 2 * N)
     }
     fn visit_str<E: de::Error>(self, v: &str) -> Result<Vec<u8>, E> {
-        if v.is_empty() {
-            return Ok(Vec::new());
-        }
-        let b = v.as_bytes();
-        if b.len() != 2 * N {
-            return Err(E::custom(format_args!(
-                "invalid {} {}: expected {} hex characters, got {}",
-                Self::WHAT,
-                Quoted(v),
-                2 * N,
-                v.chars().count()
-            )));
-        }
-        let mut out = Vec::with_capacity(N);
-        for (i, pair) in b.chunks_exact(2).enumerate() {
-            match (hex_val(pair[0]), hex_val(pair[1])) {
-                (Some(hi), Some(lo)) => out.push(hi << 4 | lo),
-                (hi, _) => {
-                    let pos = if hi.is_none() { 2 * i } else { 2 * i + 1 };
-                    // Every byte before `pos` is an ASCII hex digit, so `pos` is a char boundary.
-                    let c = v.get(pos..).and_then(|s| s.chars().next()).unwrap_or('?');
-                    return Err(E::custom(format_args!(
-                        "invalid {} {}: {c:?} at position {pos} is not a hex digit",
-                        Self::WHAT,
-                        Quoted(v)
-                    )));
-                }
-            }
-        }
-        Ok(out)
+        Ok(parse_hex::<N, E>(v)?.map_or_else(Vec::new, |id| id.to_vec()))
     }
     fn visit_unit<E: de::Error>(self) -> Result<Vec<u8>, E> {
         Ok(Vec::new())
@@ -287,15 +320,23 @@ const B64_CONFIG: GeneralPurposeConfig =
 const B64_STD: GeneralPurpose = GeneralPurpose::new(&base64::alphabet::STANDARD, B64_CONFIG);
 const B64_URL: GeneralPurpose = GeneralPurpose::new(&base64::alphabet::URL_SAFE, B64_CONFIG);
 
-struct BytesV;
+pub(super) struct BytesV;
+
+/// Appends the bytes that base64 text `v` stands for to `out`.
+pub(super) fn decode_base64<E: de::Error>(v: &str, out: &mut Vec<u8>) -> Result<(), E> {
+    let engine = if v.bytes().any(|b| b == b'-' || b == b'_') { &B64_URL } else { &B64_STD };
+    engine.decode_vec(v, out).map_err(|e| E::custom(format_args!("invalid base64 {}: {e}", Quoted(v))))
+}
+
 impl<'de> Visitor<'de> for BytesV {
     type Value = Vec<u8>;
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("base64-encoded bytes")
     }
     fn visit_str<E: de::Error>(self, v: &str) -> Result<Vec<u8>, E> {
-        let engine = if v.bytes().any(|b| b == b'-' || b == b'_') { &B64_URL } else { &B64_STD };
-        engine.decode(v).map_err(|e| E::custom(format_args!("invalid base64 {}: {e}", Quoted(v))))
+        let mut out = Vec::new();
+        decode_base64(v, &mut out)?;
+        Ok(out)
     }
     fn visit_unit<E: de::Error>(self) -> Result<Vec<u8>, E> {
         Ok(Vec::new())

@@ -23,6 +23,10 @@
 //!
 //! Errors name the field path and the line/column: see [`JsonError`].
 //!
+//! [`transcode`] applies the same rules straight from OTLP/JSON to protobuf bytes, with no message tree:
+//! the schema tables in the `de_*` files (`table.rs`'s `message!`: field names, JSON rules, field numbers and
+//! wire forms, written once) drive both.
+//!
 //! Encoding writes spec-conformant OTLP/JSON on one line: lowerCamelCase keys, lowercase hex ids,
 //! 64-bit integers as decimal strings, enums as integers, standard padded base64, non-finite doubles as
 //! strings, default values omitted except set oneof members.
@@ -35,6 +39,10 @@ mod de_trace;
 mod encode;
 mod encode_signals;
 mod error;
+mod table;
+mod tc_kinds;
+mod tc_msg;
+mod tc_out;
 #[cfg(test)]
 mod tests;
 
@@ -64,6 +72,33 @@ pub fn decode<T: JsonMessage>(body: &[u8]) -> Result<T, JsonError> {
         Ok(msg)
     });
     result.map_err(|e| JsonError::from_serde(&e, &mut ctx, body))
+}
+
+/// OTLP/JSON straight to the protobuf encoding of the same message; returns the item count (spans, metric
+/// data points as the Collector counts them, log records).
+///
+/// One pass, no message tree: the protobuf bytes are appended to `out` while the JSON is read. Accepts and
+/// rejects exactly what [`decode`] does, with the same [`JsonError`]; on success the bytes decode (prost)
+/// to the message `decode` returns. Fields are written in the order the JSON gives them, which protobuf
+/// permits; defaults are omitted as prost omits them. On error, `out` is left as it was.
+///
+/// `out` gets `body.len()` bytes of spare capacity up front. The protobuf form is usually under half the
+/// size of the JSON, but is not bounded by it (`"bucketCounts":[1,2]` grows: fixed64 takes 8 bytes each).
+pub fn transcode<T: JsonMessage>(body: &[u8], out: &mut Vec<u8>) -> Result<u64, JsonError> {
+    let mut tc = tc_out::Tc::new(out, body.len());
+    let mut de = serde_json::Deserializer::from_slice(body);
+    match tc_msg::transcode_top::<T, _>(&mut de, &mut tc).and_then(|()| de.end()) {
+        Ok(()) => {
+            let items = tc.items;
+            tc.out.finish();
+            Ok(items)
+        }
+        Err(e) => {
+            let err = JsonError::from_serde(&e, &mut tc.ctx, body);
+            tc.out.abort();
+            Err(err)
+        }
+    }
 }
 
 /// Encodes a message as compact, one-line OTLP/JSON.

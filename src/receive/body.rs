@@ -168,7 +168,9 @@ fn read_capped(
     let mut out: Vec<u8> = Vec::with_capacity(wire_len.saturating_mul(4).max(STEP).min(limit.saturating_add(1)));
     loop {
         if out.len() == out.capacity() {
-            out.reserve(out.len().clamp(STEP, 16 * STEP).min(limit.saturating_add(1).saturating_sub(out.len()).max(1)));
+            // Double (amortised copies), but never past the limit + 1 byte that proves a body too large.
+            let target = (out.capacity() * 2).max(out.len() + STEP).min(limit.saturating_add(1)).max(out.len() + 1);
+            out.reserve_exact(target - out.len());
         }
         reservation.resize(wire_len + out.capacity()).map_err(|e| CappedError::Receive(e.into()))?;
         let start = out.len();

@@ -21,7 +21,6 @@ use bytes::Bytes;
 use http::{header, Method, Request, Response};
 use http_body_util::Full;
 use hyper::body::Incoming;
-use prost::Message;
 use tower::{Service, ServiceBuilder};
 
 pub use body::ContentEncoding;
@@ -256,13 +255,15 @@ fn decode<S: Signal>(format: Format, plain: Bytes, reservation: &mut Reservation
             Ok(Decoded { items: scan.items, payload: plain, scan: Some(scan) })
         }
         Format::Json => {
-            // The decoded tree and its protobuf encoding live beside the JSON text for a moment.
-            reservation.resize(plain.len().saturating_mul(3))?;
-            let request: S::Request = crate::json::decode(&plain)?;
+            // Straight from JSON text to protobuf, no message tree: the output lives beside the text for a moment
+            // and is usually about half its size (fixed64 bucket counts can make it larger, hence the full size).
+            reservation.resize(plain.len().saturating_mul(2))?;
+            let mut protobuf = Vec::new();
+            let items = crate::json::transcode::<S::Request>(&plain, &mut protobuf)?;
             drop(plain);
-            let items = S::count(&request);
-            let payload = Bytes::from(request.encode_to_vec());
-            drop(request);
+            // Held until the backend answers: keep only what it uses, not the text-sized capacity.
+            protobuf.shrink_to_fit();
+            let payload = Bytes::from(protobuf);
             reservation.resize(payload.len())?;
             Ok(Decoded { payload, items, scan: None })
         }

@@ -48,7 +48,7 @@ fn trace_example_decodes_with_ids_kind_times_and_attributes() {
     assert_eq!((s.start_time_unix_nano, s.end_time_unix_nano), (1_544_712_660_000_000_000, 1_544_712_661_000_000_000));
     assert_eq!(s.kind, 2);
     assert_eq!(value(&s.attributes[0]), Some(&Value::StringValue("some value".into())));
-    assert_eq!(decode::<ExportTraceServiceRequest>(encode(&req).as_bytes()).unwrap(), req);
+    assert_eq!(dec::<ExportTraceServiceRequest>(encode(&req).as_bytes()).unwrap(), req);
 }
 
 #[test]
@@ -78,7 +78,7 @@ fn metrics_example_decodes_all_four_metric_kinds() {
     let pos = p.positive.as_ref().unwrap();
     assert_eq!((pos.offset, pos.bucket_counts.clone()), (1, vec![0, 2]));
     assert_eq!((p.min, p.max), (Some(0.0), Some(5.0)));
-    assert_eq!(decode::<ExportMetricsServiceRequest>(encode(&req).as_bytes()).unwrap(), req);
+    assert_eq!(dec::<ExportMetricsServiceRequest>(encode(&req).as_bytes()).unwrap(), req);
 }
 
 #[test]
@@ -101,7 +101,7 @@ fn logs_example_decodes_all_six_attribute_types() {
     assert_eq!(arr.values[1].value, Some(Value::StringValue("values".into())));
     let Some(Value::KvlistValue(kv)) = value(&a[5]) else { panic!() };
     assert_eq!(kv.values[0].key, "some.map.key");
-    assert_eq!(decode::<ExportLogsServiceRequest>(encode(&req).as_bytes()).unwrap(), req);
+    assert_eq!(dec::<ExportLogsServiceRequest>(encode(&req).as_bytes()).unwrap(), req);
 }
 
 #[test]

@@ -1,4 +1,6 @@
 //! Tests of the OTLP/JSON codec. `probe*` turns every row of `shared/research/otlp-json-probe.md` into a case.
+//!
+//! Every body a test decodes goes through [`dec`], which also transcodes it and checks that both agree.
 
 mod encoding;
 mod examples;
@@ -6,28 +8,119 @@ mod probe_metrics;
 mod probe_trace;
 mod prop;
 mod robustness;
+mod transcoding;
 
-use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
-use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::collector::logs::v1::{ExportLogsServiceRequest, ExportLogsServiceResponse};
+use opentelemetry_proto::tonic::collector::metrics::v1::{ExportMetricsServiceRequest, ExportMetricsServiceResponse};
+use opentelemetry_proto::tonic::collector::trace::v1::{ExportTraceServiceRequest, ExportTraceServiceResponse};
 use opentelemetry_proto::tonic::common::v1::any_value::Value;
 use opentelemetry_proto::tonic::logs::v1::LogRecord;
-use opentelemetry_proto::tonic::metrics::v1::Metric;
+use opentelemetry_proto::tonic::metrics::v1::{metric::Data, Metric};
 use opentelemetry_proto::tonic::trace::v1::Span;
+use prost::Message;
 
-use super::{decode, JsonError, JsonMessage};
+use super::{decode, transcode, JsonError, JsonMessage};
+
+/// The six top-level messages, with what the decode/transcode parity check needs.
+trait Both: JsonMessage + Message + Default + std::fmt::Debug {
+    /// Items as the receiver counts them (spans, metric data points, log records).
+    fn items(&self) -> u64;
+}
+
+impl Both for ExportTraceServiceRequest {
+    fn items(&self) -> u64 {
+        self.resource_spans.iter().flat_map(|r| &r.scope_spans).map(|s| s.spans.len() as u64).sum()
+    }
+}
+impl Both for ExportMetricsServiceRequest {
+    fn items(&self) -> u64 {
+        let metrics = self.resource_metrics.iter().flat_map(|r| &r.scope_metrics).flat_map(|s| &s.metrics);
+        metrics
+            .map(|m| match &m.data {
+                Some(Data::Gauge(g)) => g.data_points.len(),
+                Some(Data::Sum(s)) => s.data_points.len(),
+                Some(Data::Histogram(h)) => h.data_points.len(),
+                Some(Data::ExponentialHistogram(h)) => h.data_points.len(),
+                Some(Data::Summary(s)) => s.data_points.len(),
+                None => 0,
+            } as u64)
+            .sum()
+    }
+}
+impl Both for ExportLogsServiceRequest {
+    fn items(&self) -> u64 {
+        self.resource_logs.iter().flat_map(|r| &r.scope_logs).map(|s| s.log_records.len() as u64).sum()
+    }
+}
+impl Both for ExportTraceServiceResponse {
+    fn items(&self) -> u64 {
+        0
+    }
+}
+impl Both for ExportMetricsServiceResponse {
+    fn items(&self) -> u64 {
+        0
+    }
+}
+impl Both for ExportLogsServiceResponse {
+    fn items(&self) -> u64 {
+        0
+    }
+}
+
+fn shown(body: &[u8]) -> String {
+    let s = String::from_utf8_lossy(body);
+    if s.len() > 600 {
+        format!("{}... ({} bytes)", s.chars().take(600).collect::<String>(), body.len())
+    } else {
+        s.into_owned()
+    }
+}
+
+/// Runs `body` through both [`decode`] and [`transcode`] and checks that they agree: both accept, the
+/// protobuf bytes decode (prost) to the decoded message and the item counts match; or both reject with
+/// the same error (path, message, line and column). Returns what `decode` returned.
+///
+/// Every case of these tests goes through here, so each one checks the transcoder as well.
+#[track_caller]
+fn dec<T: Both>(body: &[u8]) -> Result<T, JsonError> {
+    let decoded = decode::<T>(body);
+    // A prefix that must survive: transcode appends, and leaves the buffer as it was on error.
+    let mut out = vec![0xEE];
+    let transcoded = transcode::<T>(body, &mut out);
+    match (&decoded, transcoded) {
+        (Ok(msg), Ok(items)) => {
+            assert_eq!(out[0], 0xEE, "prefix overwritten");
+            let back = T::decode(&out[1..])
+                .unwrap_or_else(|e| panic!("transcode wrote bad protobuf ({e}) for {}", shown(body)));
+            // Compared as prost encodings: field order normalised, doubles compared bit for bit (NaN too).
+            assert!(
+                back.encode_to_vec() == msg.encode_to_vec(),
+                "transcode differs from decode for {}:\n  decode:    {msg:?}\n  transcode: {back:?}",
+                shown(body)
+            );
+            assert_eq!(items, msg.items(), "item count for {}", shown(body));
+        }
+        (Err(a), Err(b)) => {
+            assert_eq!(a, &b, "different errors for {}", shown(body));
+            assert_eq!(out, [0xEE], "buffer not restored after an error");
+        }
+        (a, b) => panic!("decode and transcode disagree on {}:\n  decode:    {a:?}\n  transcode: {b:?}", shown(body)),
+    }
+    decoded
+}
 
 #[track_caller]
-fn ok<T: JsonMessage>(json: &str) -> T {
-    match decode::<T>(json.as_bytes()) {
+fn ok<T: Both>(json: &str) -> T {
+    match dec::<T>(json.as_bytes()) {
         Ok(v) => v,
         Err(e) => panic!("expected {json} to decode, got error: {e}"),
     }
 }
 
 #[track_caller]
-fn err<T: JsonMessage + std::fmt::Debug>(json: &str) -> JsonError {
-    match decode::<T>(json.as_bytes()) {
+fn err<T: Both>(json: &str) -> JsonError {
+    match dec::<T>(json.as_bytes()) {
         Ok(v) => panic!("expected {json} to be rejected, got {v:?}"),
         Err(e) => e,
     }

@@ -325,7 +325,7 @@ fn log_strategy() -> impl Strategy<Value = LogRecord> {
         })
 }
 
-fn traces() -> impl Strategy<Value = ExportTraceServiceRequest> {
+pub(super) fn traces() -> impl Strategy<Value = ExportTraceServiceRequest> {
     let ss = (scope(), vec(span_strategy(), 0..3), s()).prop_map(|(scope, spans, schema_url)| ScopeSpans {
         scope,
         spans,
@@ -339,7 +339,7 @@ fn traces() -> impl Strategy<Value = ExportTraceServiceRequest> {
     vec(rs, 0..3).prop_map(|resource_spans| ExportTraceServiceRequest { resource_spans })
 }
 
-fn metrics() -> impl Strategy<Value = ExportMetricsServiceRequest> {
+pub(super) fn metrics() -> impl Strategy<Value = ExportMetricsServiceRequest> {
     let sm = (scope(), vec(metric_strategy(), 0..4), s()).prop_map(|(scope, metrics, schema_url)| ScopeMetrics {
         scope,
         metrics,
@@ -353,7 +353,7 @@ fn metrics() -> impl Strategy<Value = ExportMetricsServiceRequest> {
     vec(rm, 0..3).prop_map(|resource_metrics| ExportMetricsServiceRequest { resource_metrics })
 }
 
-fn logs() -> impl Strategy<Value = ExportLogsServiceRequest> {
+pub(super) fn logs() -> impl Strategy<Value = ExportLogsServiceRequest> {
     let sl = (scope(), vec(log_strategy(), 0..3), s()).prop_map(|(scope, log_records, schema_url)| ScopeLogs {
         scope,
         log_records,

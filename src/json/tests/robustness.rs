@@ -32,8 +32,7 @@ fn deep_nesting_is_an_error_not_a_stack_overflow() {
     // Same nesting inside metrics and logs bodies.
     // Inside an unknown field: serde_json skips it iteratively (no stack per level), so it is simply ignored.
     let (open, close) = ("[".repeat(1_000_000), "]".repeat(1_000_000));
-    let r =
-        decode::<ExportMetricsServiceRequest>(format!(r#"{{"resourceMetrics":[{{"x":{open}{close}}}]}}"#).as_bytes());
+    let r = dec::<ExportMetricsServiceRequest>(format!(r#"{{"resourceMetrics":[{{"x":{open}{close}}}]}}"#).as_bytes());
     assert_eq!(r.map(|m| m.resource_metrics.len()), Ok(1));
     let body = r#"{"kvlistValue":{"values":[{"key":"k","value":"#.repeat(50_000);
     let e = err::<ExportLogsServiceRequest>(&format!(
@@ -54,11 +53,11 @@ fn invalid_utf8_in_a_string_is_an_error() {
     let mut body = span_json(r#""name":"ab""#).into_bytes();
     let at = body.windows(2).position(|w| w == b"ab").unwrap();
     body[at] = 0xff;
-    let e = decode::<Req>(&body).unwrap_err();
+    let e = dec::<Req>(&body).unwrap_err();
     assert_eq!(e.path, format!("{SPAN_PATH}.name"));
     assert!(e.message.contains("invalid unicode") || e.message.contains("UTF-8"), "{e}");
     // In a key, too.
-    let e = decode::<Req>(b"{\"\xc3\x28\":1}").unwrap_err();
+    let e = dec::<Req>(b"{\"\xc3\x28\":1}").unwrap_err();
     assert!(e.line == 1, "{e}");
 }
 
@@ -87,7 +86,7 @@ fn garbage_and_truncated_bodies_are_errors() {
         b"{\"a\" 1}",
         b"{'a':1}",
     ] {
-        let e = decode::<Req>(body).unwrap_err();
+        let e = dec::<Req>(body).unwrap_err();
         assert!(!e.message.is_empty() && e.line >= 1, "{e}");
     }
 }
@@ -98,9 +97,9 @@ fn every_prefix_of_a_valid_body_fails_cleanly() {
         r#""traceId":"5b8efff798038103d269b633813fc60c","name":"n","attributes":[{"key":"k","value":{"doubleValue":"NaN"}}],"status":{"code":2}"#,
     );
     for i in 0..json.len() {
-        assert!(decode::<Req>(&json.as_bytes()[..i]).is_err(), "prefix {i} accepted");
+        assert!(dec::<Req>(&json.as_bytes()[..i]).is_err(), "prefix {i} accepted");
     }
-    assert!(decode::<Req>(json.as_bytes()).is_ok());
+    assert!(dec::<Req>(json.as_bytes()).is_ok());
 }
 
 #[test]
