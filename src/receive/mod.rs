@@ -36,6 +36,9 @@ use crate::telemetry::Telemetry;
 /// other connections served by the same runtime thread.
 const BLOCKING_THRESHOLD: usize = 1 << 20;
 
+/// The same for compressed bodies, which may inflate up to `--max-body-bytes`.
+const BLOCKING_THRESHOLD_COMPRESSED: usize = 16 << 10;
+
 /// Longest an early answer (404/405/415, memory limit) waits for the rest of a body it will not use.
 const DISCARD_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -214,19 +217,23 @@ async fn receive<S: Signal>(
         .await
         .map_err(|_| ReceiveError::ReadTimeout(receiver.read_timeout))??;
 
+    // A large body, or a compressed one that may inflate a lot, is decoded on the blocking pool so it does not
+    // stall the other requests served by this runtime thread; small ones are cheaper to decode in place.
+    let blocking = wire.len() > BLOCKING_THRESHOLD
+        || (route.encoding != ContentEncoding::Identity && wire.len() > BLOCKING_THRESHOLD_COMPRESSED);
     let work = move || -> Result<(Decoded, Reservation), ReceiveError> {
         let plain = body::inflate(route.encoding, wire, limit, &mut reservation)?;
         let decoded = decode::<S>(route.format, plain, &mut reservation)?;
         Ok((decoded, reservation))
     };
-    let (decoded, reservation) =
-        if declared.unwrap_or(usize::MAX) > BLOCKING_THRESHOLD || route.encoding != ContentEncoding::Identity {
-            tokio::task::spawn_blocking(work)
-                .await
-                .map_err(|e| ReceiveError::BodyRead(format!("decoder failed: {e}")))??
-        } else {
-            work()?
-        };
+    let (decoded, reservation) = if blocking {
+        tokio::task::spawn_blocking(work).await.map_err(|e| {
+            tracing::error!("decoding a request failed: {e}");
+            ReceiveError::Internal(format!("decoding failed: {e}"))
+        })??
+    } else {
+        work()?
+    };
 
     if decoded.items == 0 {
         // Nothing to deliver (OTLP: an empty request succeeds).
