@@ -85,13 +85,29 @@ pub fn decode<T: JsonMessage>(body: &[u8]) -> Result<T, JsonError> {
 /// `out` gets `body.len()` bytes of spare capacity up front. The protobuf form is usually under half the
 /// size of the JSON, but is not bounded by it (`"bucketCounts":[1,2]` grows: fixed64 takes 8 bytes each).
 pub fn transcode<T: JsonMessage>(body: &[u8], out: &mut Vec<u8>) -> Result<u64, JsonError> {
-    let mut tc = tc_out::Tc::new(out, body.len());
+    // Without a cap the output cannot overflow, so there is always a count.
+    transcode_within::<T>(body, out, usize::MAX).map(|items| items.unwrap_or_default())
+}
+
+/// [`transcode`], but `Ok(None)` (and `out` as it was) as soon as the output would pass `max_out` bytes, so that
+/// what the caller reserved for it bounds the memory used: protobuf may be up to four times longer than its JSON
+/// text when it holds long packed arrays of small numbers.
+pub fn transcode_within<T: JsonMessage>(
+    body: &[u8],
+    out: &mut Vec<u8>,
+    max_out: usize,
+) -> Result<Option<u64>, JsonError> {
+    let mut tc = tc_out::Tc::new(out, body.len(), max_out);
     let mut de = serde_json::Deserializer::from_slice(body);
     match tc_msg::transcode_top::<T, _>(&mut de, &mut tc).and_then(|()| de.end()) {
+        Ok(()) if tc.out.overflowed() => {
+            tc.out.abort();
+            Ok(None)
+        }
         Ok(()) => {
             let items = tc.items;
             tc.out.finish();
-            Ok(items)
+            Ok(Some(items))
         }
         Err(e) => {
             let err = JsonError::from_serde(&e, &mut tc.ctx, body);

@@ -25,8 +25,8 @@ pub struct Tc<'o> {
 }
 
 impl<'o> Tc<'o> {
-    pub fn new(buf: &'o mut Vec<u8>, body_len: usize) -> Self {
-        Tc { out: Out::new(buf, body_len), ctx: Ctx::default(), items: 0 }
+    pub fn new(buf: &'o mut Vec<u8>, body_len: usize, max_out: usize) -> Self {
+        Tc { out: Out::new(buf, body_len, max_out), ctx: Ctx::default(), items: 0 }
     }
 }
 
@@ -39,6 +39,10 @@ pub struct Out<'o> {
     long: Vec<(usize, usize)>,
     /// Bytes that widening the `long` placeholders will add.
     extra: usize,
+    /// Most bytes the fixed-width writes may grow the output to (see [`Out::overflowed`]).
+    max_out: usize,
+    /// Set when a fixed-width write was skipped because the output reached `max_out`.
+    overflowed: bool,
 }
 
 /// An open length-delimited field.
@@ -51,11 +55,26 @@ pub struct Open {
 }
 
 impl<'o> Out<'o> {
-    fn new(buf: &'o mut Vec<u8>, body_len: usize) -> Self {
+    fn new(buf: &'o mut Vec<u8>, body_len: usize, max_out: usize) -> Self {
         let base = buf.len();
         // Protobuf is smaller than the OTLP/JSON it comes from, in practice by a third or more.
-        buf.reserve(body_len);
-        Out { buf, base, long: Vec::new(), extra: 0 }
+        buf.reserve(body_len.min(max_out));
+        Out { buf, base, long: Vec::new(), extra: 0, max_out, overflowed: false }
+    }
+
+    /// Whether the output would have passed `max_out`. Only fixed-width values (fixed64, double, fixed32) can make
+    /// protobuf larger than its JSON text (`0,` in `bucketCounts` is 2 characters and 8 bytes), so only those
+    /// writes are checked: past the cap they are skipped and the caller throws the output away.
+    pub fn overflowed(&self) -> bool {
+        self.overflowed
+    }
+
+    #[inline]
+    fn room_for(&mut self, n: usize) -> bool {
+        if self.buf.len() - self.base + n > self.max_out {
+            self.overflowed = true;
+        }
+        !self.overflowed
     }
 
     /// Bytes written so far (placeholders counted as 1 byte).
@@ -86,12 +105,16 @@ impl<'o> Out<'o> {
 
     #[inline]
     pub fn fixed64(&mut self, v: u64) {
-        self.buf.extend_from_slice(&v.to_le_bytes());
+        if self.room_for(8) {
+            self.buf.extend_from_slice(&v.to_le_bytes());
+        }
     }
 
     #[inline]
     pub fn fixed32(&mut self, v: u32) {
-        self.buf.extend_from_slice(&v.to_le_bytes());
+        if self.room_for(4) {
+            self.buf.extend_from_slice(&v.to_le_bytes());
+        }
     }
 
     /// A string or bytes field whose content is at hand.
@@ -202,7 +225,7 @@ mod tests {
     #[test]
     fn long_placeholders_widen_at_every_depth() {
         let mut buf = vec![0xAA];
-        let mut out = Out::new(&mut buf, 0);
+        let mut out = Out::new(&mut buf, 0, usize::MAX);
         let outer = out.open(1);
         let inner = out.open(2);
         out.buf().extend(std::iter::repeat_n(7u8, 200));

@@ -262,11 +262,23 @@ fn decode<S: Signal>(format: Format, plain: Bytes, reservation: &mut Reservation
             Ok(Decoded { items: scan.items, payload: plain, scan: Some(scan) })
         }
         Format::Json => {
-            // Straight from JSON text to protobuf, no message tree: the output lives beside the text for a moment
-            // and is usually about half its size (fixed64 bucket counts can make it larger, hence the full size).
-            reservation.resize(plain.len().saturating_mul(2))?;
+            // Straight from JSON text to protobuf, no message tree: the output lives beside the text for a moment.
+            // It is usually about half the text, so the text's size is reserved for it; long packed arrays of small
+            // numbers (`bucketCounts`) can make it up to four times longer, and then it is done again with room
+            // for that, so what is reserved always bounds what is held.
+            let text = plain.len();
+            reservation.resize(text.saturating_mul(2))?;
             let mut protobuf = Vec::new();
-            let items = crate::json::transcode::<S::Request>(&plain, &mut protobuf)?;
+            let items = match crate::json::transcode_within::<S::Request>(&plain, &mut protobuf, text)? {
+                Some(items) => items,
+                None => {
+                    let room = text.saturating_mul(4).saturating_add(64 * 1024);
+                    reservation.resize(text.saturating_add(room))?;
+                    crate::json::transcode_within::<S::Request>(&plain, &mut protobuf, room)?.ok_or(
+                        MemoryError::TooLarge { needed: text.saturating_add(room), limit: reservation.bytes() },
+                    )?
+                }
+            };
             drop(plain);
             // Held until the backend answers: keep only what it uses, not the text-sized capacity.
             protobuf.shrink_to_fit();

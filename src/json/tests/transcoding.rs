@@ -291,3 +291,20 @@ fn decimal_strings_read_alike_on_the_fast_path_and_off_it() {
     let e = attr_err(r#"{"intValue":"9223372036854775808"}"#);
     assert_err(&e, &format!("{SPAN_PATH}.attributes[0].value.intValue"), r#"invalid int64 "9223372036854775808""#);
 }
+
+#[test]
+fn a_capped_transcode_reports_overflow_and_leaves_the_buffer_as_it_was() {
+    use crate::json::transcode_within;
+    use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest as Req;
+    // 40 zero bucket counts: 2 characters each in JSON, 8 bytes each in protobuf.
+    let zeros = vec!["0"; 40].join(",");
+    let body = format!(
+        r#"{{"resourceMetrics":[{{"scopeMetrics":[{{"metrics":[{{"name":"h","histogram":{{"dataPoints":[{{"count":"0","bucketCounts":[{zeros}]}}]}}}}]}}]}}]}}"#
+    );
+    let mut out = b"kept".to_vec();
+    assert_eq!(transcode_within::<Req>(body.as_bytes(), &mut out, body.len()).unwrap(), None);
+    assert_eq!(out, b"kept");
+    let items = transcode_within::<Req>(body.as_bytes(), &mut out, body.len() * 4).unwrap();
+    assert_eq!(items, Some(1));
+    assert!(out.len() - 4 > body.len(), "the protobuf really is longer than the text");
+}

@@ -1,0 +1,187 @@
+#!/usr/bin/env python3
+"""Regenerate the seed corpora in fuzz/corpus/ from real payloads.
+
+Usage: python3 fuzz/seeds.py   (from the repo root, with ../shared beside it; needs the PyPI packages
+opentelemetry-proto and protobuf, e.g. the venv ../shared/tools/bench/run.sh makes: /tmp/otlp-bench-venv)
+
+Sources: the official OTLP/JSON examples (../shared/data/otlp-examples), the benchmark's payload generator
+(../shared/tools/bench/gen_payloads.py, 5 items per request so seeds stay small) and a few hand-written edge cases
+the Collector accepts. Each target's input layout is described in tests/fuzz_props/.
+"""
+import base64
+import gzip
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import zlib
+
+from google.protobuf import json_format
+from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
+from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
+from opentelemetry.proto.common.v1 import common_pb2
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SHARED = os.path.join(os.path.dirname(ROOT), "shared")
+CORPUS = os.path.join(ROOT, "fuzz", "corpus")
+SIGNALS = {  # name: (request type, wire selector, http path index)
+    "traces": (trace_service_pb2.ExportTraceServiceRequest, 0, 0),
+    "metrics": (metrics_service_pb2.ExportMetricsServiceRequest, 1, 1),
+    "logs": (logs_service_pb2.ExportLogsServiceRequest, 2, 2),
+}
+HEX_ID_KEYS = {"traceId", "spanId", "parentSpanId"}
+
+EDGE_JSON = {
+    "traces": [
+        b'{}',
+        b'{"resourceSpans":[]}',
+        b'{"resource_spans":[{"scope_spans":[{"spans":[{"trace_id":"5B8EFFF798038103D269B633813FC60C",'
+        b'"span_id":"EEE19B7EC3C1B174","name":null,"kind":"SPAN_KIND_SERVER","start_time_unix_nano":1544712660000000000,'
+        b'"status":{"code":"STATUS_CODE_ERROR"},"droppedAttributesCount":"3"}]}]}]}',
+        b'{"resourceSpans":[{"scopeSpans":[{"spans":[{"traceId":"","spanId":null,"attributes":[{"key":"d","value":'
+        b'{"doubleValue":"NaN"}},{"key":"i","value":{"doubleValue":"-Infinity"}},{"key":"b","value":{"bytesValue":'
+        b'"-_8"}},{"key":"n","value":{"intValue":"-9223372036854775808"}},{"key":"a","value":{"arrayValue":{"values":'
+        b'[{"kvlistValue":{"values":[{"key":"x","value":{"arrayValue":{}}}]}},{}]}}},{"key":"e"}]}]}]}]}',
+        b'{"resourceSpans":[{"scopeSpans":[{"spans":[{"links":[{"traceId":"5b8efff798038103d269b633813fc60c",'
+        b'"spanId":"eee19b7ec3c1b174","flags":256}],"events":[{"timeUnixNano":"1","name":"e"}],"flags":1.0e2}]}]}]}',
+    ],
+    "metrics": [
+        b'{}',
+        b'{"resourceMetrics":[{"scopeMetrics":[{"metrics":[{"name":"g","gauge":{"dataPoints":[{"asDouble":"NaN"},'
+        b'{"asInt":"7"},{"asDouble":"Infinity"}]}},{"name":"s","sum":{"aggregationTemporality":'
+        b'"AGGREGATION_TEMPORALITY_CUMULATIVE","isMonotonic":true,"dataPoints":[{"asInt":8}]}}]}]}]}',
+        b'{"resourceMetrics":[{"scopeMetrics":[{"metrics":[{"name":"h","histogram":{"dataPoints":[{"count":"3",'
+        b'"sum":"NaN","min":null,"max":2,"bucketCounts":["1",2],"explicitBounds":[1.5],"exemplars":[{"asDouble":1,'
+        b'"traceId":"5b8efff798038103d269b633813fc60c","spanId":"eee19b7ec3c1b174"}]}]}},{"name":"e",'
+        b'"exponentialHistogram":{"dataPoints":[{"scale":-3,"zeroCount":"1","positive":{"offset":-2,"bucketCounts":'
+        b'[1]},"negative":{}}]}},{"name":"q","summary":{"dataPoints":[{"quantileValues":[{"quantile":0.5,"value":'
+        b'"NaN"}]}]}}]}]}]}',
+    ],
+    "logs": [
+        b'{}',
+        b'{"resourceLogs":[{"scopeLogs":[{"logRecords":[{"severityNumber":"SEVERITY_NUMBER_INFO","body":{"kvlistValue":'
+        b'{"values":[{"key":"k","value":{"arrayValue":{"values":[{"stringValue":"\\u00e9\\ud83d\\ude00"}]}}}]}},'
+        b'"flags":"1","traceId":"5b8efff798038103d269b633813fc60c","eventName":"ev","observedTimeUnixNano":1}]}]}]}',
+    ],
+}
+
+
+def write(target, name, data):
+    d = os.path.join(CORPUS, target)
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, name), "wb") as f:
+        f.write(data)
+
+
+def json_to_pb(signal, text):
+    """OTLP/JSON (hex ids) -> protobuf bytes, through protobuf's JSON mapping (base64 ids)."""
+
+    def unhex(node):
+        if isinstance(node, dict):
+            for k, v in node.items():
+                if k in HEX_ID_KEYS and isinstance(v, str):
+                    node[k] = base64.b64encode(bytes.fromhex(v)).decode()
+                else:
+                    unhex(v)
+        elif isinstance(node, list):
+            for v in node:
+                unhex(v)
+        return node
+
+    msg = SIGNALS[signal][0]()
+    json_format.ParseDict(unhex(json.loads(text)), msg, ignore_unknown_fields=True)
+    return msg.SerializeToString(deterministic=True)
+
+
+def nested_traces(levels):
+    """A span attribute whose value nests `levels` array values: protobuf depth 4 + 2 * levels."""
+    value = common_pb2.AnyValue(string_value="leaf")
+    for _ in range(levels):
+        value = common_pb2.AnyValue(array_value=common_pb2.ArrayValue(values=[value]))
+    req = trace_service_pb2.ExportTraceServiceRequest()
+    span = req.resource_spans.add().scope_spans.add().spans.add(name="deep")
+    span.attributes.add(key="k", value=value)
+    return req.SerializeToString()
+
+
+def main():
+    payloads = {}  # (signal, source) -> (json bytes, pb bytes)
+    examples = os.path.join(SHARED, "data", "otlp-examples")
+    for signal, files in (("traces", ["trace.json"]), ("metrics", ["metrics.json"]),
+                          ("logs", ["logs.json", "events.json"])):
+        for fname in files:
+            with open(os.path.join(examples, fname), "rb") as f:
+                text = f.read()
+            payloads[(signal, "example-" + fname.split(".")[0])] = (text, json_to_pb(signal, text))
+    with tempfile.TemporaryDirectory() as tmp:
+        gen = os.path.join(SHARED, "tools", "bench", "gen_payloads.py")
+        subprocess.run([sys.executable, gen, tmp, "--spans", "5"], check=True, stdout=subprocess.DEVNULL)
+        for signal in SIGNALS:
+            with open(os.path.join(tmp, signal + ".json"), "rb") as f:
+                text = f.read()
+            with open(os.path.join(tmp, signal + ".pb"), "rb") as f:
+                pb = f.read()
+            payloads[(signal, "bench5")] = (text, pb)
+
+    for (signal, source), (text, pb) in payloads.items():
+        write("json_" + signal, source + ".json", text)
+        sel = SIGNALS[signal][1]
+        write("wire_scan", f"{signal}-{source}-whole.bin", bytes([sel]) + (65535).to_bytes(2, "little") + pb)
+        write("wire_scan", f"{signal}-{source}-split.bin", bytes([sel]) + (300).to_bytes(2, "little") + pb)
+    for signal, cases in EDGE_JSON.items():
+        for i, text in enumerate(cases):
+            write("json_" + signal, f"edge-{i}.json", text)
+            try:  # protobuf's own JSON parser accepts only some of the Collector's leniencies
+                pb = json_to_pb(signal, text)
+            except (json_format.ParseError, ValueError):
+                continue
+            write("wire_scan", f"{signal}-edge-{i}.bin", bytes([SIGNALS[signal][1]]) + (64).to_bytes(2, "little") + pb)
+    # prost's recursion limit is 100: depth 4 + 2 * 48 = 100 is the deepest body it accepts.
+    for levels in (47, 48, 49):
+        write("wire_scan", f"traces-nested-{levels}.bin", bytes([0, 0, 1]) + nested_traces(levels))
+
+    pb = payloads[("traces", "bench5")][1]
+    limit = (1 << 20).to_bytes(3, "little")
+    small = (1000).to_bytes(3, "little")
+    write("inflate", "gzip.bin", bytes([0]) + limit + gzip.compress(pb))
+    write("inflate", "zlib.bin", bytes([1]) + limit + zlib.compress(pb))
+    raw = zlib.compressobj(wbits=-15)
+    write("inflate", "deflate-raw.bin", bytes([1]) + limit + raw.compress(pb) + raw.flush())
+    write("inflate", "gzip-multi-member.bin", bytes([0]) + limit + gzip.compress(pb[:100]) + gzip.compress(pb[100:]))
+    write("inflate", "gzip-over-limit.bin", bytes([0]) + small + gzip.compress(pb))
+    write("inflate", "gzip-bomb.bin", bytes([0]) + limit + gzip.compress(bytes(4 << 20)))
+    for mode, name in ((3, "gzip"), (4, "zlib"), (10, "deflate-raw"), (5, "zstd")):
+        write("inflate", f"compress-{name}.bin", bytes([mode]) + limit + pb)
+    write("inflate", "compress-zstd-over-limit.bin", bytes([5]) + small + pb)
+
+    ct = {"pb": 0, "json": 1}
+    for signal, (_, _, path) in SIGNALS.items():
+        text, pb = payloads[(signal, "bench5")]
+        for fmt, body in (("pb", pb), ("json", text)):
+            head = [0, path, ct[fmt]]
+            write("http_request", f"{signal}-{fmt}.bin", bytes(head + [0, 0, 0]) + body)
+            write("http_request", f"{signal}-{fmt}-gzip.bin", bytes(head + [2, 1, 0]) + body)
+            write("http_request", f"{signal}-{fmt}-zstd-chunked.bin", bytes(head + [4, 1 | 2, 200]) + body)
+        write("http_request", f"{signal}-deflate-cors.bin", bytes([0, path, 0, 3, 1 | 4, 0]) + pb)
+    text = payloads[("traces", "example-trace")][0]
+    write("http_request", "traces-example-expect.bin", bytes([0, 0, 1, 0, 16, 0]) + text)
+    write("http_request", "preflight.bin", bytes([12, 0, 1, 0, 4 | 128, 0]))
+    write("http_request", "preflight-bad-origin.bin", bytes([12, 1, 1, 0, 8 | 128, 0]))
+    write("http_request", "get-405.bin", bytes([8, 2, 1, 0, 0, 0]))
+    write("http_request", "head.bin", bytes([13, 0, 1, 0, 0, 0]))
+    write("http_request", "path-404.bin", bytes([0, 7, 1, 0, 0, 0]) + b"{}")
+    write("http_request", "type-415.bin", bytes([0, 0, 8, 0, 0, 0]) + b"{}")
+    write("http_request", "encoding-415.bin", bytes([0, 0, 1, 11, 0, 0]) + b"{}")
+    write("http_request", "raw-type.bin", bytes([0, 0, 0, 0, 64, 0, 20]) + b"application/json\xff\x01x" + b"{}")
+    write("http_request", "no-length.bin", bytes([0, 1, 1, 0, 32, 0]))
+    write("http_request", "bad-json.bin", bytes([0, 2, 1, 0, 0, 0]) + b'{"resourceLogs":[{"scopeLogs":[{"logRecords":[{"flags":"x"}]}]}]}')
+    write("http_request", "bad-gzip.bin", bytes([0, 0, 0, 2, 0, 0]) + b"not gzip")
+    write("http_request", "bad-pb.bin", bytes([0, 0, 0, 0, 0, 0]) + bytes([0x0a, 0x05, 0x12, 0x07]))
+    total = sum(os.path.getsize(os.path.join(dp, f)) for dp, _, fs in os.walk(CORPUS) for f in fs)
+    print(f"corpus: {total} bytes in {CORPUS}")
+
+
+if __name__ == "__main__":
+    main()
