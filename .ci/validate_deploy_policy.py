@@ -26,7 +26,7 @@ CONTRACT_ENV = {
     "OTLP_BRIDGE_MEMORY_LIMIT_MIB",
 }
 # Assumed default of --memory-limit-mib when a manifest does not set it (DESIGN.md leaves the number to the code).
-DEFAULT_MEMORY_LIMIT_MIB = 64
+DEFAULT_MEMORY_LIMIT_MIB = 20
 # "Well below the container limit": at most this share of it.
 MAX_SHARE_OF_CONTAINER_LIMIT = 0.5
 KNOWN_ENV = set(CONTRACT_ENV)

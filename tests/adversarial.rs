@@ -829,7 +829,7 @@ fn json_with_empty_attributes(n: usize) -> String {
 #[tokio::test]
 async fn a_million_empty_named_json_attributes_are_accepted_with_bounded_memory() {
     let backend = MockBackend::start().await;
-    let mut bridge = BridgeProcess::start(&backend.url(), &[]).await;
+    let mut bridge = BridgeProcess::start(&backend.url(), &["--memory-limit-mib", "64"]).await;
     let body = json_with_empty_attributes(1_000_000); // 11 MB
     let a = post_json(&bridge, body).await;
     // OTLP does not forbid an empty key (the Collector accepts it too), so this is valid data: 200.
@@ -1035,7 +1035,7 @@ async fn invalid_utf8_in_any_string_field_is_400() {
 #[tokio::test]
 async fn a_client_gone_mid_body_releases_its_memory() {
     let backend = MockBackend::start().await;
-    let mut bridge = BridgeProcess::start(&backend.url(), &[]).await;
+    let mut bridge = BridgeProcess::start(&backend.url(), &["--memory-limit-mib", "64"]).await;
     let mut streams = Vec::new();
     for _ in 0..4 {
         let mut stream = TcpStream::connect(bridge.addr).await.unwrap();

@@ -15,7 +15,9 @@ async fn fails_twice_then_succeeds_gives_200_and_exactly_one_copy() {
     let backend = MockBackend::start().await;
     let bridge = Bridge::with_backend(&backend).await;
     backend.script([Action::fail(Code::Unavailable, "1"), Action::fail(Code::Unavailable, "2")]);
+    let started = Instant::now();
     let a = post_pb(&bridge, "/v1/traces", &spans(1, 4)).await;
+    eprintln!("timeline: UNAVAILABLE twice, then OK: answered {} after {:?}", a.status, started.elapsed());
     assert_eq!(a.status, 200, "{}", a.text());
     assert_eq!(backend.calls(), 3);
     assert_eq!(backend.traces(), vec![spans(1, 4)], "one acknowledged copy");
@@ -29,6 +31,13 @@ async fn always_unavailable_answers_503_with_retry_after_within_the_budget() {
     let bridge = Bridge::with_backend(&backend).await; // budget 3 s in tests
     let started = Instant::now();
     let a = post_pb(&bridge, "/v1/traces", &spans(1, 1)).await;
+    eprintln!(
+        "timeline: always UNAVAILABLE (budget 3 s): answered {} Retry-After {:?} after {:?} and {} attempts",
+        a.status,
+        a.header("retry-after"),
+        started.elapsed(),
+        backend.calls()
+    );
     assert_eq!(a.status, 503);
     assert!(a.header("retry-after").unwrap().parse::<u64>().unwrap() >= 1);
     assert!(started.elapsed() < Duration::from_secs(4), "{:?}", started.elapsed());
@@ -42,6 +51,12 @@ async fn resource_exhausted_with_a_long_retry_info_is_answered_at_once() {
     let bridge = Bridge::with_backend(&backend).await;
     let started = Instant::now();
     let a = post_pb(&bridge, "/v1/traces", &spans(1, 1)).await;
+    eprintln!(
+        "timeline: RESOURCE_EXHAUSTED + RetryInfo 30 s: answered {} Retry-After {:?} after {:?}",
+        a.status,
+        a.header("retry-after"),
+        started.elapsed()
+    );
     assert_eq!(a.status, 429);
     assert_eq!(a.header("retry-after"), Some("30"));
     assert!(started.elapsed() < Duration::from_secs(1), "not held: {:?}", started.elapsed());
