@@ -15,11 +15,12 @@ use opentelemetry_proto::tonic::collector::metrics::v1::{ExportMetricsServiceReq
 use opentelemetry_proto::tonic::collector::trace::v1::{ExportTraceServiceRequest, ExportTraceServiceResponse};
 use opentelemetry_proto::tonic::common::v1::any_value::Value;
 use opentelemetry_proto::tonic::logs::v1::LogRecord;
-use opentelemetry_proto::tonic::metrics::v1::{metric::Data, Metric};
+use opentelemetry_proto::tonic::metrics::v1::Metric;
 use opentelemetry_proto::tonic::trace::v1::Span;
 use prost::Message;
 
 use super::{decode, transcode, JsonError, JsonMessage};
+use crate::signal::Signal;
 
 /// The six top-level messages, with what the decode/transcode parity check needs.
 trait Both: JsonMessage + Message + Default + std::fmt::Debug {
@@ -27,29 +28,20 @@ trait Both: JsonMessage + Message + Default + std::fmt::Debug {
     fn items(&self) -> u64;
 }
 
+// The requests' counts are the signals' own (the oracle the receiver's hot paths are checked against).
 impl Both for ExportTraceServiceRequest {
     fn items(&self) -> u64 {
-        self.resource_spans.iter().flat_map(|r| &r.scope_spans).map(|s| s.spans.len() as u64).sum()
+        crate::signal::Traces::count(self)
     }
 }
 impl Both for ExportMetricsServiceRequest {
     fn items(&self) -> u64 {
-        let metrics = self.resource_metrics.iter().flat_map(|r| &r.scope_metrics).flat_map(|s| &s.metrics);
-        metrics
-            .map(|m| match &m.data {
-                Some(Data::Gauge(g)) => g.data_points.len(),
-                Some(Data::Sum(s)) => s.data_points.len(),
-                Some(Data::Histogram(h)) => h.data_points.len(),
-                Some(Data::ExponentialHistogram(h)) => h.data_points.len(),
-                Some(Data::Summary(s)) => s.data_points.len(),
-                None => 0,
-            } as u64)
-            .sum()
+        crate::signal::Metrics::count(self)
     }
 }
 impl Both for ExportLogsServiceRequest {
     fn items(&self) -> u64 {
-        self.resource_logs.iter().flat_map(|r| &r.scope_logs).map(|s| s.log_records.len() as u64).sum()
+        crate::signal::Logs::count(self)
     }
 }
 impl Both for ExportTraceServiceResponse {
