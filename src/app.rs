@@ -118,6 +118,8 @@ pub async fn run(config: Config, listeners: Listeners, shutdown: impl Future<Out
     tracing::info!(
         listen = %listeners.http.local_addr().map(|a| a.to_string()).unwrap_or_default(),
         backends = ?backends.iter().map(|(t, _)| t.label().to_string()).collect::<Vec<_>>(),
+        memory_limit_mib = config.memory_limit_bytes >> 20,
+        batching = config.batch.is_some(),
         "otlp-bridge ready"
     );
     let limits = receive::server::ServeLimits {

@@ -71,8 +71,9 @@ pub struct Cli {
     #[arg(long, env = "OTLP_BRIDGE_BATCH_TIMEOUT", default_value = "200ms", value_parser = humantime::parse_duration)]
     pub batch_timeout: Duration,
 
-    /// Export each request on its own, without batching.
-    #[arg(long, env = "OTLP_BRIDGE_DISABLE_BATCHING")]
+    /// Export each request on its own, without batching (env: true/false, 1/0, yes/no, on/off).
+    #[arg(long, env = "OTLP_BRIDGE_DISABLE_BATCHING", action = clap::ArgAction::SetTrue,
+          value_parser = clap::builder::BoolishValueParser::new())]
     pub disable_batching: bool,
 
     /// Exports in flight at once per signal and backend.
