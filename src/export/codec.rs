@@ -30,14 +30,6 @@ impl Payload {
     pub fn is_empty(&self) -> bool {
         self.parts.iter().all(Bytes::is_empty)
     }
-
-    /// The parts joined into one buffer (only the debug backend and tests need this).
-    pub fn to_contiguous(&self) -> Bytes {
-        match self.parts.as_slice() {
-            [one] => one.clone(),
-            parts => parts.concat().into(),
-        }
-    }
 }
 
 /// See the module docs.

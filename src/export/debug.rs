@@ -1,4 +1,4 @@
-//! The `debug` backend: prints each export as one OTLP/JSON line on stdout and acknowledges it.
+//! The `debug` backend: prints each request as one OTLP/JSON line on stdout and acknowledges it.
 
 use std::io::Write;
 
@@ -12,26 +12,28 @@ use crate::signal::{Logs, Metrics, PartialSuccess, Signal, SignalKind, Traces};
 pub struct DebugBackend;
 
 impl DebugBackend {
-    /// Decodes `payload` as `kind`'s request and prints it as one JSON line.
+    /// Prints each part of `payload` (one client request each, as batched) as one OTLP/JSON line of `kind`.
     pub fn export(&self, kind: SignalKind, payload: &Payload) -> Result<PartialSuccess, tonic::Status> {
-        let bytes = payload.to_contiguous();
-        let line = match kind {
-            SignalKind::Traces => to_json_line::<Traces>(&bytes),
-            SignalKind::Metrics => to_json_line::<Metrics>(&bytes),
-            SignalKind::Logs => to_json_line::<Logs>(&bytes),
-        }?;
-        // One locked write per export keeps lines whole when several signals print at once.
+        let mut lines = String::new();
+        for part in &payload.parts {
+            match kind {
+                SignalKind::Traces => push_json_line::<Traces>(part, &mut lines),
+                SignalKind::Metrics => push_json_line::<Metrics>(part, &mut lines),
+                SignalKind::Logs => push_json_line::<Logs>(part, &mut lines),
+            }?;
+        }
+        // One locked write per batch keeps lines whole when several signals print at once.
         let mut out = std::io::stdout().lock();
-        out.write_all(line.as_bytes())
+        out.write_all(lines.as_bytes())
             .and_then(|()| out.flush())
             .map_err(|e| tonic::Status::unavailable(format!("debug backend: stdout: {e}")))?;
         Ok(PartialSuccess::default())
     }
 }
 
-fn to_json_line<S: Signal>(bytes: &[u8]) -> Result<String, tonic::Status> {
+fn push_json_line<S: Signal>(bytes: &[u8], out: &mut String) -> Result<(), tonic::Status> {
     let request = S::Request::decode(bytes).map_err(|e| tonic::Status::invalid_argument(e.to_string()))?;
-    let mut line = crate::json::encode(&request);
-    line.push('\n');
-    Ok(line)
+    crate::json::encode_into(&request, out);
+    out.push('\n');
+    Ok(())
 }
