@@ -158,7 +158,7 @@ async fn corrupt_gzip_is_400() {
 }
 
 #[tokio::test]
-async fn cors_preflight_allows_configured_origins_only() {
+async fn cors_echoes_allowed_origins_with_credentials_and_refuses_others() {
     let backend = MockBackend::start().await;
     let mut config = config_for(&[&backend]);
     config.cors_allowed_origins = vec!["https://*.example.com".into(), "http://localhost:3000".into()];
@@ -183,7 +183,8 @@ async fn cors_preflight_allows_configured_origins_only() {
     assert!(a.status < 300, "{}", a.status);
     assert_eq!(a.header("access-control-allow-origin"), Some("https://app.example.com"));
     assert!(a.header("access-control-allow-methods").unwrap().contains("POST"));
-    assert!(a.header("access-control-allow-credentials").is_none());
+    // Beacons are sent with credentials: without this header Chromium drops the POST after the preflight.
+    assert_eq!(a.header("access-control-allow-credentials"), Some("true"));
     let a = preflight("https://evil.net").await;
     assert!(a.header("access-control-allow-origin").is_none());
 
@@ -196,6 +197,25 @@ async fn cors_preflight_allows_configured_origins_only() {
     .await;
     assert_eq!(a.status, 200);
     assert_eq!(a.header("access-control-allow-origin"), Some("http://localhost:3000"));
+    assert_eq!(a.header("access-control-allow-credentials"), Some("true"));
+}
+
+#[tokio::test]
+async fn cors_wildcard_is_answered_as_a_wildcard_and_never_with_credentials() {
+    let backend = MockBackend::start().await;
+    let mut config = config_for(&[&backend]);
+    config.cors_allowed_origins = vec!["*".into()];
+    let bridge = Bridge::start(config).await;
+    let headers = [("origin", "https://anything.example"), ("access-control-request-method", "POST")];
+    let a = request("OPTIONS", &bridge.url("/v1/traces"), &headers, "").await;
+    assert!(a.status < 300, "{}", a.status);
+    assert_eq!(a.header("access-control-allow-origin"), Some("*"));
+    assert!(a.header("access-control-allow-credentials").is_none());
+    let headers = [("origin", "https://anything.example"), ("content-type", "application/json")];
+    let a = request("POST", &bridge.url("/v1/traces"), &headers, example("trace.json")).await;
+    assert_eq!(a.status, 200);
+    assert_eq!(a.header("access-control-allow-origin"), Some("*"));
+    assert!(a.header("access-control-allow-credentials").is_none());
 }
 
 #[tokio::test]

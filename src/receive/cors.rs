@@ -1,4 +1,9 @@
-//! CORS for browser exporters: only the configured origins, never credentials (so `*` is never combined with them).
+//! CORS for browser exporters: only the configured origins.
+//!
+//! An allowed origin is echoed together with `Access-Control-Allow-Credentials: true`: browsers send
+//! `navigator.sendBeacon` with credentials, and without that header Chromium blocks the POST after the preflight
+//! (OpenTelemetry JS's beacon exporter then reports success while every span is lost). The Collector does the same.
+//! `*` is answered as `*` and never with credentials, which the Fetch standard forbids together.
 
 use std::time::Duration;
 
@@ -10,7 +15,8 @@ pub fn layer(origins: &[String]) -> Option<CorsLayer> {
     if origins.is_empty() {
         return None;
     }
-    let allow_origin = if origins.iter().any(|o| o == "*") {
+    let any = origins.iter().any(|o| o == "*");
+    let allow_origin = if any {
         AllowOrigin::any()
     } else {
         let patterns: Vec<String> = origins.iter().map(|o| o.trim_end_matches('/').to_ascii_lowercase()).collect();
@@ -27,6 +33,7 @@ pub fn layer(origins: &[String]) -> Option<CorsLayer> {
             .allow_headers(AllowHeaders::mirror_request())
             // A browser may only read Retry-After if it is exposed.
             .expose_headers([header::RETRY_AFTER])
+            .allow_credentials(!any)
             .max_age(Duration::from_secs(7200)),
     )
 }
