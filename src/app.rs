@@ -75,6 +75,7 @@ impl Readiness for BackendsReady {
 pub async fn run(config: Config, listeners: Listeners, shutdown: impl Future<Output = ()>) -> Result<(), RunError> {
     let telemetry = Telemetry::new();
     let backends = build_backends(&config)?;
+    telemetry.register_known(&config.backends.clone().map(|b| b.iter().map(|t| t.label().to_string()).collect()));
     let budget = MemoryBudget::new(config.memory_limit_bytes);
     let limits = match config.batch {
         Some(b) => Limits { max_items: b.max_items, max_bytes: b.max_bytes, timeout: b.timeout },

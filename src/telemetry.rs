@@ -1,7 +1,10 @@
 //! The bridge's own metrics (Prometheus text) and the admin server: `GET /metrics`, `/health`, `/ready`.
 //!
-//! Names follow the Collector's (`otelcol_receiver_accepted_spans`, `otelcol_exporter_sent_spans`, ...) so existing
-//! dashboards carry over; what the Collector has no name for is `otlp_bridge_*`. Each bridge owns its recorder
+//! Names follow the Collector's as it exposes them to Prometheus (`otelcol_receiver_accepted_spans_total`,
+//! `otelcol_exporter_sent_spans_total`, ...) so existing dashboards carry over; what the Collector has no name for is
+//! `otlp_bridge_*`. The exposition passes `promtool check metrics`: every family has HELP, counters end in `_total`,
+//! every histogram has buckets (no summaries: a gateway's replicas must aggregate), and the label sets known at start
+//! are registered at 0 so `rate()` and alerts see data before the first event. Each bridge owns its recorder
 //! (no global), so tests can run many bridges in one process and read each one's figures.
 
 use std::future::Future;
@@ -16,6 +19,8 @@ use metrics::{Key, Label, Level, Metadata, Recorder, SharedString};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
 
 use crate::batch::FlushReason;
+
+mod process;
 use crate::signal::SignalKind;
 
 const METADATA: Metadata<'static> = Metadata::new("otlp_bridge", Level::INFO, None);
@@ -23,18 +28,18 @@ const METADATA: Metadata<'static> = Metadata::new("otlp_bridge", Level::INFO, No
 fn per_signal(prefix: &'static str, kind: SignalKind) -> &'static str {
     // Spelled out so every name is a static string (no allocation per event).
     match (prefix, kind) {
-        ("accepted", SignalKind::Traces) => "otelcol_receiver_accepted_spans",
-        ("accepted", SignalKind::Metrics) => "otelcol_receiver_accepted_metric_points",
-        ("accepted", SignalKind::Logs) => "otelcol_receiver_accepted_log_records",
-        ("refused", SignalKind::Traces) => "otelcol_receiver_refused_spans",
-        ("refused", SignalKind::Metrics) => "otelcol_receiver_refused_metric_points",
-        ("refused", SignalKind::Logs) => "otelcol_receiver_refused_log_records",
-        ("sent", SignalKind::Traces) => "otelcol_exporter_sent_spans",
-        ("sent", SignalKind::Metrics) => "otelcol_exporter_sent_metric_points",
-        ("sent", SignalKind::Logs) => "otelcol_exporter_sent_log_records",
-        (_, SignalKind::Traces) => "otelcol_exporter_send_failed_spans",
-        (_, SignalKind::Metrics) => "otelcol_exporter_send_failed_metric_points",
-        (_, SignalKind::Logs) => "otelcol_exporter_send_failed_log_records",
+        ("accepted", SignalKind::Traces) => "otelcol_receiver_accepted_spans_total",
+        ("accepted", SignalKind::Metrics) => "otelcol_receiver_accepted_metric_points_total",
+        ("accepted", SignalKind::Logs) => "otelcol_receiver_accepted_log_records_total",
+        ("refused", SignalKind::Traces) => "otelcol_receiver_refused_spans_total",
+        ("refused", SignalKind::Metrics) => "otelcol_receiver_refused_metric_points_total",
+        ("refused", SignalKind::Logs) => "otelcol_receiver_refused_log_records_total",
+        ("sent", SignalKind::Traces) => "otelcol_exporter_sent_spans_total",
+        ("sent", SignalKind::Metrics) => "otelcol_exporter_sent_metric_points_total",
+        ("sent", SignalKind::Logs) => "otelcol_exporter_sent_log_records_total",
+        (_, SignalKind::Traces) => "otelcol_exporter_send_failed_spans_total",
+        (_, SignalKind::Metrics) => "otelcol_exporter_send_failed_metric_points_total",
+        (_, SignalKind::Logs) => "otelcol_exporter_send_failed_log_records_total",
     }
 }
 
@@ -55,11 +60,13 @@ impl Telemetry {
     pub fn new() -> Arc<Telemetry> {
         let seconds = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
         let items = [1.0, 10.0, 100.0, 500.0, 1000.0, 2000.0, 4000.0, 8192.0, 16384.0];
+        let bytes = [1024.0, 4096.0, 16384.0, 65536.0, 262_144.0, 1_048_576.0, 2_097_152.0, 4_194_304.0, 16_777_216.0];
+        use metrics_exporter_prometheus::Matcher::Suffix;
+        // Default buckets for every histogram, so none is ever rendered as a summary (which replicas cannot add up).
         let recorder = PrometheusBuilder::new()
-            .set_buckets_for_metric(metrics_exporter_prometheus::Matcher::Suffix("_seconds".into()), &seconds)
-            .and_then(|b| {
-                b.set_buckets_for_metric(metrics_exporter_prometheus::Matcher::Suffix("_items".into()), &items)
-            })
+            .set_buckets(&seconds)
+            .and_then(|b| b.set_buckets_for_metric(Suffix("_items".into()), &items))
+            .and_then(|b| b.set_buckets_for_metric(Suffix("_bytes".into()), &bytes))
             .unwrap_or_else(|_| PrometheusBuilder::new())
             .build_recorder();
         let handle = recorder.handle();
@@ -90,11 +97,77 @@ impl Telemetry {
             "otlp_bridge_connections_refused_total",
             "connections closed at once by the connection cap".into(),
         );
+        t.describe_counter(
+            "otlp_bridge_connections_timed_out_total",
+            "connections closed because they sent no request within the header timeout".into(),
+        );
+        t.describe_gauge("otelcol_exporter_queue_size", "items waiting in a signal's batcher");
+        t.describe_gauge("otlp_bridge_memory_held_bytes", "bytes of request data held against --memory-limit-mib");
+        t.describe_gauge("otlp_bridge_memory_limit_bytes", "the memory limit (--memory-limit-mib) in bytes");
+        t.describe_gauge("otlp_bridge_connections_open", "open client connections on the OTLP/HTTP port");
+        t.describe_gauge("otlp_bridge_build_info", "always 1; the version of this bridge is its label");
+        t.describe_histogram(
+            "otlp_bridge_http_request_duration_seconds",
+            "time from request to answer on the OTLP/HTTP port, by signal",
+        );
+        t.describe_histogram(
+            "otlp_bridge_export_duration_seconds",
+            "time one export to one backend took, retries included",
+        );
+        t.describe_histogram("otlp_bridge_batch_size_items", "items in each export batch");
+        t.describe_histogram("otlp_bridge_batch_size_bytes", "protobuf bytes in each export batch");
+        t.gauge("otlp_bridge_build_info", vec![Label::new("version", env!("CARGO_PKG_VERSION"))]).set(1.0);
         Arc::new(t)
     }
 
     fn describe_counter(&self, name: &'static str, help: String) {
         self.recorder.describe_counter(name.into(), None, SharedString::from(help));
+    }
+
+    fn describe_gauge(&self, name: &'static str, help: &'static str) {
+        self.recorder.describe_gauge(name.into(), None, SharedString::from(help));
+    }
+
+    fn describe_histogram(&self, name: &'static str, help: &'static str) {
+        self.recorder.describe_histogram(name.into(), None, SharedString::from(help));
+    }
+
+    /// Registers at 0 every label set known at start (signals x encodings, each signal's backends, flush reasons),
+    /// so a counter exists before its first event: `rate()` and alerts then see 0, not "no data".
+    pub fn register_known(&self, backends: &[Vec<String>; 3]) {
+        for kind in SignalKind::ALL {
+            for encoding in ["json", "protobuf"] {
+                self.accepted(kind, encoding, 0);
+            }
+            self.refused(kind, 0);
+            self.dropped(kind, "export_failed_client_gone", 0);
+            let signal = kind.name();
+            self.counter(
+                "otlp_bridge_http_requests_total",
+                vec![Label::new("signal", signal), Label::new("code", "200")],
+            )
+            .increment(0);
+            for reason in FlushReason::ALL {
+                self.counter(
+                    "otlp_bridge_batch_flushes_total",
+                    vec![Label::new("signal", signal), Label::new("reason", reason.as_str())],
+                )
+                .increment(0);
+            }
+            for backend in &backends[kind.index()] {
+                let labels = || vec![Label::new("signal", signal), Label::new("backend", backend.clone())];
+                for name in [per_signal("sent", kind), per_signal("send_failed", kind)] {
+                    self.counter(name, labels()).increment(0);
+                }
+                self.counter("otlp_bridge_export_attempts_total", labels()).increment(0);
+                self.counter("otlp_bridge_export_retries_total", labels()).increment(0);
+            }
+            self.queue_size(kind, 0);
+        }
+        self.counter("otlp_bridge_memory_refused_requests_total", Vec::new()).increment(0);
+        self.counter("otlp_bridge_connections_refused_total", Vec::new()).increment(0);
+        self.counter("otlp_bridge_connections_timed_out_total", Vec::new()).increment(0);
+        self.connections(0);
     }
 
     fn counter(&self, name: &'static str, labels: Vec<Label>) -> metrics::Counter {
@@ -212,9 +285,11 @@ impl Telemetry {
         self.counter("otlp_bridge_connections_timed_out_total", Vec::new()).increment(1);
     }
 
-    /// Prometheus text exposition.
+    /// Prometheus text exposition, this process's `process_*` metrics included.
     pub fn render(&self) -> String {
-        self.handle.render()
+        let mut text = self.handle.render();
+        process::render(&mut text);
+        text
     }
 }
 

@@ -38,6 +38,10 @@ pub enum FlushReason {
 }
 
 impl FlushReason {
+    /// Every reason, for metrics registered before the first flush.
+    pub const ALL: [FlushReason; 5] =
+        [FlushReason::Size, FlushReason::Timeout, FlushReason::Linger, FlushReason::Idle, FlushReason::Shutdown];
+
     /// The metric label.
     pub fn as_str(self) -> &'static str {
         match self {
