@@ -47,6 +47,9 @@ pub enum RunError {
     /// A backend could not be set up.
     #[error(transparent)]
     Backend(#[from] SetupError),
+    /// The receiver's TLS files are unusable.
+    #[error("receiver TLS (--tls-cert, --tls-key, --tls-client-ca): {0}")]
+    Tls(#[from] receive::tls::TlsError),
 }
 
 struct BackendsReady {
@@ -76,6 +79,9 @@ pub async fn run(config: Config, listeners: Listeners, shutdown: impl Future<Out
     let telemetry = Telemetry::new();
     let backends = build_backends(&config)?;
     telemetry.register_known(&config.backends.clone().map(|b| b.iter().map(|t| t.label().to_string()).collect()));
+    let server_tls = config.server_tls.as_ref().map(receive::tls::ServerTls::load).transpose()?;
+    // Ends by itself once the receiver (the last holder of the TLS configuration) is gone.
+    let _tls_watch = server_tls.as_ref().map(|tls| tls.watch(Arc::clone(&telemetry)));
     let budget = MemoryBudget::new(config.memory_limit_bytes);
     let limits = match config.batch {
         Some(b) => Limits { max_items: b.max_items, max_bytes: b.max_bytes, timeout: b.timeout },
@@ -121,6 +127,7 @@ pub async fn run(config: Config, listeners: Listeners, shutdown: impl Future<Out
         backends = ?backends.iter().map(|(t, _)| t.label().to_string()).collect::<Vec<_>>(),
         memory_limit_mib = config.memory_limit_bytes >> 20,
         batching = config.batch.is_some(),
+        tls = server_tls.is_some(),
         "otlp-bridge ready"
     );
     let limits = receive::server::ServeLimits {
@@ -130,7 +137,8 @@ pub async fn run(config: Config, listeners: Listeners, shutdown: impl Future<Out
     };
     let service = receive::stack(Arc::clone(&receiver), &config.cors_allowed_origins);
     let started_drain = tokio::time::Instant::now();
-    receive::serve(listeners.http, service, limits, Arc::clone(&telemetry), open_connections, shutdown).await;
+    receive::serve(listeners.http, server_tls, service, limits, Arc::clone(&telemetry), open_connections, shutdown)
+        .await;
     tracing::info!("shutting down: no new requests; exporting what was accepted");
 
     // With the receiver gone, the pipelines' senders drop and each worker flushes, exports and ends.

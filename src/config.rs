@@ -49,6 +49,20 @@ pub struct Cli {
     #[arg(long, env = "OTLP_BRIDGE_CORS_ALLOWED_ORIGINS", value_delimiter = ',', value_name = "LIST")]
     pub cors_allowed_origins: Vec<String>,
 
+    /// PEM certificate chain: serve HTTPS (h2 and HTTP/1.1 by ALPN) on --listen. Needs --tls-key. Both files are
+    /// re-read when they change (about every 2 s, symlink swaps included); a bad new pair keeps the old one.
+    #[arg(long, env = "OTLP_BRIDGE_TLS_CERT", value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1) of --tls-cert.
+    #[arg(long, env = "OTLP_BRIDGE_TLS_KEY", value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
+    /// PEM CA bundle: require client certificates signed by it (mutual TLS); others are refused at the handshake.
+    /// Needs --tls-cert; re-read when it changes.
+    #[arg(long, env = "OTLP_BRIDGE_TLS_CLIENT_CA", value_name = "FILE", requires = "tls_cert")]
+    pub tls_client_ca: Option<PathBuf>,
+
     /// MiB of request data the bridge may hold at once (being read, decoded, batched, in retry). Over -> 503 with
     /// Retry-After; a single request that needs more than all of it -> 413. Default 20: 32 clients posting 1.1 MiB
     /// requests to a backend that never answers peak at 42 MiB RSS (at 32: 69 MiB), so a sidecar fits a 64 MiB
@@ -178,6 +192,17 @@ pub struct TlsFiles {
     pub client_key: Option<PathBuf>,
 }
 
+/// TLS material of the receiver (`--tls-*`).
+#[derive(Debug, Clone)]
+pub struct ServerTlsFiles {
+    /// Certificate chain (PEM), leaf first.
+    pub cert: PathBuf,
+    /// Private key (PEM) of the leaf.
+    pub key: PathBuf,
+    /// CA bundle (PEM) client certificates must chain to; `None`: no client certificates asked for.
+    pub client_ca: Option<PathBuf>,
+}
+
 /// The validated configuration of one bridge.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -193,6 +218,8 @@ pub struct Config {
     pub backend_headers: Vec<(String, String)>,
     /// Allowed CORS origins; empty means CORS is off.
     pub cors_allowed_origins: Vec<String>,
+    /// HTTPS on the receiver; `None`: plain HTTP/1.1 and h2c.
+    pub server_tls: Option<ServerTlsFiles>,
     /// Bytes of request data held at once.
     pub memory_limit_bytes: usize,
     /// Batch limits; `None` when batching is disabled.
@@ -356,6 +383,14 @@ impl Config {
                 .map(|o| o.trim().to_string())
                 .filter(|o| !o.is_empty())
                 .collect(),
+            server_tls: match (cli.tls_cert, cli.tls_key) {
+                (Some(cert), Some(key)) => Some(ServerTlsFiles { cert, key, client_ca: cli.tls_client_ca }),
+                (None, None) if cli.tls_client_ca.is_some() => {
+                    return Err(ConfigError::Invalid("--tls-client-ca needs --tls-cert and --tls-key".into()))
+                }
+                (None, None) => None,
+                _ => return Err(ConfigError::Invalid("--tls-cert and --tls-key go together".into())),
+            },
             memory_limit_bytes: cli.memory_limit_mib.saturating_mul(1024 * 1024),
             batch,
             batch_max_bytes: cli.batch_max_bytes,
@@ -510,6 +545,18 @@ mod tests {
         assert_eq!(c.export_timeout, Duration::from_millis(2500));
         assert!(c.backend_gzip);
         assert!(config(&[], &[("OTEL_EXPORTER_OTLP_COMPRESSION", "lz4")]).is_err());
+    }
+
+    #[test]
+    fn receiver_tls_flags_come_from_flags_or_env_and_go_together() {
+        let c = config(&[], &[]).unwrap();
+        assert!(c.server_tls.is_none());
+        let c = config(&["--tls-cert", "/c.pem", "--tls-key", "/k.pem", "--tls-client-ca", "/ca.pem"], &[]).unwrap();
+        let tls = c.server_tls.unwrap();
+        assert_eq!((tls.cert, tls.key), (PathBuf::from("/c.pem"), PathBuf::from("/k.pem")));
+        assert_eq!(tls.client_ca, Some(PathBuf::from("/ca.pem")));
+        assert!(Cli::try_parse_from(["otlp-bridge", "--tls-cert", "/c.pem"]).is_err(), "a certificate needs its key");
+        assert!(Cli::try_parse_from(["otlp-bridge", "--tls-client-ca", "/ca.pem"]).is_err());
     }
 
     #[test]

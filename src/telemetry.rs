@@ -117,6 +117,16 @@ impl Telemetry {
         t.describe_histogram("otlp_bridge_batch_size_items", "items in each export batch");
         t.describe_histogram("otlp_bridge_batch_size_bytes", "protobuf bytes in each export batch");
         t.gauge("otlp_bridge_build_info", vec![Label::new("version", env!("CARGO_PKG_VERSION"))]).set(1.0);
+        t.describe_counter(
+            "otlp_bridge_tls_handshake_failures_total",
+            "TLS connections closed before a request: failed or timed-out handshakes, refused client certificates"
+                .into(),
+        );
+        t.describe_counter(
+            "otlp_bridge_tls_reloads_total",
+            "changed TLS files seen: ok (in service for new connections) or rejected (old ones kept, reason logged)"
+                .into(),
+        );
         Arc::new(t)
     }
 
@@ -283,6 +293,16 @@ impl Telemetry {
     /// A connection closed because it sent no request within the header timeout.
     pub fn connection_timed_out(&self) {
         self.counter("otlp_bridge_connections_timed_out_total", Vec::new()).increment(1);
+    }
+
+    /// `n` TLS connections that failed before their first request (handshake refused, e.g. no client certificate).
+    pub fn tls_handshake_failed(&self, n: u64) {
+        self.counter("otlp_bridge_tls_handshake_failures_total", Vec::new()).increment(n);
+    }
+
+    /// A changed set of TLS files: `ok` (now in service) or `rejected` (the old set stays).
+    pub fn tls_reload(&self, outcome: &'static str, n: u64) {
+        self.counter("otlp_bridge_tls_reloads_total", vec![Label::new("outcome", outcome)]).increment(n);
     }
 
     /// Prometheus text exposition, this process's `process_*` metrics included.

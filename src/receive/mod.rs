@@ -9,6 +9,7 @@ pub mod body;
 mod cors;
 pub mod respond;
 pub mod server;
+pub mod tls;
 
 use std::convert::Infallible;
 use std::future::Future;

@@ -1,4 +1,5 @@
-//! The accept loop: HTTP/1.1 and h2c on one port, a header read timeout, a connection cap, graceful shutdown.
+//! The accept loop: HTTP/1.1 and h2c on one port (or HTTPS, see [`super::tls`]), a header read timeout, a
+//! connection cap, graceful shutdown.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -17,6 +18,7 @@ use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tower::Service;
 
+use super::tls::{self, ServerTls};
 use crate::telemetry::Telemetry;
 
 /// Limits of the accept loop.
@@ -31,9 +33,11 @@ pub struct ServeLimits {
 }
 
 /// Serves `service` on `listener` until `shutdown` resolves, then lets open connections finish their requests
-/// (new requests are refused) for up to `limits.drain`. `open` counts open connections.
+/// (new requests are refused) for up to `limits.drain`. `open` counts open connections. With `tls`, connections
+/// are TLS (h2 or http/1.1 by ALPN).
 pub async fn serve<S>(
     listener: TcpListener,
+    tls: Option<Arc<ServerTls>>,
     service: S,
     limits: ServeLimits,
     telemetry: Arc<Telemetry>,
@@ -80,6 +84,7 @@ pub async fn serve<S>(
         let service = service.clone();
         let watcher = graceful.watcher();
         let telemetry = Arc::clone(&telemetry);
+        let tls = tls.clone();
         tokio::spawn(async move {
             let _guard = guard;
             if !request_started(&stream, limits.header_timeout).await {
@@ -87,6 +92,14 @@ pub async fn serve<S>(
                 tracing::debug!(%peer, "connection sent no request in time, closing it");
                 return;
             }
+            let stream = match tls::accept(tls.as_deref(), stream, limits.header_timeout).await {
+                Ok(stream) => stream,
+                Err(e) => {
+                    telemetry.tls_handshake_failed(1);
+                    tracing::debug!(%peer, "connection closed: {e}");
+                    return;
+                }
+            };
             let connection = builder.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service));
             if let Err(e) = watcher.watch(connection.into_owned()).await {
                 tracing::debug!(%peer, "connection ended: {e}");

@@ -23,6 +23,8 @@ use tokio::sync::{oneshot, Notify};
 use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::{Code, Status};
 
+pub mod tls;
+
 // ---------------------------------------------------------------- the backend
 
 /// What the backend does with the next call.
