@@ -15,6 +15,7 @@ use crate::export::{build_backends, Backend, ExportBuffers, Exporter, SetupError
 use crate::limit::MemoryBudget;
 use crate::receive::{self, Receiver};
 use crate::signal::SignalKind;
+use crate::sink::Direct;
 use crate::telemetry::{self, Readiness, Telemetry};
 
 /// The two bound sockets a bridge serves (bound by the caller, so tests can use port 0).
@@ -103,7 +104,7 @@ pub async fn run(config: Config, listeners: Listeners, shutdown: impl Future<Out
         pipeline
     });
     let receiver = Arc::new(Receiver {
-        pipelines,
+        sink: Arc::new(Direct { pipelines }),
         budget: Arc::clone(&budget),
         telemetry: Arc::clone(&telemetry),
         max_body_bytes: config.max_body_bytes,

@@ -6,6 +6,8 @@
 //!                     v
 //!                   limit (bytes held, reserved until answered)
 //!                     v
+//!                   sink (direct: batch and wait for the backends; queued: fsync to the durable queue)
+//!                     v
 //!                   batch (per signal: Batcher state machine + worker, answers each request with its batch's fate)
 //!                     v
 //!                   export (fan-out to every backend; per backend retry -> tonic pass-through codec) --gRPC--> backend
@@ -13,7 +15,7 @@
 //!
 //! Modules: [`config`] (flags, env, defaults), [`app`] (wiring, run, drain), [`signal`] (the one generic path),
 //! [`receive`] (HTTP side and the only error -> HTTP mapping), [`json`] (OTLP/JSON codec), [`wire`] (protobuf scan
-//! and split), [`limit`] (memory limit), [`batch`], [`retry`], [`export`], [`telemetry`] (metrics, admin server).
+//! and split), [`limit`] (memory limit), [`sink`] (delivery modes), [`batch`], [`retry`], [`export`], [`telemetry`] (metrics, admin server).
 
 pub mod app;
 pub mod batch;
@@ -24,6 +26,7 @@ pub mod limit;
 pub mod receive;
 pub mod retry;
 pub mod signal;
+pub mod sink;
 pub mod telemetry;
 pub mod wire;
 

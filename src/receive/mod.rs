@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! CORS -> Routed (404/405/415, request metrics) -> MemoryLimit (reserve Content-Length) -> handle:
-//!   read (wire limit, timeout) -> inflate (inflated limit) -> decode<S> (wire scan | JSON) -> split -> pipeline
+//!   read (wire limit, timeout) -> inflate (inflated limit) -> decode<S> (wire scan | JSON) -> split -> sink
 //! ```
 
 pub mod body;
@@ -28,9 +28,9 @@ pub use body::ContentEncoding;
 pub use respond::{Format, ReceiveError};
 pub use server::serve;
 
-use crate::batch::Pipeline;
 use crate::limit::{MemoryBudget, MemoryError, MemoryLimitLayer, Reservation, SharedReservation};
 use crate::signal::{Logs, Metrics, Signal, SignalKind, Traces};
+use crate::sink::{Sink, SinkError, Submission};
 use crate::telemetry::Telemetry;
 
 /// Bodies larger than this are inflated and decoded on the blocking pool, so one big request does not stall the
@@ -49,8 +49,8 @@ fn declared_length<B>(req: &Request<B>) -> Option<usize> {
 
 /// What the receiver needs, shared by all connections.
 pub struct Receiver {
-    /// Per-signal pipelines, by [`SignalKind::index`].
-    pub pipelines: [Pipeline; 3],
+    /// Where accepted data goes (direct or queued delivery).
+    pub sink: Arc<dyn Sink>,
     /// The memory budget.
     pub budget: Arc<MemoryBudget>,
     /// Metrics.
@@ -247,11 +247,14 @@ async fn receive<S: Signal>(
     let items = decoded.items;
     receiver.telemetry.accepted(S::KIND, encoding_label, items);
     let chunks = split(S::KIND, decoded, receiver.max_export_bytes)?;
-    match receiver.pipelines[S::KIND.index()].submit(chunks, reservation).await {
+    let submission = Submission { kind: S::KIND, chunks, headers: Vec::new(), reservation };
+    match receiver.sink.submit(submission).await {
         Ok(partial) => Ok(respond::success::<S>(route.format, Some(partial))),
         Err(e) => {
             receiver.telemetry.refused(S::KIND, items);
-            Err(e.into())
+            Err(match e {
+                SinkError::Export(e) => e.into(),
+            })
         }
     }
 }

@@ -1,0 +1,57 @@
+//! Where accepted data goes: the one hand-off between the receiver and the delivery modes.
+//!
+//! The receiver validates, decodes and splits a request, then hands it to a [`Sink`] and answers with what the sink
+//! says. A sink answers only when its promise holds: [`Direct`] when every backend acknowledged the data, the
+//! durable queue when the data is fsynced on local disk. The receiver does not know which mode runs.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use bytes::Bytes;
+
+use crate::batch::Pipeline;
+use crate::export::ExportError;
+use crate::limit::Reservation;
+use crate::signal::{PartialSuccess, SignalKind};
+
+/// One client request's accepted data.
+pub struct Submission {
+    /// The signal of the request.
+    pub kind: SignalKind,
+    /// Valid export requests of `kind` (the request, or its split chunks), each with its item count.
+    pub chunks: Vec<(Bytes, u64)>,
+    /// Request headers to forward as gRPC metadata, in order (empty unless `--forward-header` names some).
+    pub headers: Vec<(String, String)>,
+    /// The request's bytes counted against the memory limit, held until the sink has answered.
+    pub reservation: Reservation,
+}
+
+/// Why a sink could not take a request's data.
+#[derive(Debug, thiserror::Error)]
+pub enum SinkError {
+    /// Direct mode: a backend did not acknowledge the data.
+    #[error(transparent)]
+    Export(#[from] ExportError),
+}
+
+/// The answer of a sink.
+pub type SinkFuture<'a> = Pin<Box<dyn Future<Output = Result<PartialSuccess, SinkError>> + Send + 'a>>;
+
+/// Takes accepted data and answers when its delivery promise holds.
+pub trait Sink: Send + Sync + 'static {
+    /// Takes `submission`; success means the mode's promise holds for all of its chunks.
+    fn submit(&self, submission: Submission) -> SinkFuture<'_>;
+}
+
+/// Direct mode: data is batched and exported at once; the answer is the backends' acknowledgement.
+pub struct Direct {
+    /// Per-signal pipelines, by [`SignalKind::index`].
+    pub pipelines: [Pipeline; 3],
+}
+
+impl Sink for Direct {
+    fn submit(&self, submission: Submission) -> SinkFuture<'_> {
+        let pipeline = &self.pipelines[submission.kind.index()];
+        Box::pin(async move { Ok(pipeline.submit(submission.chunks, submission.reservation).await?) })
+    }
+}
