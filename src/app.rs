@@ -10,7 +10,8 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::batch::{Limits, Pipeline};
-use crate::config::Config;
+use crate::config::{BackendTarget, Config};
+use crate::export::probe::{probe, ProbeError};
 use crate::export::{build_backends, Backend, ExportBuffers, Exporter, SetupError};
 use crate::limit::MemoryBudget;
 use crate::receive::{self, Receiver};
@@ -53,24 +54,45 @@ pub enum RunError {
     Tls(#[from] receive::tls::TlsError),
 }
 
+/// Each gRPC backend with the signal it is probed with (the first that it serves).
 struct BackendsReady {
-    backends: Vec<Arc<Backend>>,
+    backends: Vec<(Arc<Backend>, SignalKind)>,
+}
+
+impl BackendsReady {
+    fn new(config: &Config, backends: &[(BackendTarget, Arc<Backend>)]) -> BackendsReady {
+        let first_signal = |target: &BackendTarget| {
+            SignalKind::ALL
+                .into_iter()
+                .find(|k| config.backends[k.index()].contains(target))
+                .unwrap_or(SignalKind::Traces)
+        };
+        BackendsReady { backends: backends.iter().map(|(t, b)| (Arc::clone(b), first_signal(t))).collect() }
+    }
+
+    /// Probes every gRPC backend at once (see [`crate::export::probe`] for why an empty export).
+    async fn probe_all(&self, timeout: Duration) -> Vec<(&str, Result<(), ProbeError>)> {
+        let probes = self.backends.iter().filter_map(|(backend, kind)| match backend.as_ref() {
+            Backend::Grpc(grpc) => Some(async move { (grpc.url(), probe(grpc, *kind, timeout).await) }),
+            Backend::Debug(_) => None,
+        });
+        futures_util::future::join_all(probes).await
+    }
 }
 
 impl Readiness for BackendsReady {
     async fn ready(&self) -> Result<(), String> {
-        for backend in &self.backends {
-            if let Backend::Grpc(grpc) = backend.as_ref() {
-                let (host, port) = grpc.authority();
-                let connect = tokio::net::TcpStream::connect((host, port));
-                match tokio::time::timeout(Duration::from_secs(1), connect).await {
-                    Ok(Ok(_)) => {}
-                    Ok(Err(e)) => return Err(format!("backend {} is not reachable: {e}", grpc.url())),
-                    Err(_) => return Err(format!("backend {} did not accept a connection within 1s", grpc.url())),
-                }
-            }
+        let failures: Vec<String> = self
+            .probe_all(Duration::from_secs(2))
+            .await
+            .into_iter()
+            .filter_map(|(_, r)| r.err().map(|e| e.to_string()))
+            .collect();
+        if failures.is_empty() {
+            Ok(())
+        } else {
+            Err(failures.join("; "))
         }
-        Ok(())
     }
 }
 
@@ -113,11 +135,13 @@ pub async fn run(config: Config, listeners: Listeners, shutdown: impl Future<Out
     });
     let open_connections = Arc::new(AtomicUsize::new(0));
 
+    let readiness = Arc::new(BackendsReady::new(&config, &backends));
+    let admin_addr = listeners.admin.local_addr().map(|a| a.to_string()).unwrap_or_default();
     let (stop_admin, admin_stopped) = watch::channel(false);
     let admin = tokio::spawn(serve_admin(
         listeners.admin,
         Arc::clone(&telemetry),
-        Arc::new(BackendsReady { backends: backends.iter().map(|(_, b)| Arc::clone(b)).collect() }),
+        Arc::clone(&readiness),
         Arc::clone(&budget),
         Arc::clone(&open_connections),
         admin_stopped,
@@ -125,12 +149,15 @@ pub async fn run(config: Config, listeners: Listeners, shutdown: impl Future<Out
 
     tracing::info!(
         listen = %listeners.http.local_addr().map(|a| a.to_string()).unwrap_or_default(),
+        admin = %admin_addr,
+        mode = "direct: 200 once every backend acknowledged",
         backends = ?backends.iter().map(|(t, _)| t.label().to_string()).collect::<Vec<_>>(),
         memory_limit_mib = config.memory_limit_bytes >> 20,
         batching = config.batch.is_some(),
         tls = server_tls.is_some(),
         "otlp-bridge ready"
     );
+    tokio::spawn(log_backend_answers(readiness));
     let limits = receive::server::ServeLimits {
         max_connections: config.max_connections,
         header_timeout: config.read_timeout.min(Duration::from_secs(10)),
@@ -155,6 +182,17 @@ pub async fn run(config: Config, listeners: Listeners, shutdown: impl Future<Out
     let _ = admin.await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Says at start whether each backend answers, without holding start-up back for it: a backend that is down now
+/// may be up by the first export (and exports retry).
+async fn log_backend_answers(readiness: Arc<BackendsReady>) {
+    for (url, outcome) in readiness.probe_all(Duration::from_secs(5)).await {
+        match outcome {
+            Ok(()) => tracing::info!(backend = url, "backend answered an empty OTLP/gRPC export: it speaks OTLP/gRPC"),
+            Err(e) => tracing::warn!(backend = url, "backend check failed: {e}"),
+        }
+    }
 }
 
 async fn serve_admin(

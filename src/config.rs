@@ -20,8 +20,9 @@ use crate::signal::SignalKind;
     about = "Receives OTLP over HTTP (JSON and protobuf) and forwards it over OTLP/gRPC."
 )]
 pub struct Cli {
-    /// OTLP/HTTP receiver address (HTTP/1.1 and h2c on one port). Use 0.0.0.0:4318 inside a container.
-    #[arg(long, env = "OTLP_BRIDGE_LISTEN", default_value = "127.0.0.1:4318")]
+    /// OTLP/HTTP receiver address (HTTP/1.1 and h2c on one port), IP:PORT or HOST:PORT (a name is resolved once,
+    /// IPv4 first). Use 0.0.0.0:4318 inside a container.
+    #[arg(long, env = "OTLP_BRIDGE_LISTEN", default_value = "127.0.0.1:4318", value_parser = parse_listen_addr)]
     pub listen: SocketAddr,
 
     /// gRPC backend: http://host:port, https://host:port, or `debug` (prints each request as one OTLP/JSON line).
@@ -31,8 +32,8 @@ pub struct Cli {
     #[arg(long = "backend", env = "OTLP_BRIDGE_BACKEND", value_delimiter = ',', value_name = "URL")]
     pub backends: Vec<String>,
 
-    /// Admin server: GET /metrics (Prometheus text), /health, /ready.
-    #[arg(long, env = "OTLP_BRIDGE_METRICS_LISTEN", default_value = "127.0.0.1:8888")]
+    /// Admin server: GET /metrics (Prometheus text), /health, /ready. IP:PORT or HOST:PORT, like --listen.
+    #[arg(long, env = "OTLP_BRIDGE_METRICS_LISTEN", default_value = "127.0.0.1:8888", value_parser = parse_listen_addr)]
     pub metrics_listen: SocketAddr,
 
     /// Request body limit in bytes, applied to the bytes on the wire and again to the inflated bytes (over -> 413).
@@ -141,6 +142,27 @@ pub struct Cli {
     /// Time allowed on SIGTERM/SIGINT for in-flight requests and accepted data to be delivered.
     #[arg(long, env = "OTLP_BRIDGE_SHUTDOWN_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
     pub shutdown_timeout: Duration,
+
+    /// Log lines: `text` (for people) or `json` (one JSON object per line with timestamp, level, message, target
+    /// and the event's fields, for container log pipelines). The level comes from RUST_LOG (default info).
+    #[arg(long, env = "OTLP_BRIDGE_LOG_FORMAT", default_value = "text", value_enum)]
+    pub log_format: LogFormat,
+
+    /// Check and exit: validate the configuration, send each backend one empty export (which OTLP/gRPC receivers
+    /// answer OK), print the effective configuration with secrets masked; exit 0 when every backend answered, 1 when
+    /// one did not, 2 when the configuration is invalid.
+    #[arg(long)]
+    pub check: bool,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum LogFormat {
+    /// One human-readable line per event.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
 }
 
 /// Errors in the configuration, reported before anything starts.
@@ -242,6 +264,8 @@ pub struct Config {
     pub max_connections: usize,
     /// Drain time on shutdown.
     pub shutdown_timeout: Duration,
+    /// Log line format.
+    pub log_format: LogFormat,
 }
 
 /// When a batch is sent.
@@ -406,6 +430,12 @@ impl Config {
             read_timeout: cli.read_timeout,
             max_connections: cli.max_connections,
             shutdown_timeout: cli.shutdown_timeout,
+            log_format: cli.log_format,
+        })
+        .and_then(|config| {
+            let otel_endpoint = env.keys().any(|k| k.starts_with("OTEL_EXPORTER_OTLP_") && k.ends_with("ENDPOINT"));
+            refuse_own_address(&config, explicit.is_empty() && otel_endpoint)?;
+            Ok(config)
         })
     }
 
@@ -435,6 +465,83 @@ fn parse_backend(raw: &str) -> Result<BackendTarget, ConfigError> {
         return Err(bad("a gRPC backend takes no path (the exporter adds the service path)"));
     }
     Ok(BackendTarget::Grpc(url.trim_end_matches('/').to_string()))
+}
+
+/// IP:PORT as is; HOST:PORT resolved once, an IPv4 address first (a listener on `localhost` should be reachable as
+/// 127.0.0.1, which is what most clients try).
+fn parse_listen_addr(raw: &str) -> Result<SocketAddr, String> {
+    if let Ok(addr) = raw.parse() {
+        return Ok(addr);
+    }
+    let usage = "use IP:PORT (127.0.0.1:4318, 0.0.0.0:4318 for every interface, [::1]:4318) or HOST:PORT";
+    let addrs: Vec<SocketAddr> = std::net::ToSocketAddrs::to_socket_addrs(raw)
+        .map_err(|e| format!("{raw:?} is not an address to listen on ({e}): {usage}"))?
+        .collect();
+    addrs
+        .iter()
+        .find(|a| a.is_ipv4())
+        .or(addrs.first())
+        .copied()
+        .ok_or_else(|| format!("{raw:?} resolves to no address: {usage}"))
+}
+
+/// A backend that is the bridge's own receiver or admin port would feed the bridge its own exports (which it cannot
+/// even decode: gRPC is not OTLP/HTTP). The classic cause is `OTEL_EXPORTER_OTLP_ENDPOINT=http://localhost:4318`,
+/// meant for applications, left in the bridge's environment. Only names on one of those ports are resolved.
+fn refuse_own_address(config: &Config, from_otel_env: bool) -> Result<(), ConfigError> {
+    let own = [("--listen", config.listen), ("--metrics-listen", config.metrics_listen)];
+    for target in config.backends.iter().flatten() {
+        let BackendTarget::Grpc(url) = target else { continue };
+        let Ok(uri) = url.parse::<http::Uri>() else { continue };
+        let port = uri.port_u16().unwrap_or(if uri.scheme_str() == Some("https") { 443 } else { 80 });
+        let host = uri.host().unwrap_or_default().trim_matches(|c| c == '[' || c == ']');
+        for (flag, addr) in own {
+            if addr.port() != port {
+                continue;
+            }
+            let resolved: Vec<SocketAddr> =
+                std::net::ToSocketAddrs::to_socket_addrs(&(host, port)).map(Iterator::collect).unwrap_or_default();
+            let same = resolved.iter().any(|r| {
+                r.ip() == addr.ip() || (addr.ip().is_unspecified() && (r.ip().is_loopback() || r.ip().is_unspecified()))
+            });
+            if same {
+                let origin = if from_otel_env {
+                    " It came from OTEL_EXPORTER_OTLP_ENDPOINT (or a per-signal variant), which is meant for the \
+                     applications that send to this bridge: set --backend (OTLP_BRIDGE_BACKEND) for the bridge."
+                } else {
+                    ""
+                };
+                return Err(ConfigError::Invalid(format!(
+                    "backend {url} is this bridge's own {flag} address ({addr}): it would export to itself. The \
+                     backend is an OTLP/gRPC receiver, usually on port 4317.{origin}"
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Rewrites a flag-parsing error whose value came from an environment variable so that it names the variable the
+/// user set, not the flag they never typed.
+pub fn explain_cli_error(error: &clap::Error, args: &[std::ffi::OsString], env: &HashMap<String, String>) -> String {
+    use clap::error::{ContextKind, ContextValue};
+    let rendered = error.render().to_string();
+    let Some(ContextValue::String(arg)) = error.get(ContextKind::InvalidArg) else { return rendered };
+    let flag = arg.split_whitespace().next().unwrap_or(arg);
+    let typed = args.iter().filter_map(|a| a.to_str()).any(|a| a == flag || a.starts_with(&format!("{flag}=")));
+    let command = <Cli as clap::CommandFactory>::command();
+    let var = command
+        .get_arguments()
+        .find(|a| a.get_long().is_some_and(|l| flag.strip_prefix("--") == Some(l)))
+        .and_then(|a| a.get_env())
+        .and_then(|v| v.to_str())
+        .map(str::to_string);
+    match var {
+        Some(var) if !typed && env.contains_key(&var) => {
+            rendered.replace(&format!("'{arg}'"), &format!("{var} (the environment variable of {flag})"))
+        }
+        _ => rendered,
+    }
 }
 
 fn parse_header(pair: &str) -> Result<(String, String), ConfigError> {

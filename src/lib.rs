@@ -19,6 +19,7 @@
 
 pub mod app;
 pub mod batch;
+pub mod check;
 pub mod config;
 pub mod export;
 pub mod json;

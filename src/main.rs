@@ -1,21 +1,81 @@
 //! The `otlp-bridge` binary: flags and environment -> [`Config`], logging, signals -> [`otlp_bridge::run`].
+//!
+//! Exit status: 0 after a clean stop (and for `--check` when every backend answered), 1 when the bridge could not
+//! run (or `--check` found a backend that did not answer), 2 for an invalid configuration. Errors are printed as
+//! one plain message: a backtrace would tell the user nothing about their flags.
 
-use anyhow::Context;
+use std::collections::HashMap;
+use std::ffi::OsString;
+use std::process::ExitCode;
+
+use clap::Parser;
+use otlp_bridge::config::{explain_cli_error, Cli, LogFormat};
 use otlp_bridge::{Config, Listeners};
 use tracing_subscriber::EnvFilter;
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let config = Config::from_args_and_env().context("invalid configuration")?;
-    tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
-        .with_writer(std::io::stderr)
-        // Colours only for a person at a terminal, not in container logs.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+fn main() -> ExitCode {
+    let args: Vec<OsString> = std::env::args_os().collect();
+    let env: HashMap<String, String> =
+        std::env::vars_os().filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?))).collect();
+    let cli = match Cli::try_parse_from(&args) {
+        Ok(cli) => cli,
+        Err(e) if !e.use_stderr() => {
+            // --help, --version
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprint!("{}", explain_cli_error(&e, &args, &env));
+            return ExitCode::from(2);
+        }
+    };
+    let check = cli.check;
+    let config = match Config::from_cli_and_env(cli, &env) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("otlp-bridge: invalid configuration: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    init_logging(config.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("otlp-bridge: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if check {
+        let report = runtime.block_on(otlp_bridge::check::check(&config));
+        print!("{}", report.text);
+        return if report.ok { ExitCode::SUCCESS } else { ExitCode::FAILURE };
+    }
+    match runtime.block_on(serve(config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("otlp-bridge: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
     let listeners = Listeners::bind(&config).await?;
     otlp_bridge::run(config, listeners, shutdown_signal()).await?;
     Ok(())
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        // Colours only for a person at a terminal, not in container logs.
+        LogFormat::Text => builder.with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())).init(),
+        // Flattened: `message` and the event's fields at the top level, beside `timestamp`, `level` and `target`,
+        // which is what log pipelines (Loki, Elasticsearch, Cloud Logging) index without configuration.
+        LogFormat::Json => builder.json().flatten_event(true).with_current_span(false).with_span_list(false).init(),
+    }
 }
 
 /// SIGTERM (Kubernetes, docker stop) or SIGINT (Ctrl-C).

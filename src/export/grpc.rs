@@ -100,7 +100,9 @@ impl GrpcBackend {
         if self.gzip {
             grpc = grpc.send_compressed(CompressionEncoding::Gzip);
         }
-        grpc.ready().await.map_err(|e| Status::unavailable(format!("backend {} is not reachable: {e}", self.url)))?;
+        grpc.ready().await.map_err(|e| {
+            Status::unavailable(format!("backend {} is not reachable: {}", self.url, super::probe::error_chain(&e)))
+        })?;
         let mut request = tonic::Request::new(payload);
         *request.metadata_mut() = self.metadata.clone();
         request.set_timeout(timeout);
@@ -114,7 +116,7 @@ impl GrpcBackend {
 /// retryable (and 503 for the client), not a 500 the client would give up on.
 fn transport_failure_is_unavailable(status: Status, url: &str) -> Status {
     if status.code() == tonic::Code::Unknown && std::error::Error::source(&status).is_some() {
-        let cause = std::error::Error::source(&status).map(ToString::to_string).unwrap_or_default();
+        let cause = std::error::Error::source(&status).map(super::probe::error_chain).unwrap_or_default();
         Status::unavailable(format!("connection to backend {url} failed: {}: {cause}", status.message()))
     } else {
         status

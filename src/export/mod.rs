@@ -4,6 +4,7 @@
 pub mod codec;
 mod debug;
 mod grpc;
+pub mod probe;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -217,7 +218,13 @@ impl Exporter {
             }
             Err(e) => {
                 self.telemetry.export_failed(kind, label, items);
-                tracing::warn!(backend = label, signal = kind.name(), items, "export failed: {e}");
+                tracing::warn!(
+                    backend = label,
+                    signal = kind.name(),
+                    items,
+                    "export failed: {e}{}",
+                    hint(e, label, kind)
+                );
             }
         }
         result
@@ -247,6 +254,22 @@ impl ExportBuffers {
         let kib = u32::try_from(bytes.div_ceil(1024)).unwrap_or(u32::MAX).clamp(1, self.capacity_kib);
         // The semaphore is never closed, so this only fails if it were; then the copy simply goes uncapped.
         self.kib.acquire_many(kib).await.ok()
+    }
+}
+
+/// For the log: what a transport-level failure says about the backend and how to fix it (nothing for a gRPC status
+/// the backend chose to send, which speaks for itself).
+fn hint(e: &ExportError, url: &str, kind: SignalKind) -> String {
+    match e {
+        ExportError::Backend { code, message, .. } => {
+            let problem = probe::diagnose(&tonic::Status::new(*code, message.clone()), url, kind);
+            if problem.starts_with("answered ") && !problem.starts_with("answered HTTP") {
+                String::new()
+            } else {
+                format!(" (the backend at {url} {problem})")
+            }
+        }
+        ExportError::ShuttingDown => String::new(),
     }
 }
 

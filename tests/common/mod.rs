@@ -66,6 +66,7 @@ struct BackendState {
     script: Mutex<VecDeque<Action>>,
     fallback: Mutex<Option<Action>>,
     received: Mutex<Vec<Received>>,
+    probes: std::sync::atomic::AtomicUsize,
     notify: Notify,
 }
 
@@ -138,6 +139,11 @@ impl MockBackend {
 
     pub fn acked(&self) -> Vec<Received> {
         self.received().into_iter().filter(|r| r.acked).collect()
+    }
+
+    /// Empty exports (the bridge's probes) answered so far.
+    pub fn probes(&self) -> usize {
+        self.state.probes.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     pub fn calls(&self) -> usize {
@@ -244,11 +250,17 @@ impl tonic::server::UnaryService<Bytes> for Handler {
         let metadata = self.metadata.clone();
         let kind = self.kind;
         Box::pin(async move {
+            let raw = request.into_inner();
+            if raw.is_empty() {
+                // The bridge's probe (start-up, /ready, --check): real backends answer an empty export OK, and it is
+                // neither data nor a scripted call.
+                state.probes.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                return Ok(tonic::Response::new(Bytes::new()));
+            }
             let action = {
                 let next = state.script.lock().unwrap().pop_front();
                 next.or_else(|| state.fallback.lock().unwrap().clone()).unwrap_or(Action::Ok(None))
             };
-            let raw = request.into_inner();
             let index = {
                 let mut received = state.received.lock().unwrap();
                 received.push(Received { kind, raw, metadata, acked: false });
@@ -503,4 +515,42 @@ pub fn gzip(data: &[u8]) -> Vec<u8> {
     let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     e.write_all(data).unwrap();
     e.finish().unwrap()
+}
+
+// ---------------------------------------------------------------- the binary, and servers that are not backends
+
+/// Runs the `otlp-bridge` binary to completion (`--check`, a configuration error) with `env` added, killing it
+/// after 30 s; never inherits OTLP_BRIDGE_* or OTEL_* variables from the test's own environment.
+pub async fn run_binary(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_otlp-bridge"));
+    for (key, _) in std::env::vars_os() {
+        let key = key.to_string_lossy().into_owned();
+        if key.starts_with("OTLP_BRIDGE_") || key.starts_with("OTEL_") || key.starts_with("RUST_") {
+            command.env_remove(key);
+        }
+    }
+    command.args(args).envs(env.iter().copied()).kill_on_drop(true);
+    tokio::time::timeout(Duration::from_secs(30), command.output()).await.expect("the binary finished").unwrap()
+}
+
+/// A plain HTTP/1.1 server (what a web server, a UI or an HTTP/1.1-only proxy looks like to a gRPC client): it
+/// answers every request `400 Bad Request`, the way such servers answer the HTTP/2 preface.
+pub async fn http1_server() -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                let mut buf = [0u8; 1024];
+                let _ = stream.read(&mut buf).await;
+                let _ = stream
+                    .write_all(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                    .await;
+                // Read on until the client hangs up, so it hears the answer rather than a reset.
+                while matches!(stream.read(&mut buf).await, Ok(n) if n > 0) {}
+            });
+        }
+    });
+    addr
 }

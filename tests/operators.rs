@@ -1,0 +1,271 @@
+//! What an operator or a newcomer meets first: `--check`, start-up lines, JSON logs, configuration errors that
+//! name what the user typed, and backends on the wrong port or protocol named as such (with the fix).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
+
+mod common;
+
+use std::io::BufRead;
+use std::process::{Command, Stdio};
+
+use common::*;
+use otlp_bridge::config::BackendTarget;
+
+const HTTP_PORT_HINT: &str = "answered HTTP 404 to a gRPC call: is it an OTLP/HTTP port? OTLP/gRPC is usually 4317";
+const HTTP1_HINT: &str = "answered in HTTP/1.1, not HTTP/2: it is not a gRPC server";
+const NOT_TLS_HINT: &str = "does not speak TLS, but the URL says https://: use http:// for a plaintext port";
+const REFUSED_HINT: &str = "refused the connection: nothing listens there";
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// `--check` with this bridge's ports out of the way, so only the backend decides.
+async fn check(backends: &[&str], extra: &[&str]) -> (i32, String) {
+    let listen = format!("127.0.0.1:{}", free_port());
+    let admin = format!("127.0.0.1:{}", free_port());
+    let mut args = vec!["--check", "--listen", &listen, "--metrics-listen", &admin];
+    for b in backends {
+        args.extend(["--backend", b]);
+    }
+    args.extend_from_slice(extra);
+    let out = run_binary(&args, &[]).await;
+    (out.status.code().unwrap(), text(&out.stdout) + &text(&out.stderr))
+}
+
+#[tokio::test]
+async fn check_passes_against_a_live_backend_and_masks_secrets() {
+    let backend = MockBackend::start().await;
+    let url = backend.url();
+    let (code, out) = check(&[&url], &["--backend-header", "authorization=Bearer s3cret"]).await;
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains(&format!("ok    {url} (traces, metrics, logs): answered an empty OTLP/gRPC export")), "{out}");
+    assert!(out.contains("ok: every backend answered"), "{out}");
+    assert!(out.contains("\"authorization\"") && !out.contains("s3cret"), "header value masked: {out}");
+    assert!(backend.probes() >= 1 && backend.calls() == 0, "a probe, not data");
+}
+
+#[tokio::test]
+async fn check_fails_on_a_dead_port_and_says_nothing_listens() {
+    let dead = format!("http://127.0.0.1:{}", free_port());
+    let (code, out) = check(&[&dead, "debug"], &[]).await;
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains(&format!("FAIL  {dead} (traces, metrics, logs): {REFUSED_HINT}")), "{out}");
+    assert!(out.contains("ok    debug"), "{out}");
+    assert!(out.contains("FAIL: 1 of 2 backend(s) did not answer"), "{out}");
+}
+
+#[tokio::test]
+async fn check_names_an_http1_server_as_such() {
+    let addr = http1_server().await;
+    let (code, out) = check(&[&format!("http://{addr}")], &[]).await;
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains(HTTP1_HINT), "{out}");
+}
+
+#[tokio::test]
+async fn check_names_another_bridges_otlp_http_port_as_an_otlp_http_port() {
+    let backend = MockBackend::start().await;
+    let other = Bridge::with_backend(&backend).await;
+    let (code, out) = check(&[&format!("http://{}", other.addr)], &[]).await;
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains(HTTP_PORT_HINT), "{out}");
+}
+
+#[tokio::test]
+async fn check_names_https_to_a_plaintext_port() {
+    let backend = MockBackend::start().await;
+    let (code, out) = check(&[&format!("https://{}", backend.addr)], &[]).await;
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains(NOT_TLS_HINT), "{out}");
+}
+
+#[tokio::test]
+async fn a_backend_on_the_bridges_own_port_is_refused_at_start_naming_the_variable_that_set_it() {
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let own = format!("http://localhost:{port}");
+    let out = run_binary(&["--listen", &listen], &[("OTEL_EXPORTER_OTLP_ENDPOINT", &own)]).await;
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains(&format!(
+            "backend {own} is this bridge's own --listen address ({listen}): it would export to itself"
+        )),
+        "{err}"
+    );
+    assert!(err.contains("It came from OTEL_EXPORTER_OTLP_ENDPOINT"), "{err}");
+    let (code, out) = check(&["debug"], &["--backend", &format!("http://127.0.0.1:{port}"), "--listen", &listen]).await;
+    assert_eq!(code, 2, "{out}");
+}
+
+#[tokio::test]
+async fn environment_errors_name_the_variable_print_no_backtrace_and_exit_2() {
+    let out = run_binary(&[], &[("OTLP_BRIDGE_MEMORY_LIMIT_MIB", "abc"), ("RUST_BACKTRACE", "1")]).await;
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains(
+            "invalid value 'abc' for OTLP_BRIDGE_MEMORY_LIMIT_MIB (the environment variable of --memory-limit-mib)"
+        ),
+        "{err}"
+    );
+    assert!(!err.contains("backtrace") && !err.contains("Stack"), "{err}");
+    // Typed as a flag, the flag is named.
+    let out = run_binary(&["--memory-limit-mib", "abc"], &[]).await;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("for '--memory-limit-mib <MEMORY_LIMIT_MIB>'"));
+    // A configuration error found after parsing: one line, no backtrace.
+    let out = run_binary(&[], &[("OTEL_EXPORTER_OTLP_TIMEOUT", "soon"), ("RUST_BACKTRACE", "1")]).await;
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        text(&out.stderr),
+        "otlp-bridge: invalid configuration: OTEL_EXPORTER_OTLP_TIMEOUT=\"soon\" is not milliseconds\n"
+    );
+}
+
+#[tokio::test]
+async fn help_lists_the_boolean_words_and_the_new_flags() {
+    let out = run_binary(&["--help"], &[]).await;
+    assert_eq!(out.status.code(), Some(0));
+    let help = text(&out.stdout);
+    assert!(help.contains("true/false, 1/0, yes/no, on/off"), "{help}");
+    for flag in ["--log-format", "--check", "OTLP_BRIDGE_LOG_FORMAT", "HOST:PORT"] {
+        assert!(help.contains(flag), "{flag}: {help}");
+    }
+}
+
+/// The binary started as a container starts it, its stderr read line by line until "otlp-bridge ready" and
+/// the backend's start-up check.
+struct Running {
+    child: std::process::Child,
+    lines: std::sync::mpsc::Receiver<String>,
+}
+
+impl Running {
+    fn start(args: &[&str]) -> Running {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_otlp-bridge"))
+            .args(args)
+            .env_remove("RUST_LOG")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        Running { child, lines }
+    }
+
+    /// Lines up to and including the first that contains `needle` (bounded wait).
+    fn until(&self, needle: &str) -> Vec<String> {
+        let mut seen = Vec::new();
+        loop {
+            match self.lines.recv_timeout(std::time::Duration::from_secs(20)) {
+                Ok(line) => {
+                    let found = line.contains(needle);
+                    seen.push(line);
+                    if found {
+                        return seen;
+                    }
+                }
+                Err(_) => panic!("no line with {needle:?} in {seen:#?}"),
+            }
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+// Multi-threaded: the test thread blocks reading the bridge's stderr while the mock backend answers on another.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_logs_are_one_object_per_line_and_start_up_tells_addresses_mode_and_backend_answers() {
+    let backend = MockBackend::start().await;
+    let (http, admin) = (free_port(), free_port());
+    let dead = format!("http://127.0.0.1:{}", free_port());
+    let listen = format!("localhost:{http}");
+    let admin_addr = format!("127.0.0.1:{admin}");
+    let url = backend.url();
+    let bridge = Running::start(&[
+        "--log-format",
+        "json",
+        "--listen",
+        &listen,
+        "--metrics-listen",
+        &admin_addr,
+        "--backend",
+        &url,
+        "--backend",
+        &dead,
+    ]);
+    let mut lines = bridge.until("otlp-bridge ready");
+    lines.extend(bridge.until("backend check failed"));
+    let objects: Vec<serde_json::Value> =
+        lines.iter().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"))).collect();
+    for o in &objects {
+        for key in ["timestamp", "level", "message", "target"] {
+            assert!(o.get(key).is_some(), "{key} missing in {o}");
+        }
+    }
+    let ready = objects.iter().find(|o| o["message"] == "otlp-bridge ready").unwrap();
+    assert_eq!(ready["level"], "INFO");
+    assert_eq!(ready["listen"], format!("127.0.0.1:{http}"), "localhost resolved to IPv4 loopback: {ready}");
+    assert_eq!(ready["admin"], admin_addr);
+    assert!(ready["mode"].as_str().unwrap().starts_with("direct"), "{ready}");
+    let failed = objects.iter().find(|o| o["message"].as_str().unwrap().starts_with("backend check failed")).unwrap();
+    assert_eq!(failed["level"], "WARN");
+    assert_eq!(failed["backend"], dead.as_str());
+    assert!(failed["message"].as_str().unwrap().contains(REFUSED_HINT), "{failed}");
+    // Both backends' outcomes are logged together, in the order given: the live one answered first.
+    let answered = objects.iter().find(|o| o["message"].as_str().unwrap().starts_with("backend answered")).unwrap();
+    assert_eq!(answered["backend"], url.as_str());
+}
+
+#[tokio::test]
+async fn ready_checks_that_the_backend_speaks_grpc_not_only_tcp() {
+    let addr = http1_server().await;
+    let config = otlp_bridge::Config::default().with_backends(vec![BackendTarget::Grpc(format!("http://{addr}"))]);
+    let bridge = Bridge::start(config).await;
+    let ready = get(&format!("http://{}/ready", bridge.admin)).await;
+    assert_eq!(ready.status, 503);
+    assert!(ready.text().contains(&format!("the backend at http://{addr} {HTTP1_HINT}")), "{}", ready.text());
+
+    let plain = MockBackend::start().await;
+    let config =
+        otlp_bridge::Config::default().with_backends(vec![BackendTarget::Grpc(format!("https://{}", plain.addr))]);
+    let bridge = Bridge::start(config).await;
+    let ready = get(&format!("http://{}/ready", bridge.admin)).await;
+    assert_eq!(ready.status, 503);
+    assert!(ready.text().contains(NOT_TLS_HINT), "{}", ready.text());
+}
+
+#[tokio::test]
+async fn check_names_http_to_a_tls_port() {
+    let backend = MockBackend::start_tls(tls_server_config()).await;
+    let (code, out) = check(&[&backend.url()], &[]).await;
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("speaks TLS, but the URL says http://: use https:// for a TLS port"), "{out}");
+}
+
+fn tls_server_config() -> tonic::transport::ServerTlsConfig {
+    let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca = rcgen::CertifiedIssuer::self_signed(ca, rcgen::KeyPair::generate().unwrap()).unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["localhost".to_string()]).unwrap().signed_by(&key, &ca).unwrap();
+    tonic::transport::ServerTlsConfig::new()
+        .identity(tonic::transport::Identity::from_pem(cert.pem(), key.serialize_pem()))
+}
