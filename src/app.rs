@@ -52,6 +52,9 @@ pub enum RunError {
     /// The receiver's TLS files are unusable.
     #[error("receiver TLS (--tls-cert, --tls-key, --tls-client-ca): {0}")]
     Tls(#[from] receive::tls::TlsError),
+    /// The token file is unreadable.
+    #[error("--auth-token-file: {0}")]
+    Auth(#[from] receive::auth::TokenFileError),
 }
 
 /// Each gRPC backend with the signal it is probed with (the first that it serves).
@@ -105,6 +108,8 @@ pub async fn run(config: Config, listeners: Listeners, shutdown: impl Future<Out
     let server_tls = config.server_tls.as_ref().map(receive::tls::ServerTls::load).transpose()?;
     // Ends by itself once the receiver (the last holder of the TLS configuration) is gone.
     let _tls_watch = server_tls.as_ref().map(|tls| tls.watch(Arc::clone(&telemetry)));
+    let auth = config.auth_token_file.as_deref().map(receive::auth::Tokens::load).transpose()?;
+    let _auth_watch = auth.as_ref().map(receive::auth::Tokens::watch);
     let budget = MemoryBudget::new(config.memory_limit_bytes);
     let limits = match config.batch {
         Some(b) => Limits { max_items: b.max_items, max_bytes: b.max_bytes, timeout: b.timeout },
@@ -132,6 +137,7 @@ pub async fn run(config: Config, listeners: Listeners, shutdown: impl Future<Out
         max_body_bytes: config.max_body_bytes,
         max_export_bytes: config.batch_max_bytes,
         read_timeout: config.read_timeout,
+        auth,
     });
     let open_connections = Arc::new(AtomicUsize::new(0));
 

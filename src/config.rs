@@ -64,6 +64,11 @@ pub struct Cli {
     #[arg(long, env = "OTLP_BRIDGE_TLS_CLIENT_CA", value_name = "FILE", requires = "tls_cert")]
     pub tls_client_ca: Option<PathBuf>,
 
+    /// File of accepted bearer tokens, one per line (blank lines and `#` comments ignored); re-read when it changes.
+    /// A request without `Authorization: Bearer <one of them>` gets 401. CORS preflights and the admin port need none.
+    #[arg(long, env = "OTLP_BRIDGE_AUTH_TOKEN_FILE", value_name = "FILE")]
+    pub auth_token_file: Option<PathBuf>,
+
     /// MiB of request data the bridge may hold at once (being read, decoded, batched, in retry). Over -> 503 with
     /// Retry-After; a single request that needs more than all of it -> 413. Default 20: 32 clients posting 1.1 MiB
     /// requests to a backend that never answers peak at 42 MiB RSS (at 32: 69 MiB), so a sidecar fits a 64 MiB
@@ -242,6 +247,8 @@ pub struct Config {
     pub cors_allowed_origins: Vec<String>,
     /// HTTPS on the receiver; `None`: plain HTTP/1.1 and h2c.
     pub server_tls: Option<ServerTlsFiles>,
+    /// Bearer tokens the receiver accepts; `None`: no authentication.
+    pub auth_token_file: Option<PathBuf>,
     /// Bytes of request data held at once.
     pub memory_limit_bytes: usize,
     /// Batch limits; `None` when batching is disabled.
@@ -415,6 +422,7 @@ impl Config {
                 (None, None) => None,
                 _ => return Err(ConfigError::Invalid("--tls-cert and --tls-key go together".into())),
             },
+            auth_token_file: cli.auth_token_file,
             memory_limit_bytes: cli.memory_limit_mib.saturating_mul(1024 * 1024),
             batch,
             batch_max_bytes: cli.batch_max_bytes,

@@ -127,6 +127,11 @@ impl Telemetry {
             "changed TLS files seen: ok (in service for new connections) or rejected (old ones kept, reason logged)"
                 .into(),
         );
+        t.describe_counter(
+            "otlp_bridge_auth_refused_requests_total",
+            "requests answered 401 by --auth-token-file, by reason: missing, not_bearer, malformed, unknown_token"
+                .into(),
+        );
         Arc::new(t)
     }
 
@@ -303,6 +308,11 @@ impl Telemetry {
     /// A changed set of TLS files: `ok` (now in service) or `rejected` (the old set stays).
     pub fn tls_reload(&self, outcome: &'static str, n: u64) {
         self.counter("otlp_bridge_tls_reloads_total", vec![Label::new("outcome", outcome)]).increment(n);
+    }
+
+    /// `n` requests refused for want of an accepted bearer token, by reason.
+    pub fn auth_refused(&self, reason: &'static str, n: u64) {
+        self.counter("otlp_bridge_auth_refused_requests_total", vec![Label::new("reason", reason)]).increment(n);
     }
 
     /// Prometheus text exposition, this process's `process_*` metrics included.

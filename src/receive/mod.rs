@@ -5,6 +5,7 @@
 //!   read (wire limit, timeout) -> inflate (inflated limit) -> decode<S> (wire scan | JSON) -> split -> sink
 //! ```
 
+pub mod auth;
 pub mod body;
 mod cors;
 pub mod respond;
@@ -61,6 +62,8 @@ pub struct Receiver {
     pub max_export_bytes: usize,
     /// Time to read a body.
     pub read_timeout: Duration,
+    /// Accepted bearer tokens; `None`: no authentication.
+    pub auth: Option<Arc<auth::Tokens>>,
 }
 
 /// The request's route, found before its body is read.
@@ -109,7 +112,12 @@ pub fn stack(
             response
         }
     };
+    let auth = receiver.auth.as_ref().map(|tokens| {
+        auth::AuthLayer::new(Arc::clone(tokens), Arc::clone(&receiver.telemetry), discard_limit, discard_timeout)
+    });
     let handler = ServiceBuilder::new()
+        // Who may write: checked before memory is reserved or a byte of the body is read.
+        .option_layer(auth)
         // Refuse what the memory limit cannot hold before a byte of the body is read.
         .layer(MemoryLimitLayer::new(Arc::clone(&receiver.budget), refuse))
         .service_fn({

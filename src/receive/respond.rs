@@ -86,6 +86,9 @@ pub enum ReceiveError {
         /// What the decompressor said.
         detail: String,
     },
+    /// No accepted bearer token (`--auth-token-file`); the message never contains the presented token.
+    #[error("unauthorized: {0}")]
+    Unauthorized(super::auth::AuthFailure),
     /// A bug: the bridge failed, not the request.
     #[error("internal error: {0}")]
     Internal(String),
@@ -148,6 +151,7 @@ impl ReceiveError {
                 own(StatusCode::PAYLOAD_TOO_LARGE)
             }
             ReceiveError::ReadTimeout(_) => own(StatusCode::REQUEST_TIMEOUT),
+            ReceiveError::Unauthorized(_) => own(StatusCode::UNAUTHORIZED),
             ReceiveError::Internal(_) => own(StatusCode::INTERNAL_SERVER_ERROR),
             ReceiveError::BodyRead(_)
             | ReceiveError::Decompress { .. }
@@ -189,6 +193,10 @@ impl ReceiveError {
             // Whole seconds, rounded up: a hint of 1.5 s must not become "retry at once".
             let secs = after.as_secs() + u64::from(after.subsec_nanos() > 0);
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
+        }
+        if matches!(self, ReceiveError::Unauthorized(_)) {
+            // RFC 6750: the scheme the client should use.
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         if matches!(self, ReceiveError::MethodNotAllowed(_)) {
             response.headers_mut().insert(header::ALLOW, HeaderValue::from_static("POST, OPTIONS"));
