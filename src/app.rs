@@ -103,7 +103,7 @@ impl Readiness for BackendsReady {
 /// was accepted, all within `config.shutdown_timeout`.
 pub async fn run(config: Config, listeners: Listeners, shutdown: impl Future<Output = ()>) -> Result<(), RunError> {
     let telemetry = Telemetry::new();
-    let backends = build_backends(&config)?;
+    let backends = build_backends(&config, &telemetry)?;
     telemetry.register_known(&config.backends.clone().map(|b| b.iter().map(|t| t.label().to_string()).collect()));
     let server_tls = config.server_tls.as_ref().map(receive::tls::ServerTls::load).transpose()?;
     // Ends by itself once the receiver (the last holder of the TLS configuration) is gone.

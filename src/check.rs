@@ -24,7 +24,7 @@ pub async fn check(config: &Config) -> CheckReport {
     let mut text = String::new();
     let _ = writeln!(text, "otlp-bridge {}: the configuration is valid", env!("CARGO_PKG_VERSION"));
     let _ = writeln!(text, "\neffective configuration (secrets masked):\n{:#?}", masked(config));
-    let backends = match build_backends(config) {
+    let backends = match build_backends(config, &crate::telemetry::Telemetry::new()) {
         Ok(b) => b,
         Err(e) => {
             let _ = writeln!(text, "\nFAIL: {e}");

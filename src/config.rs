@@ -136,6 +136,13 @@ pub struct Cli {
     #[arg(long, env = "OTLP_BRIDGE_BACKEND_CLIENT_KEY")]
     pub backend_client_key: Option<PathBuf>,
 
+    /// How often backend host names are resolved again (system resolver: /etc/hosts, then DNS); exports are spread
+    /// round-robin over every address a name has. Default 5s: the TTL CoreDNS gives Kubernetes records and the
+    /// Collector's loadbalancing exporter's DNS interval, so a new backend pod gets traffic within seconds for one
+    /// lookup per backend every 5 s. A failing address also triggers a lookup (at most one a second).
+    #[arg(long, env = "OTLP_BRIDGE_BACKEND_RESOLVE_INTERVAL", default_value = "5s", value_parser = humantime::parse_duration)]
+    pub backend_resolve_interval: Duration,
+
     /// Time a client has to send its request headers and body before 408.
     #[arg(long, env = "OTLP_BRIDGE_READ_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
     pub read_timeout: Duration,
@@ -273,6 +280,8 @@ pub struct Config {
     pub shutdown_timeout: Duration,
     /// Log line format.
     pub log_format: LogFormat,
+    /// Time between two resolutions of a backend host name; at least 100ms.
+    pub backend_resolve_interval: Duration,
 }
 
 /// When a batch is sent.
@@ -382,6 +391,9 @@ impl Config {
         if cli.max_connections == 0 {
             return Err(ConfigError::Invalid("--max-connections must be at least 1".into()));
         }
+        if cli.backend_resolve_interval < Duration::from_millis(100) {
+            return Err(ConfigError::Invalid("--backend-resolve-interval must be at least 100ms".into()));
+        }
         let batch = (!cli.disable_batching).then_some(BatchConfig {
             max_items: cli.batch_max_items.max(1),
             max_bytes: cli.batch_max_bytes,
@@ -439,6 +451,7 @@ impl Config {
             max_connections: cli.max_connections,
             shutdown_timeout: cli.shutdown_timeout,
             log_format: cli.log_format,
+            backend_resolve_interval: cli.backend_resolve_interval,
         })
         .and_then(|config| {
             let otel_endpoint = env.keys().any(|k| k.starts_with("OTEL_EXPORTER_OTLP_") && k.ends_with("ENDPOINT"));
@@ -672,6 +685,13 @@ mod tests {
         assert_eq!(tls.client_ca, Some(PathBuf::from("/ca.pem")));
         assert!(Cli::try_parse_from(["otlp-bridge", "--tls-cert", "/c.pem"]).is_err(), "a certificate needs its key");
         assert!(Cli::try_parse_from(["otlp-bridge", "--tls-client-ca", "/ca.pem"]).is_err());
+    }
+
+    #[test]
+    fn the_resolve_interval_has_a_default_and_a_floor() {
+        let c = config(&[], &[]).unwrap();
+        assert_eq!(c.backend_resolve_interval, Duration::from_secs(5));
+        assert!(config(&["--backend-resolve-interval", "1ms"], &[]).is_err());
     }
 
     #[test]

@@ -1,16 +1,20 @@
-//! One tonic channel per gRPC backend: plain or TLS, metadata, compression, per-attempt deadline.
+//! A gRPC backend: channels per address (plain or TLS), metadata, compression, per-attempt deadline.
 
+use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use http::uri::PathAndQuery;
 use tonic::codec::CompressionEncoding;
 use tonic::metadata::{Ascii, MetadataKey, MetadataMap, MetadataValue};
-use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
+use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
 use tonic::Status;
 
+use super::balance::{Balancer, Connect, Replica};
 use super::codec::{PassThroughCodec, Payload};
 use crate::config::{Config, TlsFiles};
 use crate::signal::{PartialSuccess, SignalKind};
+use crate::telemetry::Telemetry;
 
 /// Why a backend could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -33,33 +37,56 @@ pub enum SetupError {
     },
 }
 
-/// A gRPC backend.
+/// A gRPC backend: one lazily connecting channel per address of its host name, balanced (see [`super::balance`]).
 #[derive(Debug, Clone)]
 pub struct GrpcBackend {
     url: String,
-    channel: Channel,
+    balancer: Arc<Balancer>,
     metadata: MetadataMap,
     gzip: bool,
     authority: (String, u16),
 }
 
 impl GrpcBackend {
-    /// Prepares a lazily connecting channel to `url` (connection errors surface as UNAVAILABLE on export).
-    pub fn new(url: &str, config: &Config) -> Result<GrpcBackend, SetupError> {
+    /// Prepares `url`'s channels; connection errors surface as UNAVAILABLE on export, and a host name is resolved
+    /// in the background (now, and every `--backend-resolve-interval`).
+    pub fn new(url: &str, config: &Config, telemetry: Arc<Telemetry>) -> Result<GrpcBackend, SetupError> {
         let bad = |reason: String| SetupError::Endpoint { url: url.to_string(), reason };
-        let mut endpoint = Endpoint::from_shared(url.to_string())
-            .map_err(|e| bad(e.to_string()))?
-            .connect_timeout(Duration::from_secs(5))
-            .tcp_nodelay(true)
-            .http2_keep_alive_interval(Duration::from_secs(30))
-            .keep_alive_timeout(Duration::from_secs(10));
-        let uri = endpoint.uri().clone();
-        let https = uri.scheme_str() == Some("https");
-        if https {
-            endpoint = endpoint.tls_config(tls_config(&config.tls)?).map_err(|e| bad(e.to_string()))?;
-        }
-        let host = uri.host().unwrap_or("localhost").trim_matches(|c| c == '[' || c == ']').to_string();
-        let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
+        let origin: http::Uri = url.parse().map_err(|e: http::uri::InvalidUri| bad(e.to_string()))?;
+        let https = origin.scheme_str() == Some("https");
+        let host = origin.host().unwrap_or("localhost").trim_matches(|c| c == '[' || c == ']').to_string();
+        let port = origin.port_u16().unwrap_or(if https { 443 } else { 80 });
+        // Each address gets its own connection, but TLS verifies (SNI) and HTTP/2 addresses (:authority) the host
+        // name of the URL, exactly as one channel to the URL would.
+        let tls = if https { Some(tls_config(&config.tls)?.domain_name(host.clone())) } else { None };
+        let scheme = if https { "https" } else { "http" };
+        let endpoint_for = {
+            let origin = origin.clone();
+            move |addr: SocketAddr| -> Result<Endpoint, String> {
+                let mut endpoint = Endpoint::from_shared(format!("{scheme}://{addr}"))
+                    .map_err(|e| e.to_string())?
+                    .origin(origin.clone())
+                    .connect_timeout(Duration::from_secs(5))
+                    .tcp_nodelay(true)
+                    .http2_keep_alive_interval(Duration::from_secs(30))
+                    .keep_alive_timeout(Duration::from_secs(10));
+                if let Some(tls) = &tls {
+                    endpoint = endpoint.tls_config(tls.clone()).map_err(|e| e.to_string())?;
+                }
+                Ok(endpoint)
+            }
+        };
+        // Settings that cannot work fail now, not at the first export.
+        endpoint_for(SocketAddr::from(([127, 0, 0, 1], port))).map_err(bad)?;
+        let label = url.to_string();
+        let connect: Connect = Box::new(move |addr| match endpoint_for(addr) {
+            Ok(endpoint) => endpoint.connect_lazy(),
+            // Checked above with the same settings; should it fail anyway, calls on this address fail UNAVAILABLE.
+            Err(e) => {
+                tracing::warn!(backend = %label, %addr, "cannot set up a channel: {e}");
+                Endpoint::from_static("http://0.0.0.0:0").connect_lazy()
+            }
+        });
         let mut metadata = MetadataMap::new();
         for (k, v) in &config.backend_headers {
             // Config validated both; a failure here would be a bug, reported rather than panicking.
@@ -67,13 +94,8 @@ impl GrpcBackend {
             let value = MetadataValue::<Ascii>::try_from(v.as_str()).map_err(|e| bad(format!("header {k}: {e}")))?;
             metadata.append(key, value);
         }
-        Ok(GrpcBackend {
-            url: url.to_string(),
-            channel: endpoint.connect_lazy(),
-            metadata,
-            gzip: config.backend_gzip,
-            authority: (host, port),
-        })
+        let balancer = Balancer::new(url, &host, port, config.backend_resolve_interval, connect, telemetry);
+        Ok(GrpcBackend { url: url.to_string(), balancer, metadata, gzip: config.backend_gzip, authority: (host, port) })
     }
 
     /// The URL, as a label.
@@ -81,20 +103,53 @@ impl GrpcBackend {
         &self.url
     }
 
-    /// Host and port, for the readiness probe.
+    /// Host and port of the URL.
     pub fn authority(&self) -> (&str, u16) {
         (&self.authority.0, self.authority.1)
     }
 
-    /// One export attempt with deadline `timeout`.
+    /// One export attempt with deadline `timeout`, on the next address other than `previous` (the address of this
+    /// batch's previous attempt, which failed) when there is another; `previous` is set to the address used.
+    pub async fn export_balanced(
+        &self,
+        kind: SignalKind,
+        payload: Payload,
+        timeout: Duration,
+        previous: &std::sync::Mutex<Option<SocketAddr>>,
+    ) -> Result<PartialSuccess, Status> {
+        let avoid = previous.lock().ok().and_then(|p| *p);
+        let replica = self.balancer.choose(avoid, timeout).await?;
+        if let Ok(mut p) = previous.lock() {
+            *p = Some(replica.addr);
+        }
+        let attempt = self.balancer.attempt(&replica);
+        let result = self.call(&replica, kind, payload, timeout).await;
+        attempt.finish(result.as_ref().map(|_| ()).map_err(Status::code));
+        result
+    }
+
+    /// The same export to every address at once (not counted, no cooldown): the first success, or the last
+    /// failure when none succeeds. What the readiness probe needs: at least one address takes exports.
     pub async fn export(
         &self,
         kind: SignalKind,
         payload: Payload,
         timeout: Duration,
     ) -> Result<PartialSuccess, Status> {
+        let replicas = self.balancer.all(timeout).await?;
+        let calls = replicas.iter().map(|r| Box::pin(self.call(r, kind, payload.clone(), timeout)));
+        futures_util::future::select_ok(calls).await.map(|(ok, _)| ok)
+    }
+
+    async fn call(
+        &self,
+        replica: &Replica,
+        kind: SignalKind,
+        payload: Payload,
+        timeout: Duration,
+    ) -> Result<PartialSuccess, Status> {
         // Responses are a few bytes: not advertising gzip for them spares both sides a compressor per call.
-        let mut grpc = tonic::client::Grpc::new(self.channel.clone())
+        let mut grpc = tonic::client::Grpc::new(replica.channel.clone())
             .max_decoding_message_size(4 * 1024 * 1024)
             .max_encoding_message_size(usize::MAX);
         if self.gzip {

@@ -1,6 +1,7 @@
 //! The export side: every backend of a signal receives every batch (fan-out), each with its own retry; the
 //! batch's outcome combines theirs.
 
+mod balance;
 pub mod codec;
 mod debug;
 mod grpc;
@@ -188,6 +189,9 @@ impl Exporter {
         let kind = self.kind;
         let label = backend.label();
         let started = std::time::Instant::now();
+        // The address of the previous attempt of this batch: a retry goes elsewhere when it can.
+        let previous = std::sync::Mutex::new(None);
+        let previous = &previous;
         let result = match backend {
             Backend::Debug(debug) => debug.export(kind, &payload).map_err(|status| failure(label, status, None, 1)),
             Backend::Grpc(grpc) => export_with_retry(
@@ -200,7 +204,7 @@ impl Exporter {
                     async move {
                         // The attempt copies the batch into its gRPC frame: that copy waits for room under the cap.
                         let _copy = self.buffers.hold(payload.len()).await;
-                        grpc.export(kind, payload, timeout).await
+                        grpc.export_balanced(kind, payload, timeout, previous).await
                     }
                 },
                 |status, delay| {
@@ -284,7 +288,10 @@ fn failure(backend: &str, status: tonic::Status, retry_after: Option<Duration>, 
 }
 
 /// Creates one backend per distinct target of the configuration (signals share channels).
-pub fn build_backends(config: &Config) -> Result<Vec<(BackendTarget, Arc<Backend>)>, SetupError> {
+pub fn build_backends(
+    config: &Config,
+    telemetry: &Arc<Telemetry>,
+) -> Result<Vec<(BackendTarget, Arc<Backend>)>, SetupError> {
     let mut built: Vec<(BackendTarget, Arc<Backend>)> = Vec::new();
     for target in config.backends.iter().flatten() {
         if built.iter().any(|(t, _)| t == target) {
@@ -292,7 +299,7 @@ pub fn build_backends(config: &Config) -> Result<Vec<(BackendTarget, Arc<Backend
         }
         let backend = match target {
             BackendTarget::Debug => Backend::Debug(DebugBackend),
-            BackendTarget::Grpc(url) => Backend::Grpc(GrpcBackend::new(url, config)?),
+            BackendTarget::Grpc(url) => Backend::Grpc(GrpcBackend::new(url, config, Arc::clone(telemetry))?),
         };
         built.push((target.clone(), Arc::new(backend)));
     }

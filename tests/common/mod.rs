@@ -76,6 +76,13 @@ pub struct MockBackend {
     pub addr: SocketAddr,
     state: Arc<BackendState>,
     _shutdown: Arc<oneshot::Sender<()>>,
+    kill_switch: Option<Arc<KillSwitch>>,
+}
+
+/// The tasks of a killable backend: its accept loop and one per connection.
+struct KillSwitch {
+    accept: tokio::task::AbortHandle,
+    connections: Arc<Mutex<tokio::task::JoinSet<()>>>,
 }
 
 impl MockBackend {
@@ -91,6 +98,47 @@ impl MockBackend {
     /// A backend serving TLS (and asking for client certificates if `tls` says so).
     pub async fn start_tls(tls: tonic::transport::ServerTlsConfig) -> MockBackend {
         Self::start_with(tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(), Some(tls)).await
+    }
+
+    /// A TLS backend on `listener`.
+    pub async fn start_tls_on(
+        listener: tokio::net::TcpListener,
+        tls: tonic::transport::ServerTlsConfig,
+    ) -> MockBackend {
+        Self::start_with(listener, Some(tls)).await
+    }
+
+    /// A backend on `listener` that [`MockBackend::kill`] can stop the way a crash does: listener and connections
+    /// dropped at once, calls in flight left unanswered.
+    pub async fn start_killable_on(listener: tokio::net::TcpListener) -> MockBackend {
+        use hyper_util::server::conn::auto::Builder;
+        let addr = listener.local_addr().unwrap();
+        let state = Arc::new(BackendState::default());
+        let routes = tonic::service::Routes::new(RawService::<0> { state: Arc::clone(&state) })
+            .add_service(RawService::<1> { state: Arc::clone(&state) })
+            .add_service(RawService::<2> { state: Arc::clone(&state) });
+        let connections = Arc::new(Mutex::new(tokio::task::JoinSet::new()));
+        let tasks = Arc::clone(&connections);
+        let accept = tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let service = hyper_util::service::TowerToHyperService::new(routes.clone());
+                tasks.lock().unwrap().spawn(async move {
+                    let _ = Builder::new(TokioExecutor::new())
+                        .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        let (tx, _) = oneshot::channel::<()>();
+        let kill_switch = Some(Arc::new(KillSwitch { accept: accept.abort_handle(), connections }));
+        MockBackend { addr, state, _shutdown: Arc::new(tx), kill_switch }
+    }
+
+    /// Kills a backend started with [`MockBackend::start_killable_on`].
+    pub fn kill(&self) {
+        let switch = self.kill_switch.as_ref().expect("a killable backend");
+        switch.accept.abort();
+        switch.connections.lock().unwrap().abort_all();
     }
 
     async fn start_with(
@@ -116,7 +164,7 @@ impl MockBackend {
                 })
                 .await;
         });
-        MockBackend { addr, state, _shutdown: Arc::new(tx) }
+        MockBackend { addr, state, _shutdown: Arc::new(tx), kill_switch: None }
     }
 
     pub fn url(&self) -> String {
