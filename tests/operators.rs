@@ -269,3 +269,62 @@ fn tls_server_config() -> tonic::transport::ServerTlsConfig {
     tonic::transport::ServerTlsConfig::new()
         .identity(tonic::transport::Identity::from_pem(cert.pem(), key.serialize_pem()))
 }
+
+#[tokio::test]
+async fn metrics_json_posted_to_v1_traces_is_answered_with_a_warning_naming_v1_metrics() {
+    let backend = MockBackend::start().await;
+    let bridge = Bridge::with_backend(&backend).await;
+    let a = post(&bridge.url("/v1/traces"), "application/json", example("metrics.json")).await;
+    assert_eq!(a.status, 200, "{}", a.text());
+    let body: serde_json::Value = serde_json::from_slice(&a.body).unwrap();
+    let message = body["partialSuccess"]["errorMessage"].as_str().unwrap_or_default();
+    assert!(
+        message.starts_with(
+            "no spans in this request: its top-level key(s) \"resourceMetrics\" are not part of a traces request"
+        ),
+        "{body}"
+    );
+    assert!(message.ends_with("\"resourceMetrics\" is the top-level key of metrics: did you mean /v1/metrics?"));
+    assert_eq!(body["partialSuccess"].get("rejectedSpans"), None, "0 rejected (a warning): {body}");
+    assert_eq!(backend.calls(), 0);
+    // A truly empty request stays a plain success.
+    assert_eq!(post(&bridge.url("/v1/traces"), "application/json", "{}").await.text(), "{}");
+}
+
+const DATA_BINARY_HINT: &str = "with curl, send the file with --data-binary @FILE: -d strips newlines and carriage \
+                                returns, which corrupts protobuf and compressed bodies";
+
+/// What `curl -d @file` sends: the file without its CR and LF bytes.
+fn as_curl_d_sends(bytes: &[u8]) -> Vec<u8> {
+    bytes.iter().copied().filter(|b| *b != b'\n' && *b != b'\r').collect()
+}
+
+#[tokio::test]
+async fn protobuf_or_gzip_mangled_by_curl_d_is_told_to_use_data_binary() {
+    let backend = MockBackend::start().await;
+    let bridge = Bridge::with_backend(&backend).await;
+    let url = bridge.url("/v1/traces");
+    // trace.pb starts with field 1 (0x0a = '\n'): curl -d drops exactly the bytes protobuf framing needs.
+    let pb = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/examples/trace.pb")).unwrap();
+    assert!(pb.contains(&b'\n'));
+    let mangled = as_curl_d_sends(&pb);
+    let curl = [("content-type", "application/x-protobuf"), ("user-agent", "curl/8.5.0")];
+    let a = request("POST", &url, &curl, mangled.clone()).await;
+    assert_eq!(a.status, 400);
+    let (_, message) = a.status_message();
+    assert!(message.starts_with("invalid OTLP protobuf: "), "{message}");
+    assert!(message.ends_with(DATA_BINARY_HINT), "{message}");
+    // Not curl: the plain error.
+    let other = [("content-type", "application/x-protobuf"), ("user-agent", "python-requests/2.32")];
+    let (_, message) = request("POST", &url, &other, mangled).await.status_message();
+    assert!(!message.contains("--data-binary"), "{message}");
+    // gzip, any content type.
+    let gz = as_curl_d_sends(&gzip(&example("trace.json")));
+    let headers = [("content-type", "application/json"), ("content-encoding", "gzip"), ("user-agent", "curl/8.5.0")];
+    let a = request("POST", &url, &headers, gz).await;
+    assert_eq!(a.status, 400);
+    let (_, message) = a.status_message();
+    assert!(message.starts_with("the body is not valid gzip data"), "{message}");
+    assert!(message.ends_with(DATA_BINARY_HINT), "{message}");
+    assert_eq!(backend.calls(), 0);
+}

@@ -8,6 +8,7 @@
 pub mod auth;
 pub mod body;
 mod cors;
+mod hint;
 pub mod respond;
 pub mod server;
 pub mod tls;
@@ -194,6 +195,7 @@ async fn handle(receiver: Arc<Receiver>, req: Request<Incoming>) -> Result<Respo
         return Ok(e.into_response(Format::Json));
     };
     let declared = declared_length(&req);
+    let curl = hint::looks_like_curl_d(req.headers().get(header::USER_AGENT).map(http::HeaderValue::as_bytes));
     let body = req.into_body();
     let result = match route.kind {
         SignalKind::Traces => receive::<Traces>(&receiver, route, declared, body, reservation).await,
@@ -201,6 +203,13 @@ async fn handle(receiver: Arc<Receiver>, req: Request<Incoming>) -> Result<Respo
         SignalKind::Logs => receive::<Logs>(&receiver, route, declared, body, reservation).await,
     };
     Ok(result.unwrap_or_else(|e| {
+        let binary = route.format == Format::Protobuf || route.encoding != ContentEncoding::Identity;
+        let e = match e {
+            ReceiveError::Protobuf(_) | ReceiveError::Decompress { .. } if curl && binary => {
+                ReceiveError::Hinted(Box::new(e), hint::CURL_DATA_BINARY)
+            }
+            e => e,
+        };
         tracing::debug!(signal = route.kind.name(), "request refused: {e}");
         e.into_response(route.format)
     }))
@@ -230,12 +239,16 @@ async fn receive<S: Signal>(
     // stall the other requests served by this runtime thread; small ones are cheaper to decode in place.
     let blocking = wire.len() > BLOCKING_THRESHOLD
         || (route.encoding != ContentEncoding::Identity && wire.len() > BLOCKING_THRESHOLD_COMPRESSED);
-    let work = move || -> Result<(Decoded, Reservation), ReceiveError> {
+    let work = move || -> Result<(Decoded, Option<String>, Reservation), ReceiveError> {
         let plain = body::inflate(route.encoding, wire, limit, &mut reservation)?;
-        let decoded = decode::<S>(route.format, plain, &mut reservation)?;
-        Ok((decoded, reservation))
+        let decoded = decode::<S>(route.format, plain.clone(), &mut reservation)?;
+        // An empty JSON request is fine, unless it is empty because its keys were another signal's (or typos).
+        let warning = (decoded.items == 0 && route.format == Format::Json)
+            .then(|| hint::ignored_top_level_keys(S::KIND, &plain))
+            .flatten();
+        Ok((decoded, warning, reservation))
     };
-    let (decoded, reservation) = if blocking {
+    let (decoded, warning, reservation) = if blocking {
         tokio::task::spawn_blocking(work).await.map_err(|e| {
             tracing::error!("decoding a request failed: {e}");
             ReceiveError::Internal(format!("decoding failed: {e}"))
@@ -245,8 +258,9 @@ async fn receive<S: Signal>(
     };
 
     if decoded.items == 0 {
-        // Nothing to deliver (OTLP: an empty request succeeds).
-        return Ok(respond::success::<S>(route.format, None));
+        // Nothing to deliver (OTLP: an empty request succeeds; the spec allows a warning with 0 rejected).
+        let partial = warning.map(|message| crate::signal::PartialSuccess { rejected: 0, message });
+        return Ok(respond::success::<S>(route.format, partial));
     }
     let encoding_label = match route.format {
         Format::Json => "json",

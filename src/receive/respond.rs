@@ -104,6 +104,9 @@ pub enum ReceiveError {
     /// The export failed.
     #[error(transparent)]
     Export(#[from] ExportError),
+    /// Another error with advice for the client's likely mistake appended (same status and code).
+    #[error("{0}; {1}")]
+    Hinted(Box<ReceiveError>, &'static str),
 }
 
 /// The gRPC code of a `google.rpc.Status` body for an HTTP status the bridge chose itself.
@@ -142,6 +145,7 @@ impl ReceiveError {
     pub fn classify(&self) -> (StatusCode, tonic::Code, Option<Duration>) {
         let own = |status: StatusCode| (status, grpc_code_for(status), None);
         match self {
+            ReceiveError::Hinted(inner, _) => inner.classify(),
             ReceiveError::NotFound(_) => own(StatusCode::NOT_FOUND),
             ReceiveError::MethodNotAllowed(_) => own(StatusCode::METHOD_NOT_ALLOWED),
             ReceiveError::UnsupportedMediaType(_) | ReceiveError::UnsupportedEncoding(_) => {
