@@ -321,6 +321,12 @@ async fn https_backends_keep_the_host_name_for_tls_on_every_address() {
     let mut config = config(format!("https://{}:{port}", name.name), Duration::from_millis(200));
     config.tls.ca_file = Some(dir.join("ca.pem"));
     let bridge = Bridge::start(config).await;
+    // The start-up probe (one empty export) takes a round-robin turn too: let it pass before counting turns.
+    let started = tokio::time::Instant::now();
+    while backends.iter().map(MockBackend::probes).sum::<usize>() == 0 {
+        assert!(started.elapsed() < Duration::from_secs(20), "no start-up probe arrived");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     for i in 0..10 {
         let a = post_pb(&bridge, "/v1/traces", &spans(i, 1)).await;
         assert_eq!(a.status, 200, "{}", a.text());
