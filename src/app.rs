@@ -19,6 +19,10 @@ use crate::signal::SignalKind;
 use crate::sink::Direct;
 use crate::telemetry::{self, Readiness, Telemetry};
 
+/// Longest a request body may pause while it holds part of the memory budget (within `--read-timeout`): long
+/// enough for a client on a congested link, short enough that stalled uploads cannot keep memory from others.
+const BODY_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// The two bound sockets a bridge serves (bound by the caller, so tests can use port 0).
 #[derive(Debug)]
 pub struct Listeners {
@@ -138,6 +142,7 @@ pub async fn run(config: Config, listeners: Listeners, shutdown: impl Future<Out
         max_export_bytes: config.batch_max_bytes,
         read_timeout: config.read_timeout,
         auth,
+        body_idle_timeout: config.read_timeout.min(BODY_IDLE_TIMEOUT),
     });
     let open_connections = Arc::new(AtomicUsize::new(0));
 

@@ -1,8 +1,11 @@
 //! Memory limit: bytes of request data held anywhere in the bridge (being read, inflated, decoded, batched, in
 //! retry), as a shared budget and a tower layer.
 //!
-//! A request reserves its `Content-Length` before a byte of the body is read, grows the reservation as it inflates
-//! and decodes, shrinks it to the protobuf it forwards, and carries it into the batch. The reservation is released
+//! Before a byte of the body is read, a request whose `Content-Length` does not fit in what is free is refused (503,
+//! or 413 when it exceeds the whole limit), but it reserves only up to [`UPFRONT_RESERVATION`]: a client that
+//! declares a large body and then sends nothing holds almost nothing. The reservation then grows with the buffer the
+//! body actually fills as bytes arrive, grows as the body inflates and decodes, shrinks to the protobuf it forwards,
+//! and is carried into the batch. The reservation is released
 //! when the batch that holds the data has been answered by every backend (even if the client has gone), so the
 //! figure counts what is really held.
 
@@ -12,6 +15,10 @@ use std::task::{Context, Poll};
 
 use http::Request;
 use tower::{Layer, Service};
+
+/// Most a request reserves before its body has sent a byte: one read buffer's worth. Reserving the whole declared
+/// length up front let two idle connections declaring 10 MiB each shut every other client out (issue 9).
+pub const UPFRONT_RESERVATION: usize = 64 * 1024;
 
 /// The shared budget.
 #[derive(Debug)]
@@ -71,6 +78,18 @@ impl MemoryBudget {
         self.held.fetch_sub(bytes, Ordering::AcqRel);
     }
 
+    /// Whether `bytes` more would fit now (nothing is reserved).
+    pub fn check(&self, bytes: usize) -> Result<(), MemoryError> {
+        if bytes > self.limit {
+            return Err(MemoryError::TooLarge { needed: bytes, limit: self.limit });
+        }
+        let held = self.held();
+        if held.saturating_add(bytes) > self.limit {
+            return Err(MemoryError::Exhausted { held, limit: self.limit });
+        }
+        Ok(())
+    }
+
     /// Reserves `bytes`, or fails without waiting.
     pub fn reserve(self: &Arc<Self>, bytes: usize) -> Result<Reservation, MemoryError> {
         let mut r = Reservation { budget: Arc::clone(self), bytes: 0 };
@@ -113,8 +132,8 @@ impl Drop for Reservation {
     }
 }
 
-/// Reserves a request's declared `Content-Length` before its body is read and hands the [`Reservation`] to the
-/// inner service in the request's extensions; a request the budget cannot take is answered by `refuse` instead,
+/// Checks a request's declared `Content-Length` against what is free before its body is read, reserves up to
+/// [`UPFRONT_RESERVATION`] of it, and hands the [`Reservation`] to the inner service in the request's extensions; a request the budget cannot take is answered by `refuse` instead,
 /// which gets the whole request (so it can discard the body a client is still sending before answering).
 #[derive(Clone)]
 pub struct MemoryLimitLayer<R> {
@@ -169,7 +188,9 @@ where
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<usize>().ok())
             .unwrap_or(0);
-        match self.budget.reserve(declared) {
+        let reserved =
+            self.budget.check(declared).and_then(|()| self.budget.reserve(declared.min(UPFRONT_RESERVATION)));
+        match reserved {
             Ok(reservation) => {
                 req.extensions_mut().insert(SharedReservation::new(reservation));
                 Box::pin(self.inner.call(req))
@@ -241,5 +262,24 @@ mod tests {
         let req = |len: &str| Request::builder().header("content-length", len).body(()).unwrap();
         assert_eq!(svc.clone().oneshot(req("2")).await.unwrap(), Some(2));
         assert_eq!(svc.oneshot(req("3")).await.unwrap(), Some(usize::MAX), "refused: 8 + 3 > 10");
+    }
+
+    #[tokio::test]
+    async fn a_large_declared_length_reserves_only_the_upfront_amount() {
+        use tower::ServiceExt;
+        let budget = MemoryBudget::new(20 << 20);
+        let inner = tower::service_fn(|req: Request<()>| async move {
+            Ok::<_, std::convert::Infallible>(req.extensions().get::<SharedReservation>().and_then(|r| r.take()))
+        });
+        let svc =
+            MemoryLimitLayer::new(Arc::clone(&budget), |_: Request<()>, _e| std::future::ready(None)).layer(inner);
+        let req = || Request::builder().header("content-length", "10485760").body(()).unwrap();
+        // Two idle requests declaring 10 MiB each no longer hold the whole 20 MiB budget.
+        let a = svc.clone().oneshot(req()).await.unwrap().unwrap();
+        let b = svc.clone().oneshot(req()).await.unwrap().unwrap();
+        assert_eq!((a.bytes(), b.bytes()), (UPFRONT_RESERVATION, UPFRONT_RESERVATION));
+        assert!(svc.clone().oneshot(req()).await.unwrap().is_some(), "a third still gets in");
+        let too_big = Request::builder().header("content-length", "20971521").body(()).unwrap();
+        assert!(svc.oneshot(too_big).await.unwrap().is_none(), "more than the whole limit is refused at once");
     }
 }

@@ -1046,8 +1046,10 @@ async fn a_client_gone_mid_body_releases_its_memory() {
         stream.write_all(&vec![0x0a; 1 << 20]).await.unwrap();
         streams.push(stream);
     }
-    // The four declared 8 MiB bodies are reserved while they are read...
-    bridge.wait_metric("otlp_bridge_memory_held_bytes", &[], "4 x 8 MiB reserved", |v| v >= (32 * MIB) as f64).await;
+    // The 1 MiB each has sent so far is reserved (not the declared 8 MiB)...
+    let held =
+        bridge.wait_metric("otlp_bridge_memory_held_bytes", &[], "4 x 1 MiB reserved", |v| v >= (4 * MIB) as f64).await;
+    assert!(held <= (16 * MIB) as f64, "reserved as bytes arrive, at most twice what was sent: {held}");
     // ...and released when their clients vanish mid-body.
     drop(streams);
     held_bytes_back_to_zero(&bridge).await;
@@ -1480,4 +1482,41 @@ async fn an_idle_bridge_stays_small() {
     println!("adversarial [idle, after one request]: {m} [{}]", bridge_binary().display());
     let bound = IDLE_MIB + build_extra_mib();
     assert!(m.rss_kib < bound * 1024, "idle RSS {m} over {bound} MiB");
+}
+
+// ================================================================ issue 9: reservations follow what was sent
+
+#[tokio::test]
+async fn idle_bodies_declaring_the_whole_budget_do_not_starve_other_clients() {
+    let backend = MockBackend::start().await;
+    // The default 20 MiB budget; --read-timeout 3s makes the body idle timeout 3 s.
+    let mut bridge = BridgeProcess::start(&backend.url(), &["--read-timeout", "3s"]).await;
+    let head = b"POST /v1/traces HTTP/1.1\r\nHost: bridge\r\nContent-Type: application/x-protobuf\r\nContent-Length: 10485760\r\n\r\n";
+    // Two were enough to shut everyone out; forty show the bound is per request, not luck.
+    let addr = bridge.addr;
+    let idle: Vec<_> = (0..40)
+        .map(|_| {
+            tokio::spawn(async move { dribble(addr, head, b"", Duration::from_secs(1), Duration::from_secs(20)).await })
+        })
+        .collect();
+    bridge.wait_metric("otlp_bridge_connections_open", &[], "40 idle uploads open", |v| v >= 40.0).await;
+    let held = bridge.metric("otlp_bridge_memory_held_bytes", &[]).await;
+    assert!(held <= (40 * 64 * 1024) as f64, "idle uploads hold at most 64 KiB each: {held}");
+    for id in 1..=5 {
+        serves(&mut bridge, &backend, id).await;
+    }
+    // A slow sender that keeps sending holds only what it sent, and is not cut while it makes progress.
+    let slow = tokio::spawn(async move {
+        dribble(addr, head, &[0x0a; 20], Duration::from_millis(100), Duration::from_secs(20)).await
+    });
+    serves(&mut bridge, &backend, 6).await;
+    for client in idle {
+        let (fate, took) = client.await.unwrap();
+        assert!(matches!(fate, Fate::Answered(408)), "an upload that sends nothing is answered 408: {fate:?}");
+        assert!(took < Duration::from_secs(15), "within about the idle timeout: {took:?}");
+    }
+    let (fate, _) = slow.await.unwrap();
+    assert!(matches!(fate, Fate::Answered(408)), "the dribbler stops sending after 20 bytes, then 408: {fate:?}");
+    held_bytes_back_to_zero(&bridge).await;
+    serves(&mut bridge, &backend, 7).await;
 }

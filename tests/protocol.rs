@@ -253,3 +253,67 @@ async fn h2c_with_prior_knowledge_is_served_on_the_same_port() {
     assert_eq!(&body[..], b"{}");
     assert_eq!(backend.traces().len(), 1);
 }
+
+type Compress = fn(&[u8]) -> Vec<u8>;
+
+/// Every framed compression a client may send, with the `Content-Encoding` that names it.
+fn compressed_encodings() -> [(&'static str, Compress); 3] {
+    [("deflate", zlib), ("gzip", gzip), ("zstd", |d: &[u8]| zstd::bulk::compress(d, 3).unwrap())]
+}
+
+fn zlib(data: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut e = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+    e.write_all(data).unwrap();
+    e.finish().unwrap()
+}
+
+#[tokio::test]
+async fn every_member_of_a_compressed_body_is_forwarded() {
+    // Two protobuf requests concatenated are one valid request holding both: each half in its own member/frame.
+    let (first, second) = (spans(1, 3).encode_to_vec(), spans(4, 2).encode_to_vec());
+    let encodings = compressed_encodings();
+    for (encoding, compress) in encodings {
+        let backend = MockBackend::start().await;
+        let bridge = Bridge::with_backend(&backend).await;
+        let mut body = compress(&first);
+        body.extend(compress(&second));
+        let headers = [("content-type", "application/x-protobuf"), ("content-encoding", encoding)];
+        let a = request("POST", &bridge.url("/v1/traces"), &headers, body).await;
+        assert_eq!(a.status, 200, "{encoding}: {}", a.text());
+        let mut ids = backend.span_ids();
+        ids.sort();
+        let expected: Vec<Vec<u8>> = (1..=5u64).map(|i| i.to_be_bytes().to_vec()).collect();
+        assert_eq!(ids, expected, "{encoding}: all five spans of both members reach the backend");
+    }
+}
+
+#[tokio::test]
+async fn bytes_after_the_compressed_data_are_a_400_and_nothing_is_forwarded() {
+    let backend = MockBackend::start().await;
+    let bridge = Bridge::with_backend(&backend).await;
+    let payload = spans(1, 3).encode_to_vec();
+    let encodings = compressed_encodings();
+    for (encoding, compress) in encodings {
+        for content_type in ["application/x-protobuf", "application/json"] {
+            let mut body = compress(&payload);
+            body.extend_from_slice(b"trailing garbage");
+            let headers = [("content-type", content_type), ("content-encoding", encoding)];
+            let a = request("POST", &bridge.url("/v1/traces"), &headers, body).await;
+            assert_eq!(a.status, 400, "{encoding} {content_type}: {}", a.text());
+            let message = a.status_message().1;
+            assert!(message.contains(encoding) || message.contains("zlib"), "{encoding}: {message}");
+        }
+    }
+    let mut body = zlib(&payload);
+    body.extend_from_slice(b"trailing garbage");
+    let a = request(
+        "POST",
+        &bridge.url("/v1/traces"),
+        &[("content-type", "application/x-protobuf"), ("content-encoding", "deflate")],
+        body,
+    )
+    .await;
+    assert!(a.status_message().1.contains("16 trailing byte(s)"), "{}", a.status_message().1);
+    assert_eq!(backend.calls(), 0, "nothing of a refused body reaches the backend");
+}

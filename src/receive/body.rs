@@ -41,12 +41,14 @@ impl ContentEncoding {
     }
 }
 
-/// Reads the whole body, failing with 413 as soon as it passes `limit` bytes. Bodies without a declared length
-/// grow `reservation` as they arrive, so the memory limit holds for chunked uploads too.
+/// Reads the whole body, failing with 413 as soon as it passes `limit` bytes, and with 408 when no byte arrives for
+/// `idle`. The reservation follows the buffer the body really fills (never its declared length), so a client holds
+/// at most about twice what it has sent, and only for as long as it keeps sending.
 pub async fn read_limited<B>(
     mut body: B,
     declared: Option<usize>,
     limit: usize,
+    idle: std::time::Duration,
     reservation: &mut Reservation,
 ) -> Result<Bytes, ReceiveError>
 where
@@ -59,29 +61,63 @@ where
     let mut first: Option<Bytes> = None;
     let mut buf = BytesMut::new();
     let mut total = 0usize;
-    while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|e| ReceiveError::BodyRead(e.to_string()))?;
+    loop {
+        let frame = match tokio::time::timeout(idle, body.frame()).await {
+            Err(_) => return Err(ReceiveError::BodyStalled(idle)),
+            Ok(None) => break,
+            Ok(Some(frame)) => frame.map_err(|e| ReceiveError::BodyRead(e.to_string()))?,
+        };
         let Ok(data) = frame.into_data() else { continue };
         total = total.saturating_add(data.len());
         if total > limit {
             return Err(ReceiveError::BodyTooLarge { limit, inflated: false, seen: None });
         }
-        if total > reservation.bytes() {
-            reservation.resize(total.max(declared.unwrap_or(0)))?;
-        }
         // The common single-frame body is kept as it came: no copy at all.
-        match first.take() {
-            None if buf.is_empty() => first = Some(data),
-            None => buf.extend_from_slice(&data),
-            Some(earlier) => {
-                buf.reserve(declared.unwrap_or(0).max(earlier.len() + data.len()));
-                buf.extend_from_slice(&earlier);
-                buf.extend_from_slice(&data);
+        let earlier = match first.take() {
+            None if buf.is_empty() => {
+                if let Err(e) = reservation.resize(reservation.bytes().max(total)) {
+                    return Err(refuse_mid_body(body, declared, limit, e).await);
+                }
+                first = Some(data);
+                continue;
             }
+            earlier => earlier,
+        };
+        let needed = buf.len() + earlier.as_ref().map_or(0, Bytes::len) + data.len();
+        if needed > buf.capacity() {
+            // Grow by doubling towards the declared length (one allocation for a body whose length is known once
+            // half of it has arrived), and reserve the capacity before allocating it.
+            let target = needed.max(buf.capacity().saturating_mul(2)).min(declared.unwrap_or(usize::MAX).max(needed));
+            if let Err(e) = reservation.resize(reservation.bytes().max(target)) {
+                return Err(refuse_mid_body(body, declared, limit, e).await);
+            }
+            buf.reserve(target - buf.len());
         }
+        if let Some(earlier) = earlier {
+            buf.extend_from_slice(&earlier);
+        }
+        buf.extend_from_slice(&data);
     }
     Ok(first.unwrap_or_else(|| buf.freeze()))
 }
+
+/// The memory limit refused a body part way: the rest is read and dropped first, so that a client still sending
+/// hears the 503 (and its `Retry-After`) instead of a broken pipe.
+async fn refuse_mid_body<B>(
+    body: B,
+    declared: Option<usize>,
+    limit: usize,
+    e: crate::limit::MemoryError,
+) -> ReceiveError
+where
+    B: Body<Data = Bytes> + Unpin,
+{
+    discard(body, declared, limit, REFUSAL_DISCARD_TIMEOUT).await;
+    e.into()
+}
+
+/// Longest a refused body is drained before its answer is sent anyway.
+const REFUSAL_DISCARD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Reads and throws away what is left of a body (up to `limit` bytes, within `timeout`) before an early answer.
 ///
@@ -108,6 +144,10 @@ where
 }
 
 /// Inflates `wire` under `limit` inflated bytes, growing `reservation` to hold the output beside the input.
+///
+/// A body is all of its bytes: every gzip member, zlib stream and zstd frame is inflated, and anything after the
+/// last one that is not another member (or anything at all after a raw deflate stream, which has no framing to
+/// tell) is a 400 naming the trailing bytes. A stream cut short is a 400 too, never a shorter body.
 pub fn inflate(
     encoding: ContentEncoding,
     wire: Bytes,
@@ -115,41 +155,111 @@ pub fn inflate(
     reservation: &mut Reservation,
 ) -> Result<Bytes, ReceiveError> {
     let wire_len = wire.len();
-    let out = match encoding {
-        ContentEncoding::Identity => return Ok(wire),
-        ContentEncoding::Gzip => {
-            read_capped(flate2::read::MultiGzDecoder::new(&wire[..]), wire_len, limit, reservation)
-        }
-        ContentEncoding::Deflate if looks_like_zlib(&wire) => {
-            read_capped(flate2::read::ZlibDecoder::new(&wire[..]), wire_len, limit, reservation)
-        }
-        ContentEncoding::Deflate => {
-            read_capped(flate2::read::DeflateDecoder::new(&wire[..]), wire_len, limit, reservation)
-        }
-        ContentEncoding::Zstd => {
-            let mut decoder = zstd::stream::read::Decoder::with_buffer(&wire[..])
-                .map_err(|e| ReceiveError::Decompress { encoding: "zstd", detail: e.to_string() })?;
-            // A frame may ask for a window of up to 2 GiB; 16 MiB covers every standard level (19 uses 8 MiB)
-            // and keeps a hostile frame from allocating more than that.
-            decoder
-                .window_log_max(24)
-                .map_err(|e| ReceiveError::Decompress { encoding: "zstd", detail: e.to_string() })?;
-            read_capped(decoder, wire_len, limit, reservation)
-        }
-    };
     let name = match encoding {
+        ContentEncoding::Identity => return Ok(wire),
         ContentEncoding::Gzip => "gzip",
         ContentEncoding::Deflate => "deflate",
-        _ => "zstd",
+        ContentEncoding::Zstd => "zstd",
     };
-    let out = out.map_err(|e| match e {
+    let mut out = Output::new(wire_len, limit);
+    let inflated = match encoding {
+        ContentEncoding::Zstd => inflate_zstd(&wire, &mut out, reservation),
+        _ => inflate_members(Member::of(encoding, &wire), &wire, &mut out, reservation),
+    };
+    inflated.map_err(|e| match e {
         CappedError::Io(detail) => ReceiveError::Decompress { encoding: name, detail },
         CappedError::Receive(e) => e,
     })?;
     drop(wire);
+    let out = Bytes::from(out.buf);
     // The compressed input is gone; only the inflated bytes stay reserved.
     reservation.resize(out.len())?;
     Ok(out)
+}
+
+/// The framing of one deflate-based member.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Member {
+    /// RFC 1952: header, deflate, CRC and length; members may follow each other.
+    Gzip,
+    /// RFC 1950: header, deflate, Adler-32; HTTP `deflate` proper.
+    Zlib,
+    /// Bare RFC 1951, as some clients send for `deflate`: nothing marks where another stream would begin.
+    Raw,
+}
+
+impl Member {
+    fn of(encoding: ContentEncoding, wire: &[u8]) -> Member {
+        match encoding {
+            ContentEncoding::Gzip => Member::Gzip,
+            _ if looks_like_zlib(wire) => Member::Zlib,
+            _ => Member::Raw,
+        }
+    }
+
+    /// Whether `rest` starts another member of this framing.
+    fn starts(self, rest: &[u8]) -> bool {
+        match self {
+            Member::Gzip => rest.starts_with(&[0x1f, 0x8b]),
+            Member::Zlib => looks_like_zlib(rest),
+            Member::Raw => false,
+        }
+    }
+}
+
+fn inflate_members(
+    kind: Member,
+    wire: &[u8],
+    out: &mut Output,
+    reservation: &mut Reservation,
+) -> Result<(), CappedError> {
+    let mut rest = wire;
+    loop {
+        // The bufread decoders take from `rest` exactly the bytes of one member, so what is left after it is known.
+        rest = match kind {
+            Member::Gzip => {
+                let mut decoder = flate2::bufread::GzDecoder::new(rest);
+                out.read_all(&mut decoder, wire.len(), reservation)?;
+                decoder.into_inner()
+            }
+            Member::Zlib => {
+                let mut decoder = flate2::bufread::ZlibDecoder::new(rest);
+                out.read_all(&mut decoder, wire.len(), reservation)?;
+                decoder.into_inner()
+            }
+            Member::Raw => {
+                let mut decoder = flate2::bufread::DeflateDecoder::new(rest);
+                out.read_all(&mut decoder, wire.len(), reservation)?;
+                decoder.into_inner()
+            }
+        };
+        if rest.is_empty() {
+            return Ok(());
+        }
+        if !kind.starts(rest) {
+            let what = match kind {
+                Member::Gzip => "another gzip member",
+                Member::Zlib => "another zlib stream",
+                Member::Raw => "part of the raw deflate stream",
+            };
+            return Err(CappedError::Io(format!(
+                "{} trailing byte(s) after the end of the compressed data at offset {} are not {what}; the body \
+                 must be compressed data only",
+                rest.len(),
+                wire.len() - rest.len()
+            )));
+        }
+    }
+}
+
+fn inflate_zstd(wire: &[u8], out: &mut Output, reservation: &mut Reservation) -> Result<(), CappedError> {
+    // zstd's reader decodes every frame in turn (skippable frames included) and fails on bytes that are not one,
+    // and on a frame cut short.
+    let mut decoder = zstd::stream::read::Decoder::with_buffer(wire).map_err(|e| CappedError::Io(e.to_string()))?;
+    // A frame may ask for a window of up to 2 GiB; 16 MiB covers every standard level (19 uses 8 MiB) and keeps a
+    // hostile frame from allocating more than that.
+    decoder.window_log_max(24).map_err(|e| CappedError::Io(e.to_string()))?;
+    out.read_all(&mut decoder, wire.len(), reservation)
 }
 
 enum CappedError {
@@ -157,38 +267,61 @@ enum CappedError {
     Receive(ReceiveError),
 }
 
-fn read_capped(
-    mut reader: impl Read,
-    wire_len: usize,
+/// Inflated bytes, never more than `limit` (+1 byte that proves a body too large), counted in the reservation
+/// beside the wire bytes as the buffer grows.
+struct Output {
+    buf: Vec<u8>,
     limit: usize,
-    reservation: &mut Reservation,
-) -> Result<Bytes, CappedError> {
-    const STEP: usize = 256 * 1024;
-    // A first guess of 4x the wire size, at least one step, never more than the limit allows.
-    let mut out: Vec<u8> = Vec::with_capacity(wire_len.saturating_mul(4).max(STEP).min(limit.saturating_add(1)));
-    loop {
-        if out.len() == out.capacity() {
-            // Double (amortised copies), but never past the limit + 1 byte that proves a body too large.
-            let target = (out.capacity() * 2).max(out.len() + STEP).min(limit.saturating_add(1)).max(out.len() + 1);
-            out.reserve_exact(target - out.len());
-        }
-        reservation.resize(wire_len + out.capacity()).map_err(|e| CappedError::Receive(e.into()))?;
-        let start = out.len();
-        // Zero only the window this read may fill, not the whole spare capacity.
-        out.resize(start + (out.capacity() - start).min(STEP), 0);
-        let n = loop {
-            match reader.read(&mut out[start..]) {
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(CappedError::Io(e.to_string())),
-                Ok(n) => break n,
+}
+
+impl Output {
+    fn new(wire_len: usize, limit: usize) -> Output {
+        const FIRST_GUESS: usize = 256 * 1024;
+        // A first guess of 4x the wire size, at least one step, never more than the limit allows.
+        let capacity = wire_len.saturating_mul(4).max(FIRST_GUESS).min(limit.saturating_add(1));
+        Output { buf: Vec::with_capacity(capacity), limit }
+    }
+
+    /// Appends everything `reader` yields until its end.
+    fn read_all(
+        &mut self,
+        mut reader: impl Read,
+        wire_len: usize,
+        reservation: &mut Reservation,
+    ) -> Result<(), CappedError> {
+        const STEP: usize = 256 * 1024;
+        let (out, limit) = (&mut self.buf, self.limit);
+        loop {
+            if out.len() == out.capacity() {
+                // Double (amortised copies), but never past the limit + 1 byte that proves a body too large.
+                let target = (out.capacity() * 2).max(out.len() + STEP).min(limit.saturating_add(1)).max(out.len() + 1);
+                out.reserve_exact(target - out.len());
             }
-        };
-        out.truncate(start + n);
-        if out.len() > limit {
-            return Err(CappedError::Receive(ReceiveError::BodyTooLarge { limit, inflated: true, seen: None }));
-        }
-        if n == 0 {
-            return Ok(Bytes::from(out));
+            reservation.resize(wire_len + out.capacity()).map_err(|e| CappedError::Receive(e.into()))?;
+            let start = out.len();
+            // Zero only the window this read may fill, not the whole spare capacity.
+            out.resize(start + (out.capacity() - start).min(STEP), 0);
+            let n = loop {
+                match reader.read(&mut out[start..]) {
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                        out.truncate(start);
+                        return Err(CappedError::Io("the compressed data ends before its stream does".into()));
+                    }
+                    Err(e) => {
+                        out.truncate(start);
+                        return Err(CappedError::Io(e.to_string()));
+                    }
+                    Ok(n) => break n,
+                }
+            };
+            out.truncate(start + n);
+            if out.len() > limit {
+                return Err(CappedError::Receive(ReceiveError::BodyTooLarge { limit, inflated: true, seen: None }));
+            }
+            if n == 0 {
+                return Ok(());
+            }
         }
     }
 }
@@ -282,6 +415,85 @@ mod tests {
         assert!(err.to_string().contains("zstd"), "{err}");
     }
 
+    fn zlib(data: &[u8]) -> Vec<u8> {
+        let mut e = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+        e.write_all(data).unwrap();
+        e.finish().unwrap()
+    }
+
+    fn raw_deflate(data: &[u8]) -> Vec<u8> {
+        let mut e = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
+        e.write_all(data).unwrap();
+        e.finish().unwrap()
+    }
+
+    type Compress = fn(&[u8]) -> Vec<u8>;
+
+    /// Every compressed encoding, as (encoding, name, compress).
+    fn encoders() -> Vec<(ContentEncoding, &'static str, Compress)> {
+        vec![
+            (ContentEncoding::Gzip, "gzip", gzip),
+            (ContentEncoding::Deflate, "zlib", zlib),
+            (ContentEncoding::Deflate, "raw deflate", raw_deflate),
+            (ContentEncoding::Zstd, "zstd", |d| zstd::bulk::compress(d, 3).unwrap()),
+        ]
+    }
+
+    fn inflate_all(enc: ContentEncoding, wire: Vec<u8>) -> Result<Bytes, ReceiveError> {
+        let budget = MemoryBudget::new(1 << 30);
+        let mut r = budget.reserve(0).unwrap();
+        inflate(enc, Bytes::from(wire), 10 << 20, &mut r)
+    }
+
+    #[test]
+    fn concatenated_members_are_all_inflated_for_every_framed_encoding() {
+        for (enc, name, compress) in encoders() {
+            if name == "raw deflate" {
+                continue; // no framing: see the next test
+            }
+            let mut wire = compress(b"first member, ");
+            wire.extend(compress(b"second member"));
+            let out = inflate_all(enc, wire).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert_eq!(&out[..], b"first member, second member", "{name}");
+        }
+    }
+
+    #[test]
+    fn bytes_after_the_compressed_data_are_a_400_that_names_them_for_every_encoding() {
+        for (enc, name, compress) in encoders() {
+            for trailer in [&b"garbage"[..], &[0u8][..], &b"\x1f"[..]] {
+                let mut wire = compress(b"the data");
+                wire.extend_from_slice(trailer);
+                let err = inflate_all(enc, wire).expect_err(name);
+                assert!(matches!(err, ReceiveError::Decompress { .. }), "{name}: {err:?}");
+                assert_eq!(err.classify().0, 400, "{name}");
+            }
+            // Raw deflate followed by what would be another stream is still trailing data.
+            let mut wire = compress(b"the data");
+            wire.extend(compress(b"more"));
+            if name == "raw deflate" {
+                let err = inflate_all(enc, wire).expect_err(name);
+                assert!(err.to_string().contains("trailing byte"), "{name}: {err}");
+            }
+        }
+        let mut wire = zlib(b"the data");
+        wire.extend_from_slice(b"tail");
+        let err = inflate_all(ContentEncoding::Deflate, wire).unwrap_err();
+        assert!(err.to_string().contains("4 trailing byte(s)"), "{err}");
+    }
+
+    #[test]
+    fn a_compressed_stream_cut_short_is_a_400_not_a_shorter_body() {
+        let data: Vec<u8> = (0..50_000u32).flat_map(|i| (i % 7919).to_le_bytes()).collect();
+        for (enc, name, compress) in encoders() {
+            let wire = compress(&data);
+            for cut in [wire.len() - 1, wire.len() / 2, 3] {
+                let err = inflate_all(enc, wire[..cut].to_vec()).expect_err(name);
+                assert_eq!(err.classify().0, 400, "{name} cut at {cut}: {err}");
+            }
+        }
+    }
+
     #[test]
     fn unknown_encodings_are_refused() {
         assert!(matches!(ContentEncoding::parse(Some("br")), Err(ReceiveError::UnsupportedEncoding(_))));
@@ -294,10 +506,10 @@ mod tests {
         let budget = MemoryBudget::new(1 << 30);
         let mut r = budget.reserve(0).unwrap();
         let body = http_body_util::Full::new(Bytes::from(vec![0u8; 2000]));
-        let err = read_limited(body, None, 1000, &mut r).await.unwrap_err();
+        let err = read_limited(body, None, 1000, std::time::Duration::from_secs(5), &mut r).await.unwrap_err();
         assert!(matches!(err, ReceiveError::BodyTooLarge { inflated: false, .. }));
         let body = http_body_util::Full::new(Bytes::from(vec![0u8; 10]));
-        let err = read_limited(body, Some(5000), 1000, &mut r).await.unwrap_err();
+        let err = read_limited(body, Some(5000), 1000, std::time::Duration::from_secs(5), &mut r).await.unwrap_err();
         assert!(matches!(err, ReceiveError::BodyTooLarge { seen: Some(5000), .. }), "declared length is checked first");
     }
 }

@@ -9,6 +9,7 @@ pub mod auth;
 pub mod body;
 mod cors;
 mod hint;
+mod panic;
 pub mod respond;
 pub mod server;
 pub mod tls;
@@ -65,6 +66,8 @@ pub struct Receiver {
     pub read_timeout: Duration,
     /// Accepted bearer tokens; `None`: no authentication.
     pub auth: Option<Arc<auth::Tokens>>,
+    /// Longest a body may pause between two of its bytes while it holds memory.
+    pub body_idle_timeout: Duration,
 }
 
 /// The request's route, found before its body is read.
@@ -128,6 +131,8 @@ pub fn stack(
     ServiceBuilder::new()
         // Browsers: answer preflights and add CORS headers to every answer, errors included.
         .option_layer(cors::layer(cors_allowed_origins))
+        // A bug answers 500 with a Status body instead of resetting the connection; one place for every request.
+        .layer(panic::CatchPanicLayer)
         .service(Routed {
             inner: handler,
             telemetry: Arc::clone(&receiver.telemetry),
@@ -230,7 +235,7 @@ async fn receive<S: Signal>(
     mut reservation: Reservation,
 ) -> Result<Response<Full<Bytes>>, ReceiveError> {
     let limit = receiver.max_body_bytes;
-    let read = body::read_limited(body, declared, limit, &mut reservation);
+    let read = body::read_limited(body, declared, limit, receiver.body_idle_timeout, &mut reservation);
     let wire = tokio::time::timeout(receiver.read_timeout, read)
         .await
         .map_err(|_| ReceiveError::ReadTimeout(receiver.read_timeout))??;

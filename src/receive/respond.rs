@@ -75,6 +75,9 @@ pub enum ReceiveError {
     /// The client did not send its body in time.
     #[error("the request body did not arrive within {0:?} (--read-timeout)")]
     ReadTimeout(Duration),
+    /// The client stopped sending its body part way (no byte for this long).
+    #[error("no byte of the request body arrived for {0:?}; send the body without pauses")]
+    BodyStalled(Duration),
     /// The connection failed while reading the body.
     #[error("could not read the request body: {0}")]
     BodyRead(String),
@@ -154,7 +157,7 @@ impl ReceiveError {
             ReceiveError::BodyTooLarge { .. } | ReceiveError::Memory(MemoryError::TooLarge { .. }) => {
                 own(StatusCode::PAYLOAD_TOO_LARGE)
             }
-            ReceiveError::ReadTimeout(_) => own(StatusCode::REQUEST_TIMEOUT),
+            ReceiveError::ReadTimeout(_) | ReceiveError::BodyStalled(_) => own(StatusCode::REQUEST_TIMEOUT),
             ReceiveError::Unauthorized(_) => own(StatusCode::UNAUTHORIZED),
             ReceiveError::Internal(_) => own(StatusCode::INTERNAL_SERVER_ERROR),
             ReceiveError::BodyRead(_)
