@@ -178,6 +178,12 @@ async fn shutdown_delivers_what_was_accepted_before_exiting() {
         })
         .collect();
     backend.wait_calls(1).await;
+    // Every request must be in the bridge before it stops (one still connecting would rightly be refused).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while bridge.metric("otelcol_receiver_accepted_spans", &[]).await < 10.0 {
+        assert!(tokio::time::Instant::now() < deadline, "the five requests did not all arrive");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     bridge.shutdown().await;
     for p in in_flight {
         assert_eq!(p.await.unwrap(), 200, "in-flight requests finish during the drain");

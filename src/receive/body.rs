@@ -10,7 +10,7 @@ use http_body::Body;
 use http_body_util::BodyExt;
 
 use super::respond::ReceiveError;
-use crate::limit::Reservation;
+use crate::limit::{Reservation, UPFRONT_RESERVATION};
 
 /// A `Content-Encoding` the receiver can inflate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,8 +42,8 @@ impl ContentEncoding {
 }
 
 /// Reads the whole body, failing with 413 as soon as it passes `limit` bytes, and with 408 when no byte arrives for
-/// `idle`. The reservation follows the buffer the body really fills (never its declared length), so a client holds
-/// at most about twice what it has sent, and only for as long as it keeps sending.
+/// `idle`. The reservation follows the bytes that arrived (never the declared length), so a client holds about what
+/// it has sent, and only for as long as it keeps sending.
 pub async fn read_limited<B>(
     mut body: B,
     declared: Option<usize>,
@@ -84,14 +84,14 @@ where
             earlier => earlier,
         };
         let needed = buf.len() + earlier.as_ref().map_or(0, Bytes::len) + data.len();
+        // Reserve what has arrived (rounded up to a read buffer), not what was declared: a client that declares a
+        // large body and stops holds only what it sent.
+        if let Err(e) = reservation.resize(reservation.bytes().max(needed.next_multiple_of(UPFRONT_RESERVATION))) {
+            return Err(refuse_mid_body(body, declared, limit, e).await);
+        }
         if needed > buf.capacity() {
-            // Grow by doubling towards the declared length (one allocation for a body whose length is known once
-            // half of it has arrived), and reserve the capacity before allocating it.
-            let target = needed.max(buf.capacity().saturating_mul(2)).min(declared.unwrap_or(usize::MAX).max(needed));
-            if let Err(e) = reservation.resize(reservation.bytes().max(target)) {
-                return Err(refuse_mid_body(body, declared, limit, e).await);
-            }
-            buf.reserve(target - buf.len());
+            // One allocation for a body of known length: its pages cost memory only once the body fills them.
+            buf.reserve(declared.unwrap_or(0).max(needed.max(buf.capacity().saturating_mul(2))) - buf.len());
         }
         if let Some(earlier) = earlier {
             buf.extend_from_slice(&earlier);

@@ -208,6 +208,10 @@ async fn handle(receiver: Arc<Receiver>, req: Request<Incoming>) -> Result<Respo
         SignalKind::Logs => receive::<Logs>(&receiver, route, declared, body, reservation).await,
     };
     Ok(result.unwrap_or_else(|e| {
+        if matches!(e, ReceiveError::Memory(_)) {
+            // Refused part way (the body grew past what is free), as counted for refusals before the body.
+            receiver.telemetry.memory_refused();
+        }
         let binary = route.format == Format::Protobuf || route.encoding != ContentEncoding::Identity;
         let e = match e {
             ReceiveError::Protobuf(_) | ReceiveError::Decompress { .. } if curl && binary => {
