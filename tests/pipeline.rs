@@ -180,7 +180,7 @@ async fn shutdown_delivers_what_was_accepted_before_exiting() {
     backend.wait_calls(1).await;
     // Every request must be in the bridge before it stops (one still connecting would rightly be refused).
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while bridge.metric("otelcol_receiver_accepted_spans", &[]).await < 10.0 {
+    while bridge.metric("otelcol_receiver_accepted_spans_total", &[]).await < 10.0 {
         assert!(tokio::time::Instant::now() < deadline, "the five requests did not all arrive");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
