@@ -173,6 +173,7 @@ pub async fn run(config: Config, listeners: Listeners, shutdown: impl Future<Out
         max_connections: config.max_connections,
         header_timeout: config.read_timeout.min(Duration::from_secs(10)),
         drain: config.shutdown_timeout,
+        max_connection_age: config.max_connection_age,
     };
     let service = receive::stack(Arc::clone(&receiver), &config.cors_allowed_origins);
     let started_drain = tokio::time::Instant::now();

@@ -143,6 +143,13 @@ pub struct Cli {
     #[arg(long, env = "OTLP_BRIDGE_BACKEND_RESOLVE_INTERVAL", default_value = "5s", value_parser = humantime::parse_duration)]
     pub backend_resolve_interval: Duration,
 
+    /// Client connections are closed gracefully after about this age (+-10% jitter), so that clients reconnect and
+    /// spread over new bridge replicas: HTTP/2 gets GOAWAY (requests in flight finish), HTTP/1.1 gets
+    /// `Connection: close` on its next answer. Default 5m: after a scale-out the fleet evens out within about the
+    /// HPA's own reaction time, for one reconnect per client connection every 5 minutes. 0 disables.
+    #[arg(long, env = "OTLP_BRIDGE_MAX_CONNECTION_AGE", default_value = "5m", value_parser = humantime::parse_duration)]
+    pub max_connection_age: Duration,
+
     /// Time a client has to send its request headers and body before 408.
     #[arg(long, env = "OTLP_BRIDGE_READ_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
     pub read_timeout: Duration,
@@ -282,6 +289,8 @@ pub struct Config {
     pub log_format: LogFormat,
     /// Time between two resolutions of a backend host name; at least 100ms.
     pub backend_resolve_interval: Duration,
+    /// Age after which client connections are closed gracefully (jittered); `None`: never.
+    pub max_connection_age: Option<Duration>,
 }
 
 /// When a batch is sent.
@@ -452,6 +461,7 @@ impl Config {
             shutdown_timeout: cli.shutdown_timeout,
             log_format: cli.log_format,
             backend_resolve_interval: cli.backend_resolve_interval,
+            max_connection_age: (!cli.max_connection_age.is_zero()).then_some(cli.max_connection_age),
         })
         .and_then(|config| {
             let otel_endpoint = env.keys().any(|k| k.starts_with("OTEL_EXPORTER_OTLP_") && k.ends_with("ENDPOINT"));
@@ -691,6 +701,8 @@ mod tests {
     fn the_resolve_interval_has_a_default_and_a_floor() {
         let c = config(&[], &[]).unwrap();
         assert_eq!(c.backend_resolve_interval, Duration::from_secs(5));
+        assert_eq!(c.max_connection_age, Some(Duration::from_secs(300)));
+        assert_eq!(config(&["--max-connection-age", "0s"], &[]).unwrap().max_connection_age, None);
         assert!(config(&["--backend-resolve-interval", "1ms"], &[]).is_err());
     }
 

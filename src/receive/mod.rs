@@ -5,6 +5,7 @@
 //!   read (wire limit, timeout) -> inflate (inflated limit) -> decode<S> (wire scan | JSON) -> split -> sink
 //! ```
 
+mod age;
 pub mod auth;
 pub mod body;
 mod cors;

@@ -13,11 +13,11 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
-use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tower::Service;
 
+use super::age;
 use super::tls::{self, ServerTls};
 use crate::telemetry::Telemetry;
 
@@ -30,6 +30,8 @@ pub struct ServeLimits {
     pub header_timeout: Duration,
     /// Time to finish in-flight requests after shutdown begins.
     pub drain: Duration,
+    /// Connections end gracefully after about this age (see [`super::age`]).
+    pub max_connection_age: Option<Duration>,
 }
 
 /// Serves `service` on `listener` until `shutdown` resolves, then lets open connections finish their requests
@@ -57,7 +59,7 @@ pub async fn serve<S>(
         .keep_alive(true)
         .max_buf_size(64 * 1024);
     builder.http2().timer(TokioTimer::new()).max_concurrent_streams(256).keep_alive_interval(Duration::from_secs(60));
-    let graceful = GracefulShutdown::new();
+    let graceful = age::Drain::new();
     tokio::pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {
@@ -100,8 +102,10 @@ pub async fn serve<S>(
                     return;
                 }
             };
-            let connection = builder.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service));
-            if let Err(e) = watcher.watch(connection.into_owned()).await {
+            let age = age::ConnectionAge::new(limits.max_connection_age);
+            let service = TowerToHyperService::new(age.wrap(service));
+            let connection = builder.serve_connection(TokioIo::new(stream), service);
+            if let Err(e) = watcher.watch(connection.into_owned(), age).await {
                 tracing::debug!(%peer, "connection ended: {e}");
             }
         });

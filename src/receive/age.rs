@@ -1,0 +1,182 @@
+//! Connection lifetime: a graceful end at shutdown, and at `--max-connection-age` so that clients reconnect and a
+//! scaled-out fleet of bridges evens out (behind a Kubernetes Service, a connection stays on the pod it first
+//! reached; only new connections see new pods).
+//!
+//! At the age (jittered +-10%, so that connections opened together do not all reconnect together):
+//! - HTTP/2 gets GOAWAY (hyper's graceful shutdown: a first GOAWAY that still admits streams already on their way,
+//!   then the final one); streams in flight finish, the client opens a new connection for the next request.
+//! - HTTP/1.1 answers its next response with `Connection: close` and hyper closes after writing it. An idle
+//!   keep-alive connection is not closed under the client: a request it sends at that moment would fail, which is
+//!   the one thing this must never cause.
+//!
+//! At shutdown every connection gets hyper's graceful shutdown (h2 GOAWAY; h1 closes when idle, after the answer
+//! otherwise), as `hyper_util`'s `GracefulShutdown` does; it is replaced here because it owns the connection and
+//! so cannot also end it at an age.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use http::{header, HeaderValue, Request, Response, Version};
+use hyper_util::server::graceful::GracefulConnection;
+use tokio::sync::watch;
+use tokio::time::Instant;
+use tower::Service;
+
+/// Starts the graceful end of every watched connection, and waits for them.
+#[derive(Debug)]
+pub(crate) struct Drain {
+    signal: watch::Sender<bool>,
+}
+
+impl Drain {
+    pub(crate) fn new() -> Drain {
+        Drain { signal: watch::channel(false).0 }
+    }
+
+    /// A watcher for one connection.
+    pub(crate) fn watcher(&self) -> Watcher {
+        Watcher { signal: self.signal.subscribe() }
+    }
+
+    /// Asks every connection to end gracefully and waits until all have.
+    pub(crate) async fn shutdown(self) {
+        self.signal.send_replace(true);
+        // Each connection's watcher holds a receiver until its connection is done.
+        self.signal.closed().await;
+    }
+}
+
+/// Drives one connection to its end.
+#[derive(Debug)]
+pub(crate) struct Watcher {
+    signal: watch::Receiver<bool>,
+}
+
+impl Watcher {
+    /// Serves `conn` until it ends, ending it gracefully at shutdown or, for HTTP/2, at `age`'s deadline.
+    pub(crate) async fn watch<C: GracefulConnection>(mut self, conn: C, age: ConnectionAge) -> Result<(), C::Error> {
+        tokio::pin!(conn);
+        let mut ending = false;
+        let mut aged = age.deadline.is_none();
+        let deadline = age.deadline.unwrap_or_else(Instant::now);
+        loop {
+            tokio::select! {
+                done = &mut conn => return done,
+                // A dropped `Drain` counts as shutdown too.
+                _ = self.signal.wait_for(|stop| *stop), if !ending => {
+                    conn.as_mut().graceful_shutdown();
+                    ending = true;
+                }
+                () = tokio::time::sleep_until(deadline), if !aged && !ending => {
+                    aged = true;
+                    if age.http2.load(Ordering::Relaxed) {
+                        tracing::debug!("connection reached its maximum age: GOAWAY");
+                        conn.as_mut().graceful_shutdown();
+                        ending = true;
+                    }
+                    // HTTP/1: `AgedService` closes it with its next answer.
+                }
+            }
+        }
+    }
+}
+
+/// The age limit of one connection.
+#[derive(Debug, Clone)]
+pub(crate) struct ConnectionAge {
+    deadline: Option<Instant>,
+    /// Whether the connection speaks HTTP/2 (learnt from its first request).
+    http2: Arc<AtomicBool>,
+}
+
+impl ConnectionAge {
+    /// A connection opened now that may live about `max` (+-10%); `None`: for ever.
+    pub(crate) fn new(max: Option<Duration>) -> ConnectionAge {
+        let deadline = max.map(|max| Instant::now() + max.mul_f64(0.9 + 0.2 * fastrand::f64()));
+        ConnectionAge { deadline, http2: Arc::new(AtomicBool::new(false)) }
+    }
+
+    /// `service`, answering HTTP/1 with `Connection: close` once the age is reached.
+    pub(crate) fn wrap<S>(&self, service: S) -> AgedService<S> {
+        AgedService { inner: service, age: self.clone() }
+    }
+
+    fn reached(&self) -> bool {
+        self.deadline.is_some_and(|d| Instant::now() >= d)
+    }
+}
+
+/// See [`ConnectionAge::wrap`].
+#[derive(Debug, Clone)]
+pub(crate) struct AgedService<S> {
+    inner: S,
+    age: ConnectionAge,
+}
+
+impl<S, B, ResBody> Service<Request<B>> for AgedService<S>
+where
+    S: Service<Request<B>, Response = Response<ResBody>, Error = Infallible>,
+    S::Future: Send + 'static,
+{
+    type Response = Response<ResBody>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response<ResBody>, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<B>) -> Self::Future {
+        let http1 = req.version() < Version::HTTP_2;
+        if !http1 {
+            self.age.http2.store(true, Ordering::Relaxed);
+        }
+        let age = self.age.clone();
+        let answer = self.inner.call(req);
+        Box::pin(async move {
+            let mut response = answer.await?;
+            if http1 && age.reached() {
+                response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+            }
+            Ok(response)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(version: Version) -> Request<()> {
+        Request::builder().version(version).body(()).unwrap()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn http1_answers_say_close_once_the_age_is_reached_and_not_before() {
+        let ok = tower::service_fn(|_req: Request<()>| async { Ok::<_, Infallible>(Response::new(())) });
+        let age = ConnectionAge::new(Some(Duration::from_secs(100)));
+        let mut service = age.wrap(ok);
+        let r = service.call(request(Version::HTTP_11)).await.unwrap();
+        assert!(r.headers().get(header::CONNECTION).is_none());
+        tokio::time::advance(Duration::from_secs(89)).await;
+        let r = service.call(request(Version::HTTP_11)).await.unwrap();
+        assert!(r.headers().get(header::CONNECTION).is_none(), "jitter is at most 10%");
+        tokio::time::advance(Duration::from_secs(22)).await;
+        let r = service.call(request(Version::HTTP_11)).await.unwrap();
+        assert_eq!(r.headers().get(header::CONNECTION).unwrap(), "close");
+        // HTTP/2 never gets the (forbidden) header; it is ended with GOAWAY instead.
+        let r = service.call(request(Version::HTTP_2)).await.unwrap();
+        assert!(r.headers().get(header::CONNECTION).is_none());
+        assert!(age.http2.load(Ordering::Relaxed));
+    }
+
+    #[test]
+    fn without_a_maximum_a_connection_never_ages() {
+        assert!(!ConnectionAge::new(None).reached());
+    }
+}
