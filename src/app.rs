@@ -207,6 +207,14 @@ async fn log_backend_answers(readiness: Arc<BackendsReady>) {
     }
 }
 
+/// Connections the admin server keeps open at most: Prometheus, a kubelet's probes and a person with curl need a
+/// handful; a cap keeps a flood of the admin port from taking the file descriptors OTLP clients need.
+const ADMIN_MAX_CONNECTIONS: usize = 64;
+
+/// Time an admin client has to send its request headers: scrapes and probes send them at once.
+const ADMIN_HEADER_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Serves the admin port with the receiver's bounded accept loop (connection cap, header timeout) until `stop`.
 async fn serve_admin(
     listener: TcpListener,
     telemetry: Arc<Telemetry>,
@@ -215,34 +223,32 @@ async fn serve_admin(
     open_connections: Arc<AtomicUsize>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let service = hyper::service::service_fn(move |req| {
+    let service = {
         let telemetry = Arc::clone(&telemetry);
-        let readiness = Arc::clone(&readiness);
-        let budget = Arc::clone(&budget);
-        let open = Arc::clone(&open_connections);
-        async move {
-            let before_render = || {
-                telemetry.memory(budget.held(), budget.limit());
-                telemetry.connections(open.load(Ordering::Relaxed));
-            };
-            Ok::<_, std::convert::Infallible>(
-                telemetry::admin(&telemetry, before_render, readiness.as_ref(), req).await,
-            )
-        }
-    });
-    loop {
-        let accepted = tokio::select! {
-            accepted = listener.accept() => accepted,
-            _ = stop.wait_for(|stopped| *stopped) => return,
-        };
-        let Ok((stream, _)) = accepted else {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            continue;
-        };
-        let service = service.clone();
-        tokio::spawn(async move {
-            let io = hyper_util::rt::TokioIo::new(stream);
-            let _ = hyper::server::conn::http1::Builder::new().serve_connection(io, service).await;
-        });
-    }
+        tower::service_fn(move |req| {
+            let telemetry = Arc::clone(&telemetry);
+            let readiness = Arc::clone(&readiness);
+            let budget = Arc::clone(&budget);
+            let open = Arc::clone(&open_connections);
+            async move {
+                let before_render = || {
+                    telemetry.memory(budget.held(), budget.limit());
+                    telemetry.connections(open.load(Ordering::Relaxed));
+                };
+                Ok::<_, std::convert::Infallible>(
+                    telemetry::admin(&telemetry, before_render, readiness.as_ref(), req).await,
+                )
+            }
+        })
+    };
+    let limits = receive::server::ServeLimits {
+        max_connections: ADMIN_MAX_CONNECTIONS,
+        header_timeout: ADMIN_HEADER_TIMEOUT,
+        drain: Duration::from_secs(1),
+    };
+    let stopped = async move {
+        let _ = stop.wait_for(|stopped| *stopped).await;
+    };
+    let admin_open = Arc::new(AtomicUsize::new(0));
+    receive::serve(listener, None, service, limits, telemetry, admin_open, stopped).await;
 }

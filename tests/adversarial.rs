@@ -1520,3 +1520,57 @@ async fn idle_bodies_declaring_the_whole_budget_do_not_starve_other_clients() {
     held_bytes_back_to_zero(&bridge).await;
     serves(&mut bridge, &backend, 7).await;
 }
+
+// ================================================================ issue 9: both ports bounded
+
+/// Opens `n` connections to `addr` that each send half a request line and then nothing.
+async fn half_requests(addr: SocketAddr, n: usize) -> Vec<TcpStream> {
+    let mut held = Vec::with_capacity(n);
+    for _ in 0..n {
+        // Past a cap the server closes at once: connecting still succeeds (the kernel accepts), writing may not.
+        if let Ok(mut stream) = TcpStream::connect(addr).await {
+            let _ = stream.write_all(b"GET /metr").await;
+            held.push(stream);
+        }
+    }
+    held
+}
+
+#[tokio::test]
+async fn a_flood_of_the_admin_port_leaves_otlp_usable_and_ends_at_the_header_timeout() {
+    let backend = MockBackend::start().await;
+    let mut bridge = BridgeProcess::start(&backend.url(), &[]).await;
+    let flood = half_requests(bridge.admin, 600).await;
+    // OTLP clients are untouched while the admin port is flooded.
+    for id in 1..=3 {
+        serves(&mut bridge, &backend, id).await;
+    }
+    let fds = std::fs::read_dir(format!("/proc/{}/fd", bridge.child.id())).unwrap().count();
+    assert!(fds < 300, "the admin port holds a bounded number of connections, not 600: {fds} open files");
+    // The half requests are cut at the admin header timeout, after which /health answers again.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let health = tokio::time::timeout(Duration::from_secs(2), raw_get(bridge.admin, "/health")).await;
+        if let Ok(Ok((200, _))) = health {
+            break;
+        }
+        assert!(Instant::now() < deadline, "/health did not recover after the flood: {health:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    drop(flood);
+}
+
+#[tokio::test]
+async fn a_flood_of_the_otlp_port_leaves_the_admin_port_usable() {
+    let backend = MockBackend::start().await;
+    let mut bridge = BridgeProcess::start(&backend.url(), &["--max-connections", "100"]).await;
+    let flood = half_requests(bridge.addr, 600).await;
+    for _ in 0..3 {
+        let health = tokio::time::timeout(Duration::from_secs(5), raw_get(bridge.admin, "/health")).await;
+        assert!(matches!(health, Ok(Ok((200, _)))), "/health during an OTLP flood: {health:?}");
+        let metrics = bridge.metrics().await;
+        assert!(metrics.contains("otlp_bridge_connections_open"));
+    }
+    drop(flood);
+    bridge.assert_alive();
+}
