@@ -488,6 +488,19 @@ fn parse_backend(raw: &str) -> Result<BackendTarget, ConfigError> {
         Some("http") | Some("https") => {}
         _ => return Err(bad("the scheme must be http:// or https:// (or use `debug`)")),
     }
+    if uri.authority().is_some_and(|a| a.as_str().contains('@')) {
+        // The URL would end up in logs, metrics and /ready; credentials belong in metadata, which stays secret.
+        let masked = match url.split_once("://").and_then(|(scheme, rest)| Some((scheme, rest.rsplit_once('@')?.1))) {
+            Some((scheme, rest)) => format!("{scheme}://****@{rest}"),
+            None => "****".to_string(),
+        };
+        return Err(ConfigError::Backend {
+            url: masked,
+            reason: "credentials in a backend URL are refused (they would appear in logs and metrics); send them \
+                     as gRPC metadata instead, e.g. --backend-header authorization=Basic%20<base64>"
+                .to_string(),
+        });
+    }
     if uri.host().is_none_or(str::is_empty) {
         return Err(bad("no host"));
     }
@@ -660,6 +673,15 @@ mod tests {
         assert!(config(&["--backend", "localhost:4317"], &[]).is_err());
         assert!(config(&["--backend", "ftp://x:1"], &[]).is_err());
         assert!(config(&["--backend", "http://x:4317/v1/traces"], &[]).is_err());
+    }
+
+    #[test]
+    fn credentials_in_backend_urls_are_refused_without_being_repeated() {
+        for url in ["http://user:s3cret@collector:4317", "https://s3cret@collector:4317"] {
+            let e = config(&["--backend", url], &[]).unwrap_err().to_string();
+            assert!(!e.contains("s3cret"), "{e}");
+            assert!(e.contains("--backend-header") && e.contains("****@collector:4317"), "{e}");
+        }
     }
 
     #[test]

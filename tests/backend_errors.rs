@@ -95,7 +95,9 @@ async fn an_unreachable_backend_is_503_with_retry_after() {
     let a = post_pb(&bridge, "/v1/traces", &spans(1, 1)).await;
     assert_eq!(a.status, 503);
     assert!(a.header("retry-after").is_some());
-    assert!(a.status_message().1.contains(&addr.to_string()), "names the backend: {}", a.status_message().1);
+    let message = a.status_message().1;
+    assert!(!message.contains(&addr.to_string()) && !message.contains("127.0.0.1"), "no internal address: {message}");
+    assert!(message.contains("Unavailable") && message.contains("retry later"), "what happened, what to do: {message}");
 }
 
 #[tokio::test]
@@ -120,4 +122,88 @@ async fn fan_out_prefers_the_retryable_failure_so_the_client_retries() {
     let bridge = Bridge::start(config).await;
     let a = post_pb(&bridge, "/v1/traces", &spans(1, 1)).await;
     assert_eq!(a.status, 503);
+}
+
+#[tokio::test]
+async fn impossible_partial_success_counts_are_clamped_to_what_was_sent() {
+    for claimed in [1000, -5, i64::MAX] {
+        let backend = MockBackend::start().await;
+        let bridge = Bridge::with_backend(&backend).await;
+        backend.script([Action::Ok(Some((claimed, "bad".into())))]);
+        let a = post_pb(&bridge, "/v1/traces", &spans(1, 2)).await;
+        assert_eq!(a.status, 200);
+        let partial = ExportTraceServiceResponse::decode(a.body).unwrap().partial_success.unwrap();
+        assert!((0..=2).contains(&partial.rejected_spans), "{claimed}: {}", partial.rejected_spans);
+        assert!(partial.error_message.contains(&format!("claimed {claimed}")), "{}", partial.error_message);
+        let failed = bridge.metric("otelcol_exporter_send_failed_spans_total", &[]).await;
+        let sent = bridge.metric("otelcol_exporter_sent_spans_total", &[]).await;
+        assert!(failed <= 2.0 && failed + sent == 2.0, "{claimed}: failed {failed}, sent {sent}");
+    }
+}
+
+/// A "proxy" that answers every call (over h2c, as gRPC clients speak) with a plain HTTP `status` and a text body;
+/// returns its URL and the count of calls it got.
+async fn plain_http_proxy(status: u16) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let calls = std::sync::Arc::new(AtomicUsize::new(0));
+    let counted = std::sync::Arc::clone(&calls);
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else { return };
+            let counted = std::sync::Arc::clone(&counted);
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(move |_req| {
+                    counted.fetch_add(1, Ordering::SeqCst);
+                    async move {
+                        let response = http::Response::builder()
+                            .status(status)
+                            .header("content-type", "text/plain")
+                            .body(http_body_util::Full::new(bytes::Bytes::from_static(b"Bad Gateway from the proxy\n")))
+                            .unwrap();
+                        Ok::<_, std::convert::Infallible>(response)
+                    }
+                });
+                let io = hyper_util::rt::TokioIo::new(stream);
+                let _ = hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+                    .serve_connection(io, service)
+                    .await;
+            });
+        }
+    });
+    (url, calls)
+}
+
+#[tokio::test]
+async fn a_proxy_answering_plain_http_errors_is_mapped_as_grpc_maps_them_and_retried_when_retryable() {
+    for (proxy_status, client_status, retried) in [
+        (502, 503, true),
+        (503, 503, true),
+        (504, 503, true),
+        (429, 503, true),
+        (401, 401, false),
+        (403, 403, false),
+        (404, 404, false),
+    ] {
+        let (url, calls) = plain_http_proxy(proxy_status).await;
+        let mut config =
+            otlp_bridge::Config::default().with_backends(vec![otlp_bridge::config::BackendTarget::Grpc(url)]);
+        config.retry.max_elapsed = Duration::from_millis(400);
+        config.retry.initial_interval = Duration::from_millis(20);
+        let bridge = Bridge::start(config).await;
+        let a = post_pb(&bridge, "/v1/traces", &spans(1, 1)).await;
+        assert_eq!(a.status, client_status, "proxy {proxy_status}: {}", a.text());
+        let attempts = calls.load(std::sync::atomic::Ordering::SeqCst);
+        // The bridge's start-up probe may add one call of its own.
+        if retried {
+            assert!(a.header("retry-after").is_some(), "proxy {proxy_status}");
+            assert!(attempts >= 3, "proxy {proxy_status}: retried, {attempts} calls");
+        } else {
+            assert!(attempts <= 2, "proxy {proxy_status}: not retried, {attempts} calls");
+        }
+        let message = a.status_message().1;
+        assert!(message.contains(&proxy_status.to_string()), "proxy {proxy_status}: {message}");
+        assert!(!message.contains("compression flag"), "{message}");
+    }
 }

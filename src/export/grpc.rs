@@ -149,7 +149,7 @@ impl GrpcBackend {
         timeout: Duration,
     ) -> Result<PartialSuccess, Status> {
         // Responses are a few bytes: not advertising gzip for them spares both sides a compressor per call.
-        let mut grpc = tonic::client::Grpc::new(replica.channel.clone())
+        let mut grpc = tonic::client::Grpc::new(super::http_status::GrpcStatusFromHttp(replica.channel.clone()))
             .max_decoding_message_size(4 * 1024 * 1024)
             .max_encoding_message_size(usize::MAX);
         if self.gzip {

@@ -5,6 +5,7 @@ mod balance;
 pub mod codec;
 mod debug;
 mod grpc;
+mod http_status;
 pub mod probe;
 
 use std::sync::Arc;
@@ -26,7 +27,10 @@ use crate::telemetry::Telemetry;
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum ExportError {
     /// The backend answered with a gRPC error (or could not be reached, or did not answer in time).
-    #[error("backend {backend} did not accept the data after {attempts} attempt(s): {code:?}: {message}")]
+    ///
+    /// Its `Display` is what the client hears: what happened and what to do, without the backend's address (an
+    /// internal host name is nobody's business outside); [`ExportError::detail`] is the log's version.
+    #[error("{}", client_message(*code, message, backend, *attempts))]
     Backend {
         /// The backend's URL.
         backend: String,
@@ -50,6 +54,17 @@ impl ExportError {
         match self {
             ExportError::Backend { code, .. } => *code,
             ExportError::ShuttingDown => Code::Unavailable,
+        }
+    }
+
+    /// The full story for the log: the backend's URL (never with credentials: the configuration refuses them) and
+    /// its own message.
+    pub fn detail(&self) -> String {
+        match self {
+            ExportError::Backend { backend, code, message, attempts, .. } => {
+                format!("backend {backend} did not accept the data after {attempts} attempt(s): {code:?}: {message}")
+            }
+            other => other.to_string(),
         }
     }
 
@@ -216,9 +231,10 @@ impl Exporter {
             .map_err(|f| failure(label, f.status, f.retry_after, f.attempts)),
         };
         self.telemetry.export_duration(kind, label, started.elapsed());
+        let result = result.map(|partial| sane_partial_success(partial, items, label));
         match &result {
             Ok(partial) => {
-                self.telemetry.exported(kind, label, items, partial.rejected.max(0) as u64);
+                self.telemetry.exported(kind, label, items, u64::try_from(partial.rejected).unwrap_or(0));
             }
             Err(e) => {
                 self.telemetry.export_failed(kind, label, items);
@@ -226,13 +242,85 @@ impl Exporter {
                     backend = label,
                     signal = kind.name(),
                     items,
-                    "export failed: {e}{}",
+                    "export failed: {}{}",
+                    e.detail(),
                     hint(e, label, kind)
                 );
             }
         }
         result
     }
+}
+
+/// The client's version of a backend failure: the code, the message with every address of the backend taken out,
+/// and what to do about it.
+fn client_message(code: Code, message: &str, backend: &str, attempts: u32) -> String {
+    let what_to_do = if is_retryable(code, true) {
+        "the data was not delivered; retry later"
+    } else {
+        "the data was not delivered; the bridge's log has the detail"
+    };
+    format!(
+        "the backend did not accept the data after {attempts} attempt(s): {code:?}: {}; {what_to_do}",
+        redact_addresses(message, backend)
+    )
+}
+
+/// `message` without the backend's URL, its host name, and any IPv4 address (with its port) or bracketed IPv6
+/// address that a transport error may name.
+fn redact_addresses(message: &str, backend: &str) -> String {
+    let mut text = message.replace(backend, "the backend");
+    let host = backend.split("://").nth(1).unwrap_or(backend);
+    let host_only = host.rsplit_once(':').map_or(host, |(h, _)| h);
+    for name in [host, host_only] {
+        if !name.is_empty() {
+            text = text.replace(name, "the backend");
+        }
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut token = String::new();
+    let flush = |token: &mut String, out: &mut String| {
+        // "10.1.2.3:4317:" ends a sentence part: the trailing punctuation is not part of the address.
+        let core = token.trim_end_matches([':', '.']);
+        let is_v4 = core.matches('.').count() == 3
+            && core.split(['.', ':']).all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+        let is_v6 = core.starts_with('[') && core.contains(']') && core.matches(':').count() >= 2;
+        if is_v4 || is_v6 {
+            let rest = token[core.len()..].to_string();
+            out.push_str("(address)");
+            out.push_str(&rest);
+        } else {
+            out.push_str(token);
+        }
+        token.clear();
+    };
+    for c in text.chars() {
+        if c.is_ascii_hexdigit() || matches!(c, '.' | ':' | '[' | ']') {
+            token.push(c);
+        } else {
+            flush(&mut token, &mut out);
+            out.push(c);
+        }
+    }
+    flush(&mut token, &mut out);
+    out
+}
+
+/// A backend's `partial_success` after a sanity check: the rejected count is clamped to `0..=sent`, so that neither
+/// the client nor the metrics hear of more rejected items than the batch held; a clamp is said in the message.
+fn sane_partial_success(mut partial: PartialSuccess, sent: u64, backend: &str) -> PartialSuccess {
+    let most = i64::try_from(sent).unwrap_or(i64::MAX);
+    let claimed = partial.rejected;
+    if !(0..=most).contains(&claimed) {
+        partial.rejected = claimed.clamp(0, most);
+        tracing::warn!(backend, claimed, sent, "the backend's partial_success claims an impossible rejected count");
+        let note = format!(
+            "the backend claimed {claimed} rejected items of the {sent} it was sent; counted as {}",
+            partial.rejected
+        );
+        partial.message = if partial.message.is_empty() { note } else { format!("{} ({note})", partial.message) };
+    }
+    partial
 }
 
 /// A cap on the bytes that export attempts copy into their gRPC frames.
@@ -333,6 +421,31 @@ mod tests {
         assert_eq!(fan_out, PartialSuccess { rejected: 2, message: "a; b".into() });
         let chunks = combine(outcomes(), Rejections::Disjoint).unwrap();
         assert_eq!(chunks, PartialSuccess { rejected: 3, message: "a; b".into() });
+    }
+
+    #[test]
+    fn client_messages_name_no_backend_address() {
+        let m = client_message(
+            Code::Unavailable,
+            "backend http://otel-gw.internal:4317 is not reachable: tcp connect error: 10.1.2.3:4317: refused",
+            "http://otel-gw.internal:4317",
+            3,
+        );
+        assert!(!m.contains("otel-gw") && !m.contains("10.1.2.3") && !m.contains("4317"), "{m}");
+        assert!(m.contains("Unavailable") && m.contains("retry later") && m.contains("3 attempt(s)"), "{m}");
+        let m = redact_addresses("connect to [::1]:4317 failed at 12:30", "http://localhost:4317");
+        assert_eq!(m, "connect to (address) failed at 12:30");
+    }
+
+    #[test]
+    fn impossible_rejected_counts_are_clamped_to_what_was_sent_and_said_so() {
+        for (claimed, counted) in [(1000, 2), (-5, 0), (i64::MAX, 2), (i64::MIN, 0)] {
+            let p = sane_partial_success(PartialSuccess { rejected: claimed, message: "m".into() }, 2, "b");
+            assert_eq!(p.rejected, counted, "{claimed}");
+            assert!(p.message.starts_with("m (") && p.message.contains(&claimed.to_string()), "{}", p.message);
+        }
+        let honest = PartialSuccess { rejected: 1, message: "one bad span".into() };
+        assert_eq!(sane_partial_success(honest.clone(), 2, "b"), honest, "a plausible count is kept as it is");
     }
 
     #[test]
