@@ -245,6 +245,8 @@ async fn serve_admin(
         max_connections: ADMIN_MAX_CONNECTIONS,
         header_timeout: ADMIN_HEADER_TIMEOUT,
         drain: Duration::from_secs(1),
+        // Scrapes and probes are short; rebalancing does not apply to the admin port.
+        max_connection_age: None,
     };
     let stopped = async move {
         let _ = stop.wait_for(|stopped| *stopped).await;
