@@ -14,9 +14,10 @@ use crate::config::{BackendTarget, Config};
 use crate::export::probe::{probe, ProbeError};
 use crate::export::{build_backends, Backend, ExportBuffers, Exporter, SetupError};
 use crate::limit::MemoryBudget;
+use crate::queue::{DeliveryConfig, OpenError, Queue, QueueBackend, QueueConfig, ReaderExport};
 use crate::receive::{self, Receiver};
 use crate::signal::SignalKind;
-use crate::sink::Direct;
+use crate::sink::{Direct, Queued, Sink};
 use crate::telemetry::{self, Readiness, Telemetry};
 
 /// Longest a request body may pause while it holds part of the memory budget (within `--read-timeout`): long
@@ -53,6 +54,9 @@ pub enum RunError {
     /// A backend could not be set up.
     #[error(transparent)]
     Backend(#[from] SetupError),
+    /// The durable queue could not be opened.
+    #[error(transparent)]
+    Queue(#[from] OpenError),
     /// The receiver's TLS files are unusable.
     #[error("receiver TLS (--tls-cert, --tls-key, --tls-client-ca): {0}")]
     Tls(#[from] receive::tls::TlsError),
@@ -103,6 +107,76 @@ impl Readiness for BackendsReady {
     }
 }
 
+/// What `/ready` checks: in direct mode every backend is reachable; in queued mode the queue accepts data (a
+/// backend outage is exactly when the queue is useful).
+enum Ready {
+    Backends(Arc<BackendsReady>),
+    Queue(Arc<Queue>),
+}
+
+impl Readiness for Ready {
+    async fn ready(&self) -> Result<(), String> {
+        match self {
+            Ready::Backends(b) => b.ready().await,
+            Ready::Queue(q) => q.accepting(),
+        }
+    }
+}
+
+/// Queued mode's parts: the queue and its readers (one per backend).
+struct QueueMode {
+    queue: Arc<Queue>,
+    readers: Vec<tokio::task::JoinHandle<()>>,
+    stop: watch::Sender<bool>,
+}
+
+impl QueueMode {
+    fn start(
+        config: &Config,
+        queue_config: &QueueConfig,
+        backends: &[(crate::config::BackendTarget, Arc<Backend>)],
+        limits: Limits,
+        buffers: &Arc<ExportBuffers>,
+        budget: &Arc<MemoryBudget>,
+        telemetry: &Arc<Telemetry>,
+    ) -> Result<(QueueMode, crate::queue::Appender), OpenError> {
+        let signals = |target| SignalKind::ALL.map(|k| config.backends[k.index()].contains(target));
+        let described: Vec<QueueBackend> =
+            backends.iter().map(|(t, _)| QueueBackend { label: t.label().to_string(), signals: signals(t) }).collect();
+        let (queue, appender) = Queue::open(queue_config, &described, Arc::clone(telemetry))?;
+        let exporters: Vec<ReaderExport> = backends
+            .iter()
+            .map(|(target, backend)| {
+                let takes = signals(target);
+                SignalKind::ALL.map(|kind| {
+                    takes[kind.index()].then(|| {
+                        let mine = vec![Arc::clone(backend)];
+                        Arc::new(Exporter::new(kind, mine, Arc::clone(buffers), config, Arc::clone(telemetry)))
+                    })
+                })
+            })
+            .collect();
+        let delivery = DeliveryConfig {
+            limits,
+            concurrency: config.export_concurrency,
+            max_age: queue_config.max_age,
+            // Readers together hold at most half the memory limit; requests keep the other half.
+            hold_bytes: (config.memory_limit_bytes / 2 / backends.len().max(1)).max(64 * 1024),
+        };
+        let (stop, stopped) = watch::channel(false);
+        let readers = queue.start_readers(exporters, delivery, Arc::clone(budget), stopped);
+        Ok((QueueMode { queue: Arc::new(queue), readers, stop }, appender))
+    }
+
+    async fn stop(self) {
+        self.queue.close().await;
+        let _ = self.stop.send(true);
+        if tokio::time::timeout(Duration::from_secs(5), futures_util::future::join_all(self.readers)).await.is_err() {
+            tracing::warn!("shutdown: queue readers did not stop within 5s; queued data stays for the next start");
+        }
+    }
+}
+
 /// Runs a bridge until `shutdown` resolves; then stops accepting, lets in-flight requests finish and exports what
 /// was accepted, all within `config.shutdown_timeout`.
 pub async fn run(config: Config, listeners: Listeners, shutdown: impl Future<Output = ()>) -> Result<(), RunError> {
@@ -122,20 +196,36 @@ pub async fn run(config: Config, listeners: Listeners, shutdown: impl Future<Out
     };
     let mut workers = Vec::new();
     let buffers = ExportBuffers::new(config.memory_limit_bytes / 4);
-    let pipelines = SignalKind::ALL.map(|kind| {
-        let mine = config.backends[kind.index()]
-            .iter()
-            .filter_map(|t| backends.iter().find(|(bt, _)| bt == t).map(|(_, b)| Arc::clone(b)))
-            .collect();
-        let exporter = Exporter::new(kind, mine, Arc::clone(&buffers), &config, Arc::clone(&telemetry));
-        let retry_budget = (!config.retry.max_elapsed.is_zero()).then_some(config.retry.max_elapsed);
-        let (pipeline, worker) =
-            Pipeline::start(kind, exporter, limits, config.export_concurrency, retry_budget, Arc::clone(&telemetry));
-        workers.push(worker);
-        pipeline
-    });
+    let (sink, queued): (Arc<dyn Sink>, Option<QueueMode>) = match &config.queue {
+        None => {
+            let pipelines = SignalKind::ALL.map(|kind| {
+                let mine = config.backends[kind.index()]
+                    .iter()
+                    .filter_map(|t| backends.iter().find(|(bt, _)| bt == t).map(|(_, b)| Arc::clone(b)))
+                    .collect();
+                let exporter = Exporter::new(kind, mine, Arc::clone(&buffers), &config, Arc::clone(&telemetry));
+                let retry_budget = (!config.retry.max_elapsed.is_zero()).then_some(config.retry.max_elapsed);
+                let (pipeline, worker) = Pipeline::start(
+                    kind,
+                    exporter,
+                    limits,
+                    config.export_concurrency,
+                    retry_budget,
+                    Arc::clone(&telemetry),
+                );
+                workers.push(worker);
+                pipeline
+            });
+            (Arc::new(Direct { pipelines }), None)
+        }
+        Some(queue_config) => {
+            let (mode, appender) =
+                QueueMode::start(&config, queue_config, &backends, limits, &buffers, &budget, &telemetry)?;
+            (Arc::new(Queued { appender }), Some(mode))
+        }
+    };
     let receiver = Arc::new(Receiver {
-        sink: Arc::new(Direct { pipelines }),
+        sink,
         budget: Arc::clone(&budget),
         telemetry: Arc::clone(&telemetry),
         max_body_bytes: config.max_body_bytes,
@@ -152,7 +242,10 @@ pub async fn run(config: Config, listeners: Listeners, shutdown: impl Future<Out
     let admin = tokio::spawn(serve_admin(
         listeners.admin,
         Arc::clone(&telemetry),
-        Arc::clone(&readiness),
+        Arc::new(match &queued {
+            None => Ready::Backends(Arc::clone(&readiness)),
+            Some(mode) => Ready::Queue(Arc::clone(&mode.queue)),
+        }),
         Arc::clone(&budget),
         Arc::clone(&open_connections),
         admin_stopped,
@@ -165,6 +258,7 @@ pub async fn run(config: Config, listeners: Listeners, shutdown: impl Future<Out
         backends = ?backends.iter().map(|(t, _)| t.label().to_string()).collect::<Vec<_>>(),
         memory_limit_mib = config.memory_limit_bytes >> 20,
         batching = config.batch.is_some(),
+        queue = ?config.queue.as_ref().map(|q| q.dir.display().to_string()),
         tls = server_tls.is_some(),
         "otlp-bridge ready"
     );
@@ -183,6 +277,10 @@ pub async fn run(config: Config, listeners: Listeners, shutdown: impl Future<Out
 
     // With the receiver gone, the pipelines' senders drop and each worker flushes, exports and ends.
     drop(receiver);
+    if let Some(mode) = queued {
+        // Every append in flight has been answered (the server waited for its requests); what is queued stays.
+        mode.stop().await;
+    }
     let left = config.shutdown_timeout.saturating_sub(started_drain.elapsed()).max(Duration::from_secs(1));
     if tokio::time::timeout(left, futures_util::future::join_all(workers)).await.is_err() {
         tracing::warn!(
@@ -218,7 +316,7 @@ const ADMIN_HEADER_TIMEOUT: Duration = Duration::from_secs(5);
 async fn serve_admin(
     listener: TcpListener,
     telemetry: Arc<Telemetry>,
-    readiness: Arc<BackendsReady>,
+    readiness: Arc<Ready>,
     budget: Arc<MemoryBudget>,
     open_connections: Arc<AtomicUsize>,
     mut stop: watch::Receiver<bool>,
@@ -234,6 +332,9 @@ async fn serve_admin(
                 let before_render = || {
                     telemetry.memory(budget.held(), budget.limit());
                     telemetry.connections(open.load(Ordering::Relaxed));
+                    if let Ready::Queue(queue) = readiness.as_ref() {
+                        queue.observe();
+                    }
                 };
                 Ok::<_, std::convert::Infallible>(
                     telemetry::admin(&telemetry, before_render, readiness.as_ref(), req).await,

@@ -172,6 +172,24 @@ pub struct Cli {
     /// one did not, 2 when the configuration is invalid.
     #[arg(long)]
     pub check: bool,
+
+    /// Durable queue directory. Set: a request is answered 200 once its data is fsynced here, then delivered to
+    /// every backend from here, across backend outages and bridge restarts. Unset: direct mode (200 only after
+    /// every backend acknowledged). One bridge per directory (a lock file enforces it).
+    #[arg(long, env = "OTLP_BRIDGE_QUEUE_DIR", value_name = "DIR")]
+    pub queue_dir: Option<PathBuf>,
+
+    /// Disk the queue may use, in bytes; when full, requests get 503 with Retry-After and nothing queued is dropped.
+    /// Default 268435456 (256 MiB): fits a sidecar's emptyDir next to its logs, and holds about 1.3 million typical
+    /// spans (~200 bytes each), i.e. 40 minutes of a 500 spans/s service; give a gateway a volume and more.
+    #[arg(long, env = "OTLP_BRIDGE_QUEUE_MAX_BYTES", default_value_t = 256 * 1024 * 1024)]
+    pub queue_max_bytes: u64,
+
+    /// Queued data older than this is dropped (counted in otlp_bridge_queue_dropped_items_total and logged) instead of
+    /// delivered. Default 24h: an outage over a night or a weekend day is bridged, while data older than a day is
+    /// past what most backends still ingest (e.g. Prometheus-style TSDBs refuse samples that far out of order).
+    #[arg(long, env = "OTLP_BRIDGE_QUEUE_MAX_AGE", default_value = "24h", value_parser = humantime::parse_duration)]
+    pub queue_max_age: Duration,
 }
 
 /// How log lines are written.
@@ -291,6 +309,8 @@ pub struct Config {
     pub backend_resolve_interval: Duration,
     /// Age after which client connections are closed gracefully (jittered); `None`: never.
     pub max_connection_age: Option<Duration>,
+    /// The durable queue; `None` is direct mode.
+    pub queue: Option<crate::queue::QueueConfig>,
 }
 
 /// When a batch is sent.
@@ -423,7 +443,20 @@ impl Config {
             return Err(ConfigError::Invalid("mutual TLS needs both a client certificate and a client key".into()));
         }
 
+        if cli.queue_max_bytes < 1024 * 1024 {
+            return Err(ConfigError::Invalid("--queue-max-bytes must be at least 1048576 (1 MiB)".into()));
+        }
+        if cli.queue_max_age.is_zero() {
+            return Err(ConfigError::Invalid("--queue-max-age must be more than 0".into()));
+        }
+        let queue = cli.queue_dir.clone().filter(|d| !d.as_os_str().is_empty()).map(|dir| crate::queue::QueueConfig {
+            dir,
+            max_bytes: cli.queue_max_bytes,
+            max_age: cli.queue_max_age,
+        });
+
         Ok(Config {
+            queue,
             listen: cli.listen,
             metrics_listen: cli.metrics_listen,
             backends,

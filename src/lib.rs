@@ -24,6 +24,7 @@ pub mod config;
 pub mod export;
 pub mod json;
 pub mod limit;
+pub mod queue;
 pub mod receive;
 pub mod retry;
 pub mod signal;

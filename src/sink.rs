@@ -12,6 +12,7 @@ use bytes::Bytes;
 use crate::batch::Pipeline;
 use crate::export::ExportError;
 use crate::limit::Reservation;
+use crate::queue::{Appender, QueueError};
 use crate::signal::{PartialSuccess, SignalKind};
 
 /// One client request's accepted data.
@@ -32,6 +33,9 @@ pub enum SinkError {
     /// Direct mode: a backend did not acknowledge the data.
     #[error(transparent)]
     Export(#[from] ExportError),
+    /// Queued mode: the queue did not store the data.
+    #[error(transparent)]
+    Queue(#[from] QueueError),
 }
 
 /// The answer of a sink.
@@ -53,5 +57,24 @@ impl Sink for Direct {
     fn submit(&self, submission: Submission) -> SinkFuture<'_> {
         let pipeline = &self.pipelines[submission.kind.index()];
         Box::pin(async move { Ok(pipeline.submit(submission.chunks, submission.reservation).await?) })
+    }
+}
+
+/// Queued mode: data is appended to the durable queue; the answer comes once it is fsynced. The queue's readers
+/// deliver it to the backends later.
+pub struct Queued {
+    /// The queue's append side.
+    pub appender: Appender,
+}
+
+impl Sink for Queued {
+    fn submit(&self, submission: Submission) -> SinkFuture<'_> {
+        Box::pin(async move {
+            let Submission { kind, chunks, headers, reservation } = submission;
+            self.appender.append(kind, chunks, &headers).await?;
+            // The bytes are on disk now; the readers account for what they read back.
+            drop(reservation);
+            Ok(PartialSuccess::default())
+        })
     }
 }

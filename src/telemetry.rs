@@ -21,6 +21,7 @@ use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle, Prometheu
 use crate::batch::FlushReason;
 
 mod process;
+mod queue;
 use crate::signal::SignalKind;
 
 const METADATA: Metadata<'static> = Metadata::new("otlp_bridge", Level::INFO, None);

@@ -286,6 +286,7 @@ async fn receive<S: Signal>(
             receiver.telemetry.refused(S::KIND, items);
             Err(match e {
                 SinkError::Export(e) => e.into(),
+                SinkError::Queue(e) => ReceiveError::Queue(e),
             })
         }
     }

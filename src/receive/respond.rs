@@ -110,6 +110,9 @@ pub enum ReceiveError {
     /// Another error with advice for the client's likely mistake appended (same status and code).
     #[error("{0}; {1}")]
     Hinted(Box<ReceiveError>, &'static str),
+    /// The durable queue did not store the data (full, disk full, stopping): retryable.
+    #[error(transparent)]
+    Queue(crate::queue::QueueError),
 }
 
 /// The gRPC code of a `google.rpc.Status` body for an HTTP status the bridge chose itself.
@@ -166,6 +169,9 @@ impl ReceiveError {
             | ReceiveError::Protobuf(_) => own(StatusCode::BAD_REQUEST),
             ReceiveError::Memory(MemoryError::Exhausted { .. }) => {
                 (StatusCode::SERVICE_UNAVAILABLE, tonic::Code::Unavailable, Some(Duration::from_secs(1)))
+            }
+            ReceiveError::Queue(e) => {
+                (StatusCode::SERVICE_UNAVAILABLE, tonic::Code::Unavailable, Some(e.retry_after()))
             }
             ReceiveError::Export(e) => {
                 let code = e.code();

@@ -1,0 +1,369 @@
+//! Delivery: one reader task per backend streams records from the log, batches them with the [`Batcher`] and
+//! exports them with retry until `--queue-max-age`, then moves its cursor.
+//!
+//! Each reader is independent: a backend that is down stalls only its own reader, whose cursor then holds its
+//! segments on disk (up to `--queue-max-bytes`). Memory: a reader holds at most its share of the memory limit
+//! in records read but not delivered (plus one record), reserved from the same budget as requests.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+
+use super::segment::{Next, Pos, SegmentReader};
+use super::{cursor, lock, now_ms, Queue, Record, Shared};
+use crate::batch::{Batch, Batcher, FlushReason, Limits, Weighed};
+use crate::export::{ExportError, Exporter, Payload};
+use crate::limit::{MemoryBudget, Reservation};
+use crate::signal::{PartialSuccess, SignalKind};
+
+/// How readers deliver.
+#[derive(Debug, Clone, Copy)]
+pub struct DeliveryConfig {
+    /// Batch limits.
+    pub limits: Limits,
+    /// Exports in flight per backend.
+    pub concurrency: usize,
+    /// Data older than this is dropped.
+    pub max_age: Duration,
+    /// Bytes of read records this reader may hold.
+    pub hold_bytes: usize,
+}
+
+/// A backend's exporters, by signal (`None`: the backend does not take that signal).
+pub type ReaderExport = [Option<Arc<Exporter>>; 3];
+
+/// Shortest interval between two cursor writes while data flows (each is an fsync and a rename).
+const STORE_INTERVAL: Duration = Duration::from_millis(200);
+
+/// A batch never mixes signals or forwarded-header values.
+type Partition = (SignalKind, Vec<(String, String)>);
+
+struct Entry {
+    pos: Pos,
+    record: Record,
+    _hold: Arc<Option<Reservation>>,
+}
+
+impl Weighed for Entry {
+    fn items(&self) -> u64 {
+        self.record.items
+    }
+    fn bytes(&self) -> usize {
+        self.record.payload.len()
+    }
+}
+
+/// A finished export: its signal, records, items, payload bytes and result.
+type Outcome = (SignalKind, Vec<Pos>, u64, usize, Result<PartialSuccess, ExportError>);
+
+impl Queue {
+    /// Starts one reader per backend (in the order given to [`Queue::open`]); they run until `stop` turns true.
+    pub fn start_readers(
+        &self,
+        exporters: Vec<ReaderExport>,
+        config: DeliveryConfig,
+        budget: Arc<MemoryBudget>,
+        stop: watch::Receiver<bool>,
+    ) -> Vec<tokio::task::JoinHandle<()>> {
+        exporters
+            .into_iter()
+            .enumerate()
+            .map(|(index, exporters)| {
+                let reader =
+                    Reader { shared: Arc::clone(&self.shared), index, exporters, config, budget: Arc::clone(&budget) };
+                tokio::spawn(reader.run(stop.clone()))
+            })
+            .collect()
+    }
+}
+
+struct Reader {
+    shared: Arc<Shared>,
+    index: usize,
+    exporters: ReaderExport,
+    config: DeliveryConfig,
+    budget: Arc<MemoryBudget>,
+}
+
+/// Reads records from `read` (up to `committed`) until about `max_bytes` are read or the durable log ends.
+fn read_chunk(
+    shared: &Shared,
+    reader: &mut Option<SegmentReader>,
+    read: &mut Pos,
+    committed: Pos,
+    max_bytes: usize,
+) -> std::io::Result<Vec<(Pos, Record)>> {
+    let mut out = Vec::new();
+    let mut bytes = 0usize;
+    loop {
+        if reader.as_ref().is_none_or(|r| r.id != read.segment) {
+            let Some(id) = shared.first_segment_from(read.segment) else { return Ok(out) };
+            if id > committed.segment {
+                return Ok(out);
+            }
+            if id != read.segment {
+                *read = Pos { segment: id, offset: 0 };
+            }
+            let path = shared.segments_dir.join(super::segment::file_name(id));
+            *reader = Some(SegmentReader::open(id, &path, read.offset)?);
+        }
+        let Some(r) = reader.as_mut() else { return Ok(out) };
+        let closed = r.id < committed.segment;
+        let limit = if closed {
+            std::fs::metadata(shared.segments_dir.join(super::segment::file_name(r.id)))?.len()
+        } else {
+            committed.offset
+        };
+        while bytes < max_bytes {
+            match r.next(limit)? {
+                Next::Record(record, len) => {
+                    bytes += len as usize;
+                    out.push((*read, record));
+                    read.offset += len;
+                }
+                other => {
+                    if !closed {
+                        return Ok(out);
+                    }
+                    if !matches!(other, Next::End) {
+                        tracing::warn!(segment = r.id, "queue: unreadable tail of a closed segment skipped: {other:?}");
+                    }
+                    let next = shared.segment_after(r.id).unwrap_or(committed.segment);
+                    *read = Pos { segment: next, offset: 0 };
+                    *reader = None;
+                    break;
+                }
+            }
+        }
+        if bytes >= max_bytes {
+            return Ok(out);
+        }
+    }
+}
+
+impl Reader {
+    fn state(&self) -> &super::ReaderState {
+        &self.shared.readers[self.index]
+    }
+
+    async fn run(self, mut stop: watch::Receiver<bool>) {
+        let label = self.state().label.clone();
+        let mut committed_rx = self.shared.committed.subscribe();
+        let mut read = *lock(&self.state().durable);
+        let mut segment: Option<SegmentReader> = None;
+        let mut pending: BTreeMap<Pos, u64> = BTreeMap::new();
+        let mut batchers: HashMap<Partition, Batcher<Entry>> = HashMap::new();
+        let mut sealed: VecDeque<(SignalKind, Batch<Entry>)> = VecDeque::new();
+        let mut in_flight: JoinSet<Outcome> = JoinSet::new();
+        let mut held = 0usize;
+        let mut caught_up = false;
+        let mut stored = read;
+        let mut stored_at = Instant::now();
+        let mut memory_wait = false;
+        loop {
+            if *stop.borrow() {
+                break;
+            }
+            // Read while there is room for more.
+            let room = self.config.hold_bytes.saturating_sub(held);
+            if !caught_up && room > 0 && sealed.len() < self.config.concurrency {
+                let committed = *committed_rx.borrow_and_update();
+                let want = room.min(1 << 20);
+                match self.budget.reserve(want) {
+                    Err(_) => memory_wait = true,
+                    Ok(mut reservation) => {
+                        memory_wait = false;
+                        let shared = Arc::clone(&self.shared);
+                        let mut r = segment.take();
+                        let mut at = read;
+                        let job = tokio::task::spawn_blocking(move || {
+                            let chunk = read_chunk(&shared, &mut r, &mut at, committed, want);
+                            (r, at, chunk)
+                        });
+                        let Ok((r, at, chunk)) = job.await else { break };
+                        segment = r;
+                        read = at;
+                        let chunk = match chunk {
+                            Ok(chunk) => chunk,
+                            Err(e) => {
+                                tracing::warn!(backend = %label, "queue: reading failed, retrying: {e}");
+                                segment = None;
+                                tokio::time::sleep(Duration::from_millis(500)).await;
+                                continue;
+                            }
+                        };
+                        let bytes: usize = chunk.iter().map(|(_, r)| r.payload.len()).sum();
+                        // A record larger than the share is read anyway (once), so delivery never stalls on it.
+                        let _ = reservation.resize(bytes);
+                        caught_up = chunk.is_empty();
+                        let hold = Arc::new(Some(reservation));
+                        let now = Instant::now();
+                        let mut too_old = [0u64; 3];
+                        for (pos, record) in chunk {
+                            let kind = record.kind;
+                            if self.exporters[kind.index()].is_none() {
+                                continue;
+                            }
+                            if now_ms().saturating_sub(record.enqueued_ms) > self.config.max_age.as_millis() as u64 {
+                                too_old[kind.index()] += record.items;
+                                self.state().backlog_items.fetch_sub(record.items as i64, Ordering::Relaxed);
+                                continue;
+                            }
+                            held += record.payload.len();
+                            pending.insert(pos, record.enqueued_ms);
+                            let key = (kind, record.headers.clone());
+                            let batcher = batchers.entry(key).or_insert_with(|| Batcher::new(self.config.limits));
+                            let entry = Entry { pos, record, _hold: Arc::clone(&hold) };
+                            sealed.extend(batcher.offer(entry, now).into_iter().map(|b| (kind, b)));
+                        }
+                        for kind in SignalKind::ALL {
+                            self.drop_counted(
+                                kind,
+                                "queue_max_age",
+                                too_old[kind.index()],
+                                "older than --queue-max-age",
+                            );
+                        }
+                        if caught_up {
+                            for ((kind, _), batcher) in batchers.iter_mut() {
+                                sealed.extend(batcher.take(FlushReason::Idle).map(|b| (*kind, b)));
+                            }
+                        }
+                    }
+                }
+            }
+            while in_flight.len() < self.config.concurrency {
+                let Some((kind, batch)) = sealed.pop_front() else { break };
+                in_flight.spawn(self.export(kind, batch));
+            }
+            let oldest = pending.first_key_value().map_or(0, |(_, ms)| *ms);
+            self.state().oldest_ms.store(oldest, Ordering::Relaxed);
+
+            // The cursor: the first record not yet delivered, or where reading has got to.
+            let cursor = pending.first_key_value().map_or(read, |(pos, _)| *pos);
+            let store_due = cursor != stored && stored_at.elapsed() >= STORE_INTERVAL;
+            if store_due {
+                if self.store(cursor).await {
+                    stored = cursor;
+                }
+                stored_at = Instant::now();
+            }
+            let can_read = !caught_up && held < self.config.hold_bytes && sealed.len() < self.config.concurrency;
+            if can_read && !memory_wait {
+                continue;
+            }
+            let wake = if memory_wait {
+                Some(Duration::from_millis(20))
+            } else if cursor != stored {
+                Some(STORE_INTERVAL.saturating_sub(stored_at.elapsed()))
+            } else {
+                None
+            };
+            tokio::select! {
+                Some(done) = in_flight.join_next(), if !in_flight.is_empty() => {
+                    let Ok((kind, positions, items, bytes, result)) = done else { continue };
+                    for pos in &positions {
+                        pending.remove(pos);
+                    }
+                    held = held.saturating_sub(bytes);
+                    self.settle(kind, items, result);
+                }
+                changed = committed_rx.changed(), if caught_up => {
+                    caught_up = false;
+                    if changed.is_err() {
+                        caught_up = true;
+                    }
+                }
+                _ = stop.changed() => {}
+                () = sleep(wake), if wake.is_some() => {}
+            }
+        }
+        in_flight.abort_all();
+        while in_flight.join_next().await.is_some() {}
+        let cursor = pending.first_key_value().map_or(read, |(pos, _)| *pos);
+        if cursor != stored {
+            self.store(cursor).await;
+        }
+        tracing::debug!(backend = %label, "queue reader stopped");
+    }
+
+    /// Stores `cursor` durably, then frees what every backend has passed. False if it could not be stored.
+    async fn store(&self, cursor: Pos) -> bool {
+        let shared = Arc::clone(&self.shared);
+        let index = self.index;
+        let done = tokio::task::spawn_blocking(move || {
+            let state = &shared.readers[index];
+            match cursor::store(&state.cursor_path, cursor) {
+                Ok(()) => {
+                    *lock(&state.durable) = cursor;
+                    shared.collect_garbage();
+                    true
+                }
+                Err(e) => {
+                    tracing::warn!(backend = %state.label, "queue: cannot store the cursor (will retry): {e}");
+                    false
+                }
+            }
+        });
+        done.await.unwrap_or(false)
+    }
+
+    fn export(&self, kind: SignalKind, batch: Batch<Entry>) -> impl std::future::Future<Output = Outcome> + 'static {
+        let exporter = self.exporters[kind.index()].clone();
+        let max_age = self.config.max_age;
+        async move {
+            let positions: Vec<Pos> = batch.entries.iter().map(|e| e.pos).collect();
+            let oldest = batch.entries.iter().map(|e| e.record.enqueued_ms).min().unwrap_or_else(now_ms);
+            let left = (oldest + max_age.as_millis() as u64).saturating_sub(now_ms());
+            let deadline = Instant::now() + Duration::from_millis(left);
+            let payload = Payload { parts: batch.entries.iter().map(|e| e.record.payload.clone()).collect() };
+            let result = match exporter {
+                Some(exporter) => exporter.export(payload, batch.items, Some(deadline)).await,
+                None => Ok(PartialSuccess::default()),
+            };
+            (kind, positions, batch.items, batch.bytes, result)
+        }
+    }
+
+    fn settle(&self, kind: SignalKind, items: u64, result: Result<PartialSuccess, ExportError>) {
+        self.state().backlog_items.fetch_sub(items as i64, Ordering::Relaxed);
+        match result {
+            Ok(partial) if partial.rejected > 0 => {
+                let rejected = (partial.rejected as u64).min(items);
+                self.drop_counted(
+                    kind,
+                    "rejected_by_backend",
+                    rejected,
+                    &format!("partial success: {}", partial.message),
+                );
+            }
+            Ok(_) => {}
+            Err(e) if e.is_retryable() => {
+                self.drop_counted(kind, "queue_max_age", items, &format!("still failing at --queue-max-age: {e}"))
+            }
+            Err(e) => self.drop_counted(kind, "rejected_by_backend", items, &format!("rejected: {e}")),
+        }
+    }
+
+    fn drop_counted(&self, kind: SignalKind, reason: &'static str, items: u64, why: &str) {
+        if items == 0 {
+            return;
+        }
+        let label = &self.state().label;
+        self.shared.telemetry.dropped(kind, reason, items);
+        self.shared.telemetry.queue_dropped(kind, label, reason, items);
+        tracing::warn!(backend = %label, signal = kind.name(), items, reason, "queued data dropped: {why}");
+    }
+}
+
+async fn sleep(wake: Option<Duration>) {
+    match wake {
+        Some(d) => tokio::time::sleep(d).await,
+        None => std::future::pending().await,
+    }
+}

@@ -1,0 +1,150 @@
+//! Recovery and deletion ordering of the queue, on real files.
+
+use super::*;
+use std::io::Write;
+
+fn config(dir: &Path) -> QueueConfig {
+    QueueConfig { dir: dir.to_path_buf(), max_bytes: 8 << 20, max_age: Duration::from_secs(60) }
+}
+
+fn backends(n: usize) -> Vec<QueueBackend> {
+    (0..n).map(|i| QueueBackend { label: format!("b{i}"), signals: [true, true, true] }).collect()
+}
+
+async fn append_n(appender: &Appender, n: u64) {
+    for i in 0..n {
+        appender.append(SignalKind::Traces, vec![(Bytes::from(vec![i as u8; 64]), 1)], &[]).await.unwrap();
+    }
+}
+
+async fn open_close(dir: &Path, readers: usize, n: u64) -> Arc<Telemetry> {
+    let telemetry = Telemetry::new();
+    let (queue, appender) = Queue::open(&config(dir), &backends(readers), Arc::clone(&telemetry)).unwrap();
+    append_n(&appender, n).await;
+    drop(appender);
+    queue.close().await;
+    telemetry
+}
+
+fn metric(telemetry: &Telemetry, name: &str) -> f64 {
+    telemetry
+        .render()
+        .lines()
+        .find(|l| l.starts_with(name))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(-1.0)
+}
+
+fn segment_files(dir: &Path) -> Vec<(u64, PathBuf)> {
+    segment::list(&dir.join("segments")).unwrap()
+}
+
+#[tokio::test]
+async fn data_without_a_cursor_is_replayed_from_the_oldest_segment() {
+    let dir = tempfile::tempdir().unwrap();
+    open_close(dir.path(), 1, 7).await;
+    let telemetry = Telemetry::new();
+    let (queue, _appender) = Queue::open(&config(dir.path()), &backends(1), Arc::clone(&telemetry)).unwrap();
+    assert_eq!(metric(&telemetry, "otlp_bridge_queue_replayed_records_total"), 7.0);
+    assert_eq!(queue.shared.readers[0].backlog_items.load(Ordering::Relaxed), 7);
+}
+
+#[tokio::test]
+async fn a_torn_tail_is_cut_off_and_the_records_before_it_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    open_close(dir.path(), 1, 3).await;
+    let (_, path) = segment_files(dir.path()).into_iter().find(|(_, p)| p.metadata().unwrap().len() > 0).unwrap();
+    let clean_len = path.metadata().unwrap().len();
+    // Half a record, as a crash during an append leaves it.
+    let mut file = OpenOptions::new().append(true).open(&path).unwrap();
+    file.write_all(
+        &record::encode(&Record {
+            kind: SignalKind::Logs,
+            enqueued_ms: 1,
+            items: 1,
+            headers: Vec::new(),
+            payload: Bytes::from(vec![1; 100]),
+        })[..50],
+    )
+    .unwrap();
+    let telemetry = Telemetry::new();
+    let (_queue, _appender) = Queue::open(&config(dir.path()), &backends(1), Arc::clone(&telemetry)).unwrap();
+    assert_eq!(path.metadata().unwrap().len(), clean_len, "cut back to the last whole record");
+    assert_eq!(metric(&telemetry, "otlp_bridge_queue_replayed_records_total"), 3.0);
+    assert_eq!(metric(&telemetry, "otlp_bridge_queue_quarantined_records_total"), 0.0);
+}
+
+#[tokio::test]
+async fn a_flipped_bit_quarantines_its_segment_and_start_up_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    open_close(dir.path(), 1, 3).await;
+    let (_, path) = segment_files(dir.path()).into_iter().find(|(_, p)| p.metadata().unwrap().len() > 0).unwrap();
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[20] ^= 0x10; // inside the first of three records
+    std::fs::write(&path, &bytes).unwrap();
+    let telemetry = Telemetry::new();
+    let (queue, appender) = Queue::open(&config(dir.path()), &backends(1), Arc::clone(&telemetry)).unwrap();
+    assert!(!segment_files(dir.path()).iter().any(|(_, p)| p == &path), "moved out of the log");
+    assert_eq!(std::fs::read_dir(dir.path().join("quarantine")).unwrap().count(), 1, "kept for inspection");
+    assert_eq!(metric(&telemetry, "otlp_bridge_queue_quarantined_records_total"), 1.0);
+    append_n(&appender, 1).await;
+    assert!(queue.accepting().is_ok(), "and the queue works");
+}
+
+#[tokio::test]
+async fn a_second_queue_on_the_same_directory_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_queue, _appender) = Queue::open(&config(dir.path()), &backends(1), Telemetry::new()).unwrap();
+    let second = Queue::open(&config(dir.path()), &backends(1), Telemetry::new());
+    assert!(matches!(second, Err(OpenError::Locked(_))));
+}
+
+#[tokio::test]
+async fn a_segment_is_deleted_only_once_every_durable_cursor_has_passed_it() {
+    let dir = tempfile::tempdir().unwrap();
+    open_close(dir.path(), 2, 4).await;
+    let telemetry = Telemetry::new();
+    let (queue, _appender) = Queue::open(&config(dir.path()), &backends(2), telemetry).unwrap();
+    let full: Vec<u64> = segment_files(dir.path())
+        .into_iter()
+        .filter(|(_, p)| p.metadata().unwrap().len() > 0)
+        .map(|(id, _)| id)
+        .collect();
+    assert_eq!(full.len(), 1);
+    let past = Pos { segment: full[0] + 1, offset: 0 };
+    // One backend past it: the other still needs it.
+    cursor::store(&queue.shared.readers[0].cursor_path, past).unwrap();
+    *lock(&queue.shared.readers[0].durable) = past;
+    queue.shared.collect_garbage();
+    assert!(segment_files(dir.path()).iter().any(|(id, _)| *id == full[0]), "kept for the slower backend");
+    // The other one has passed it in memory only: still kept until its cursor is durable.
+    assert!(segment_files(dir.path()).iter().any(|(id, _)| *id == full[0]));
+    cursor::store(&queue.shared.readers[1].cursor_path, past).unwrap();
+    *lock(&queue.shared.readers[1].durable) = past;
+    queue.shared.collect_garbage();
+    assert!(!segment_files(dir.path()).iter().any(|(id, _)| *id == full[0]), "deleted once both are durable");
+    assert!(
+        segment_files(dir.path()).iter().any(|(id, _)| *id == queue.shared.committed.borrow().segment),
+        "the active segment is never deleted"
+    );
+}
+
+#[tokio::test]
+async fn appends_beyond_the_limit_are_refused_and_nothing_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut small = config(dir.path());
+    small.max_bytes = 1 << 20;
+    let (queue, appender) = Queue::open(&small, &backends(1), Telemetry::new()).unwrap();
+    let big = Bytes::from(vec![0u8; 300 << 10]);
+    let mut refused = None;
+    for _ in 0..10 {
+        if let Err(e) = appender.append(SignalKind::Logs, vec![(big.clone(), 1)], &[]).await {
+            refused = Some(e);
+            break;
+        }
+    }
+    assert!(matches!(refused, Some(QueueError::Full { .. })), "{refused:?}");
+    assert!(queue.shared.used.load(Ordering::Relaxed) <= 1 << 20);
+    assert!(queue.accepting().is_err() || queue.shared.used.load(Ordering::Relaxed) < 1 << 20);
+}
