@@ -316,6 +316,8 @@ impl Reader {
     fn export(&self, kind: SignalKind, batch: Batch<Entry>) -> impl std::future::Future<Output = Outcome> + 'static {
         let exporter = self.exporters[kind.index()].clone();
         let max_age = self.config.max_age;
+        // The same batch metrics as direct mode: a dashboard reads one family whichever mode runs.
+        self.shared.telemetry.batch_flushed(kind, batch.reason, batch.items, batch.bytes);
         async move {
             let positions: Vec<Pos> = batch.entries.iter().map(|e| e.pos).collect();
             let oldest = batch.entries.iter().map(|e| e.record.enqueued_ms).min().unwrap_or_else(now_ms);
