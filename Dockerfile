@@ -26,13 +26,17 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry,sharing=locked \
     --mount=type=cache,target=/usr/local/cargo/git,sharing=locked \
     --mount=type=cache,target=/src/target,sharing=locked \
     cargo build --release --locked --bin otlp-bridge \
- && install -D -m 0755 target/release/otlp-bridge /out/otlp-bridge
+ && install -D -m 0755 target/release/otlp-bridge /out/otlp-bridge \
+ && install -d -m 0750 /out/queue
 
 FROM gcr.io/distroless/cc-debian12:nonroot
 LABEL org.opencontainers.image.title="otlp-bridge" \
       org.opencontainers.image.description="OTLP/HTTP (JSON and protobuf) to OTLP/gRPC bridge" \
       org.opencontainers.image.licenses="Apache-2.0"
 COPY --from=builder /out/otlp-bridge /usr/local/bin/otlp-bridge
+# Where --queue-dir points in compose and Kubernetes, owned by the runtime user: Docker seeds a new named volume
+# mounted here with this directory's owner, so uid 65532 can write its queue without an init step.
+COPY --from=builder --chown=65532:65532 /out/queue /var/lib/otlp-bridge
 # Bind all interfaces inside the container; publish with -p to choose what the host exposes.
 ENV OTLP_BRIDGE_LISTEN=0.0.0.0:4318 \
     OTLP_BRIDGE_METRICS_LISTEN=0.0.0.0:8888

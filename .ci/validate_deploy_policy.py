@@ -215,6 +215,35 @@ def check_bridge_container(c, where, pod_spec, container, configmaps):
         c.expect(bridge_mib <= MAX_SHARE_OF_CONTAINER_LIMIT * mib(limit),
                  f"{where}: OTLP_BRIDGE_MEMORY_LIMIT_MIB={bridge_mib} is not well below the container limit {limit}")
         c.facts.append(f"{where}: memory limit {bridge_mib} MiB of {limit}")
+    # Every file the bridge reads or writes must be on a mounted volume: the root filesystem is read-only, so a queue
+    # directory on it fails at start, and a certificate or token path outside a mount never exists.
+    volumes = {v["name"]: v for v in pod_spec.get("volumes", [])}
+    mounts = {m["mountPath"].rstrip("/"): m for m in container.get("volumeMounts", [])}
+
+    def mount_of(path):
+        for mp, m in mounts.items():
+            if path == mp or path.startswith(mp + "/"):
+                return m
+        return None
+
+    for var in ("OTLP_BRIDGE_QUEUE_DIR", "OTLP_BRIDGE_TLS_CERT", "OTLP_BRIDGE_TLS_KEY", "OTLP_BRIDGE_TLS_CLIENT_CA",
+                "OTLP_BRIDGE_AUTH_TOKEN_FILE"):
+        if var not in env:
+            continue
+        m = mount_of(env[var])
+        if not c.expect(m is not None, f"{where}: {var}={env[var]} is on no volumeMount (read-only root filesystem)"):
+            continue
+        c.expect("subPath" not in m, f"{where}: {var} is mounted with subPath, which never sees a Secret update")
+        vol = volumes.get(m["name"]) or {}
+        c.expect(m["name"] in volumes, f"{where}: volumeMount {m['name']} has no volume")
+        if var == "OTLP_BRIDGE_QUEUE_DIR":
+            c.expect(not m.get("readOnly"), f"{where}: the queue volume is mounted read-only")
+            size = (vol.get("emptyDir") or {}).get("sizeLimit")
+            if "emptyDir" in vol and c.expect(size is not None, f"{where}: the queue's emptyDir has no sizeLimit"):
+                qmax = int(env.get("OTLP_BRIDGE_QUEUE_MAX_BYTES", 256 * 2**20))
+                c.expect(qmax < mib(size) * 2**20,
+                         f"{where}: OTLP_BRIDGE_QUEUE_MAX_BYTES={qmax} does not fit the emptyDir sizeLimit {size}")
+                c.facts.append(f"{where}: queue {qmax >> 20} MiB in emptyDir {size}")
 
 
 def labels_match(selector, labels):
@@ -283,6 +312,21 @@ def check_k8s(root):
                     c.expect(isinstance(p.get("targetPort"), int) or p.get("targetPort") in names,
                              f"gateway: Service port {p.get('name')} targets unknown port {p.get('targetPort')}")
                 c.expect(any(p["port"] == 4318 for p in svc["spec"]["ports"]), "gateway: Service does not expose 4318")
+            # A gateway is exposed to many clients: only the OTLP and admin ports are open to the network.
+            policies = kinds.get("NetworkPolicy", [])
+            c.expect(policies, "gateway: no NetworkPolicy")
+            for np in policies:
+                spec = np["spec"]
+                c.expect(any(labels_match(spec["podSelector"].get("matchLabels"), p["metadata"]["labels"]) for p in pods),
+                         "gateway: NetworkPolicy selects no pod")
+                c.expect("Ingress" in spec.get("policyTypes", []), "gateway: NetworkPolicy does not govern ingress")
+                ports = set()
+                for rule in spec.get("ingress", []):
+                    c.expect(rule.get("ports"), "gateway: a NetworkPolicy ingress rule admits every port")
+                    for p in rule.get("ports", []):
+                        ports.add(next((port_number(ctr, p["port"]) for t in pods for ctr in t["spec"]["containers"]
+                                        if port_number(ctr, p["port"]) is not None), p["port"]))
+                c.expect(ports == {4318, 8888}, f"gateway: NetworkPolicy admits ports {sorted(map(str, ports))}, not 4318 and 8888")
         c.facts.append(f"{name}: {len(docs)} objects")
     return c.report()
 
