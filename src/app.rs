@@ -233,6 +233,7 @@ pub async fn run(config: Config, listeners: Listeners, shutdown: impl Future<Out
         read_timeout: config.read_timeout,
         auth,
         body_idle_timeout: config.read_timeout.min(BODY_IDLE_TIMEOUT),
+        forward_headers: config.forward_headers.clone(),
     });
     let open_connections = Arc::new(AtomicUsize::new(0));
 

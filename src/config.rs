@@ -69,6 +69,13 @@ pub struct Cli {
     #[arg(long, env = "OTLP_BRIDGE_AUTH_TOKEN_FILE", value_name = "FILE")]
     pub auth_token_file: Option<PathBuf>,
 
+    /// Request header copied into each export's gRPC metadata (e.g. X-Scope-OrgID for Tempo, Mimir, Loki);
+    /// repeatable (env: comma-separated); names match case-insensitively. Batches are partitioned by the values,
+    /// so one export never mixes two tenants; at most 1000 partitions per signal have open batches, a request
+    /// opening one more gets 503 with Retry-After.
+    #[arg(long = "forward-header", env = "OTLP_BRIDGE_FORWARD_HEADER", value_delimiter = ',', value_name = "NAME")]
+    pub forward_headers: Vec<String>,
+
     /// MiB of request data the bridge may hold at once (being read, decoded, batched, in retry). Over -> 503 with
     /// Retry-After; a single request that needs more than all of it -> 413. Default 20: 32 clients posting 1.1 MiB
     /// requests to a backend that never answers peak at 42 MiB RSS (at 32: 69 MiB), so a sidecar fits a 64 MiB
@@ -281,6 +288,8 @@ pub struct Config {
     pub server_tls: Option<ServerTlsFiles>,
     /// Bearer tokens the receiver accepts; `None`: no authentication.
     pub auth_token_file: Option<PathBuf>,
+    /// `--forward-header` names (lowercase, no duplicates), in order.
+    pub forward_headers: Vec<http::HeaderName>,
     /// Bytes of request data held at once.
     pub memory_limit_bytes: usize,
     /// Batch limits; `None` when batching is disabled.
@@ -477,6 +486,7 @@ impl Config {
                 _ => return Err(ConfigError::Invalid("--tls-cert and --tls-key go together".into())),
             },
             auth_token_file: cli.auth_token_file,
+            forward_headers: parse_forward_headers(&cli.forward_headers)?,
             memory_limit_bytes: cli.memory_limit_mib.saturating_mul(1024 * 1024),
             batch,
             batch_max_bytes: cli.batch_max_bytes,
@@ -621,6 +631,36 @@ pub fn explain_cli_error(error: &clap::Error, args: &[std::ffi::OsString], env: 
     }
 }
 
+/// Names that say how a request is framed, not what it is about: forwarding them would break the gRPC call.
+const NOT_FORWARDABLE: [&str; 9] = [
+    "content-type",
+    "content-length",
+    "content-encoding",
+    "te",
+    "host",
+    "connection",
+    "transfer-encoding",
+    "upgrade",
+    "user-agent",
+];
+
+fn parse_forward_headers(raw: &[String]) -> Result<Vec<http::HeaderName>, ConfigError> {
+    let mut names: Vec<http::HeaderName> = Vec::new();
+    for name in raw.iter().map(|n| n.trim()).filter(|n| !n.is_empty()) {
+        let bad = |why: &str| ConfigError::Invalid(format!("--forward-header {name:?}: {why}"));
+        let parsed = http::HeaderName::from_bytes(name.to_ascii_lowercase().as_bytes())
+            .map_err(|_| bad("not a valid header name"))?;
+        let text = parsed.as_str();
+        if NOT_FORWARDABLE.contains(&text) || text.starts_with("grpc-") || text.ends_with("-bin") {
+            return Err(bad("this header frames the gRPC call itself and cannot be forwarded"));
+        }
+        if !names.contains(&parsed) {
+            names.push(parsed);
+        }
+    }
+    Ok(names)
+}
+
 fn parse_header(pair: &str) -> Result<(String, String), ConfigError> {
     let (k, v) = pair.split_once('=').ok_or_else(|| ConfigError::Header(pair.to_string()))?;
     let key = k.trim().to_ascii_lowercase();
@@ -759,6 +799,19 @@ mod tests {
         assert_eq!(c.max_connection_age, Some(Duration::from_secs(300)));
         assert_eq!(config(&["--max-connection-age", "0s"], &[]).unwrap().max_connection_age, None);
         assert!(config(&["--backend-resolve-interval", "1ms"], &[]).is_err());
+    }
+
+    #[test]
+    fn forward_headers_are_lowercased_deduplicated_and_validated() {
+        let c =
+            config(&["--forward-header", "X-Scope-OrgID", "--forward-header", "x-scope-orgid,X-Team"], &[]).unwrap();
+        assert_eq!(
+            c.forward_headers,
+            vec![http::HeaderName::from_static("x-scope-orgid"), http::HeaderName::from_static("x-team")]
+        );
+        assert!(config(&["--forward-header", "content-type"], &[]).is_err());
+        assert!(config(&["--forward-header", "grpc-timeout"], &[]).is_err());
+        assert!(config(&["--forward-header", "bad header"], &[]).is_err());
     }
 
     #[test]

@@ -56,7 +56,9 @@ pub struct Direct {
 impl Sink for Direct {
     fn submit(&self, submission: Submission) -> SinkFuture<'_> {
         let pipeline = &self.pipelines[submission.kind.index()];
-        Box::pin(async move { Ok(pipeline.submit(submission.chunks, submission.reservation).await?) })
+        Box::pin(
+            async move { Ok(pipeline.submit(submission.chunks, submission.headers, submission.reservation).await?) },
+        )
     }
 }
 

@@ -134,6 +134,10 @@ impl Telemetry {
                 .into(),
         );
         t.describe_balancing();
+        t.describe_counter(
+            "otlp_bridge_partition_refused_requests_total",
+            "request chunks answered 503 because too many --forward-header partitions had open batches".into(),
+        );
         Arc::new(t)
     }
 
@@ -349,6 +353,12 @@ impl Telemetry {
     /// `n` requests refused for want of an accepted bearer token, by reason.
     pub fn auth_refused(&self, reason: &'static str, n: u64) {
         self.counter("otlp_bridge_auth_refused_requests_total", vec![Label::new("reason", reason)]).increment(n);
+    }
+
+    /// A request refused because [`crate::batch::MAX_PARTITIONS`] forwarded-header partitions were open.
+    pub fn partition_refused(&self, kind: SignalKind) {
+        self.counter("otlp_bridge_partition_refused_requests_total", vec![Label::new("signal", kind.name())])
+            .increment(1);
     }
 
     /// Prometheus text exposition, this process's `process_*` metrics included.

@@ -3,6 +3,7 @@
 //! carried its data. Nothing is acknowledged before the backends have acknowledged it.
 
 mod batcher;
+mod partition;
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -14,6 +15,7 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 pub use batcher::{Batch, Batcher, FlushReason, Limits, Weighed};
+pub use partition::{PartitionKey, Partitions, MAX_PARTITIONS};
 
 use crate::export::{combine, ExportError, Exporter, Payload, Rejections};
 use crate::limit::Reservation;
@@ -28,6 +30,8 @@ pub struct Entry {
     items: u64,
     /// End of the retry budget, counted from the request's arrival.
     deadline: Option<Instant>,
+    /// The forwarded header values; only entries of one partition share a batch.
+    partition: PartitionKey,
     reply: Reply,
     /// Keeps the request's bytes counted against the memory limit until its export is over, even if the client
     /// has gone.
@@ -64,23 +68,26 @@ impl Pipeline {
     ) -> (Pipeline, tokio::task::JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(1024);
         let worker = Worker { kind, exporter: Arc::new(exporter), max_in_flight, telemetry };
-        let handle = tokio::spawn(worker.run(rx, Batcher::new(limits)));
+        let handle = tokio::spawn(worker.run(rx, Partitions::new(limits, MAX_PARTITIONS)));
         (Pipeline { tx, retry_budget }, handle)
     }
 
-    /// Exports `chunks` (valid requests, split from one client request) and waits for their outcome: success only
-    /// when every backend acknowledged every chunk.
+    /// Exports `chunks` (valid requests, split from one client request) with `headers` as gRPC metadata, and waits
+    /// for their outcome: success only when every backend acknowledged every chunk.
     pub async fn submit(
         &self,
         chunks: Vec<(Bytes, u64)>,
+        headers: Vec<(String, String)>,
         reservation: Reservation,
     ) -> Result<PartialSuccess, ExportError> {
+        let partition: PartitionKey = Arc::new(headers);
         let hold = Arc::new(reservation);
         let deadline = self.retry_budget.map(|budget| Instant::now() + budget);
         let mut replies = Vec::with_capacity(chunks.len());
         for (payload, items) in chunks {
             let (reply, rx) = oneshot::channel();
-            let entry = Entry { payload, items, deadline, reply, _hold: Arc::clone(&hold) };
+            let entry =
+                Entry { payload, items, deadline, partition: Arc::clone(&partition), reply, _hold: Arc::clone(&hold) };
             self.tx.send(entry).await.map_err(|_| ExportError::ShuttingDown)?;
             replies.push(rx);
         }
@@ -101,8 +108,8 @@ struct Worker {
 }
 
 impl Worker {
-    async fn run(self, mut rx: mpsc::Receiver<Entry>, mut batcher: Batcher<Entry>) {
-        let mut sealed: VecDeque<Batch<Entry>> = VecDeque::new();
+    async fn run(self, mut rx: mpsc::Receiver<Entry>, mut batcher: Partitions<Entry>) {
+        let mut sealed: VecDeque<(PartitionKey, Batch<Entry>)> = VecDeque::new();
         let mut in_flight: JoinSet<Duration> = JoinSet::new();
         let mut receiving = true;
         let mut latency = ExportLatency::default();
@@ -112,17 +119,14 @@ impl Worker {
             while in_flight.len() < self.max_in_flight {
                 let batch = match sealed.pop_front() {
                     Some(batch) => batch,
-                    None => match batcher
-                        .due(now, in_flight.len(), self.max_in_flight, linger)
-                        .and_then(|r| batcher.take(r))
-                    {
+                    None => match batcher.due(now, in_flight.len(), self.max_in_flight, linger) {
                         Some(batch) => batch,
                         None => break,
                     },
                 };
                 in_flight.spawn(self.export(batch));
             }
-            let queued = batcher.items() + sealed.iter().map(|b| b.items).sum::<u64>();
+            let queued = batcher.items() + sealed.iter().map(|(_, b)| b.items).sum::<u64>();
             self.telemetry.queue_size(self.kind, queued);
             if !receiving && queued == 0 && in_flight.is_empty() {
                 return;
@@ -136,15 +140,15 @@ impl Worker {
                 }
                 received = rx.recv(), if receiving => match received {
                     Some(entry) => {
-                        sealed.extend(batcher.offer(entry, now));
+                        self.offer(&mut batcher, &mut sealed, entry, now);
                         // Whatever else is already waiting joins the same batch before anything is sent.
                         while let Ok(entry) = rx.try_recv() {
-                            sealed.extend(batcher.offer(entry, now));
+                            self.offer(&mut batcher, &mut sealed, entry, now);
                         }
                     }
                     None => {
                         receiving = false;
-                        sealed.extend(batcher.take(FlushReason::Shutdown));
+                        sealed.extend(batcher.take_all(FlushReason::Shutdown));
                     }
                 },
                 () = sleep_until(deadline), if deadline.is_some() => {}
@@ -152,14 +156,36 @@ impl Worker {
         }
     }
 
-    fn export(&self, batch: Batch<Entry>) -> impl std::future::Future<Output = Duration> + Send + 'static {
+    /// Adds `entry` to its partition's batch; past [`MAX_PARTITIONS`], tells its client to retry.
+    fn offer(
+        &self,
+        batcher: &mut Partitions<Entry>,
+        sealed: &mut VecDeque<(PartitionKey, Batch<Entry>)>,
+        entry: Entry,
+        now: Instant,
+    ) {
+        let key = Arc::clone(&entry.partition);
+        match batcher.offer(&key, entry, now) {
+            Ok(batches) => sealed.extend(batches),
+            Err(entry) => {
+                self.telemetry.partition_refused(self.kind);
+                let _ = entry.reply.send(Err(ExportError::TooManyPartitions { limit: MAX_PARTITIONS }));
+            }
+        }
+    }
+
+    fn export(
+        &self,
+        (partition, batch): (PartitionKey, Batch<Entry>),
+    ) -> impl std::future::Future<Output = Duration> + Send + 'static {
         let exporter = Arc::clone(&self.exporter);
         let telemetry = Arc::clone(&self.telemetry);
         let kind = self.kind;
         telemetry.batch_flushed(kind, batch.reason, batch.items, batch.bytes);
         async move {
             let started = Instant::now();
-            let payload = Payload { parts: batch.entries.iter().map(|e| e.payload.clone()).collect() };
+            let parts = batch.entries.iter().map(|e| e.payload.clone()).collect();
+            let payload = Payload { parts, metadata: partition };
             // The batch's budget ends with its oldest request's.
             let deadline = batch.entries.iter().filter_map(|e| e.deadline).min();
             let result = exporter.export(payload, batch.items, deadline).await;

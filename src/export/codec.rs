@@ -5,6 +5,8 @@
 //! reach the backend intact. The three OTLP response messages have the same layout (`partial_success` = 1, with
 //! `rejected_*` = 1 and `error_message` = 2), so one decoder reads them all.
 
+use std::sync::Arc;
+
 use bytes::{BufMut, Bytes};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
 use prost::Message;
@@ -18,6 +20,8 @@ use crate::signal::PartialSuccess;
 pub struct Payload {
     /// The parts, in order.
     pub parts: Vec<Bytes>,
+    /// gRPC metadata of this call only: the `--forward-header` values its data came with (lowercase names).
+    pub metadata: Arc<Vec<(String, String)>>,
 }
 
 impl Payload {

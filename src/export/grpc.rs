@@ -158,8 +158,18 @@ impl GrpcBackend {
         grpc.ready().await.map_err(|e| {
             Status::unavailable(format!("backend {} is not reachable: {}", self.url, super::probe::error_chain(&e)))
         })?;
+        let forwarded = std::sync::Arc::clone(&payload.metadata);
         let mut request = tonic::Request::new(payload);
         *request.metadata_mut() = self.metadata.clone();
+        for (name, value) in forwarded.iter() {
+            // The receiver only forwards valid names and values; the request's own value replaces a static
+            // --backend-header of the same name.
+            if let (Ok(key), Ok(value)) =
+                (MetadataKey::<Ascii>::from_bytes(name.as_bytes()), MetadataValue::<Ascii>::try_from(value.as_str()))
+            {
+                request.metadata_mut().insert(key, value);
+            }
+        }
         request.set_timeout(timeout);
         let response = grpc.unary(request, PathAndQuery::from_static(kind.grpc_path()), PassThroughCodec).await;
         response.map(tonic::Response::into_inner).map_err(|status| transport_failure_is_unavailable(status, &self.url))

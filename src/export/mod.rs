@@ -43,6 +43,12 @@ pub enum ExportError {
         /// Attempts made.
         attempts: u32,
     },
+    /// Data of more distinct `--forward-header` values than the bridge keeps open batches for.
+    #[error("too many distinct --forward-header values have data waiting to be batched (at most {limit} per signal); retry shortly")]
+    TooManyPartitions {
+        /// The bound.
+        limit: usize,
+    },
     /// The bridge stopped before the data could be exported.
     #[error("the bridge is shutting down; the data was not exported, retry against another instance")]
     ShuttingDown,
@@ -53,7 +59,7 @@ impl ExportError {
     pub fn code(&self) -> Code {
         match self {
             ExportError::Backend { code, .. } => *code,
-            ExportError::ShuttingDown => Code::Unavailable,
+            ExportError::ShuttingDown | ExportError::TooManyPartitions { .. } => Code::Unavailable,
         }
     }
 
@@ -72,7 +78,7 @@ impl ExportError {
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
             ExportError::Backend { retry_after, .. } => *retry_after,
-            ExportError::ShuttingDown => Some(Duration::from_secs(1)),
+            ExportError::ShuttingDown | ExportError::TooManyPartitions { .. } => Some(Duration::from_secs(1)),
         }
     }
 
@@ -361,7 +367,7 @@ fn hint(e: &ExportError, url: &str, kind: SignalKind) -> String {
                 format!(" (the backend at {url} {problem})")
             }
         }
-        ExportError::ShuttingDown => String::new(),
+        ExportError::ShuttingDown | ExportError::TooManyPartitions { .. } => String::new(),
     }
 }
 

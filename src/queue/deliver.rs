@@ -16,7 +16,7 @@ use tokio::time::Instant;
 
 use super::segment::{Next, Pos, SegmentReader};
 use super::{cursor, lock, now_ms, Queue, Record, Shared};
-use crate::batch::{Batch, Batcher, FlushReason, Limits, Weighed};
+use crate::batch::{Batch, Batcher, FlushReason, Limits, PartitionKey, Weighed};
 use crate::export::{ExportError, Exporter, Payload};
 use crate::limit::{MemoryBudget, Reservation};
 use crate::signal::{PartialSuccess, SignalKind};
@@ -40,8 +40,9 @@ pub type ReaderExport = [Option<Arc<Exporter>>; 3];
 /// Shortest interval between two cursor writes while data flows (each is an fsync and a rename).
 const STORE_INTERVAL: Duration = Duration::from_millis(200);
 
-/// A batch never mixes signals or forwarded-header values.
-type Partition = (SignalKind, Vec<(String, String)>);
+/// A batch never mixes signals or forwarded-header values (a record without headers: the no-header partition),
+/// and is exported with its partition's values as gRPC metadata, as in direct mode.
+type Partition = (SignalKind, PartitionKey);
 
 struct Entry {
     pos: Pos,
@@ -158,7 +159,7 @@ impl Reader {
         let mut segment: Option<SegmentReader> = None;
         let mut pending: BTreeMap<Pos, u64> = BTreeMap::new();
         let mut batchers: HashMap<Partition, Batcher<Entry>> = HashMap::new();
-        let mut sealed: VecDeque<(SignalKind, Batch<Entry>)> = VecDeque::new();
+        let mut sealed: VecDeque<(Partition, Batch<Entry>)> = VecDeque::new();
         let mut in_flight: JoinSet<Outcome> = JoinSet::new();
         let mut held = 0usize;
         let mut caught_up = false;
@@ -216,10 +217,11 @@ impl Reader {
                             }
                             held += record.payload.len();
                             pending.insert(pos, record.enqueued_ms);
-                            let key = (kind, record.headers.clone());
-                            let batcher = batchers.entry(key).or_insert_with(|| Batcher::new(self.config.limits));
+                            let key: Partition = (kind, Arc::new(record.headers.clone()));
+                            let batcher =
+                                batchers.entry(key.clone()).or_insert_with(|| Batcher::new(self.config.limits));
                             let entry = Entry { pos, record, _hold: Arc::clone(&hold) };
-                            sealed.extend(batcher.offer(entry, now).into_iter().map(|b| (kind, b)));
+                            sealed.extend(batcher.offer(entry, now).into_iter().map(|b| (key.clone(), b)));
                         }
                         for kind in SignalKind::ALL {
                             self.drop_counted(
@@ -230,16 +232,16 @@ impl Reader {
                             );
                         }
                         if caught_up {
-                            for ((kind, _), batcher) in batchers.iter_mut() {
-                                sealed.extend(batcher.take(FlushReason::Idle).map(|b| (*kind, b)));
+                            for (key, batcher) in batchers.iter_mut() {
+                                sealed.extend(batcher.take(FlushReason::Idle).map(|b| (key.clone(), b)));
                             }
                         }
                     }
                 }
             }
             while in_flight.len() < self.config.concurrency {
-                let Some((kind, batch)) = sealed.pop_front() else { break };
-                in_flight.spawn(self.export(kind, batch));
+                let Some((partition, batch)) = sealed.pop_front() else { break };
+                in_flight.spawn(self.export(partition, batch));
             }
             let oldest = pending.first_key_value().map_or(0, |(_, ms)| *ms);
             self.state().oldest_ms.store(oldest, Ordering::Relaxed);
@@ -313,7 +315,11 @@ impl Reader {
         done.await.unwrap_or(false)
     }
 
-    fn export(&self, kind: SignalKind, batch: Batch<Entry>) -> impl std::future::Future<Output = Outcome> + 'static {
+    fn export(
+        &self,
+        (kind, metadata): Partition,
+        batch: Batch<Entry>,
+    ) -> impl std::future::Future<Output = Outcome> + 'static {
         let exporter = self.exporters[kind.index()].clone();
         let max_age = self.config.max_age;
         // The same batch metrics as direct mode: a dashboard reads one family whichever mode runs.
@@ -323,7 +329,7 @@ impl Reader {
             let oldest = batch.entries.iter().map(|e| e.record.enqueued_ms).min().unwrap_or_else(now_ms);
             let left = (oldest + max_age.as_millis() as u64).saturating_sub(now_ms());
             let deadline = Instant::now() + Duration::from_millis(left);
-            let payload = Payload { parts: batch.entries.iter().map(|e| e.record.payload.clone()).collect() };
+            let payload = Payload { parts: batch.entries.iter().map(|e| e.record.payload.clone()).collect(), metadata };
             let result = match exporter {
                 Some(exporter) => exporter.export(payload, batch.items, Some(deadline)).await,
                 None => Ok(PartialSuccess::default()),

@@ -69,6 +69,8 @@ pub struct Receiver {
     pub auth: Option<Arc<auth::Tokens>>,
     /// Longest a body may pause between two of its bytes while it holds memory.
     pub body_idle_timeout: Duration,
+    /// `--forward-header` names, whose values go with the request's data as gRPC metadata.
+    pub forward_headers: Vec<http::HeaderName>,
 }
 
 /// The request's route, found before its body is read.
@@ -202,11 +204,19 @@ async fn handle(receiver: Arc<Receiver>, req: Request<Incoming>) -> Result<Respo
     };
     let declared = declared_length(&req);
     let curl = hint::looks_like_curl_d(req.headers().get(header::USER_AGENT).map(http::HeaderValue::as_bytes));
+    let forwarded = match forwarded_headers(&receiver.forward_headers, req.headers()) {
+        Ok(forwarded) => forwarded,
+        Err(e) => {
+            let timeout = receiver.read_timeout.min(DISCARD_TIMEOUT);
+            body::discard(req.into_body(), declared, receiver.max_body_bytes, timeout).await;
+            return Ok(e.into_response(route.format));
+        }
+    };
     let body = req.into_body();
     let result = match route.kind {
-        SignalKind::Traces => receive::<Traces>(&receiver, route, declared, body, reservation).await,
-        SignalKind::Metrics => receive::<Metrics>(&receiver, route, declared, body, reservation).await,
-        SignalKind::Logs => receive::<Logs>(&receiver, route, declared, body, reservation).await,
+        SignalKind::Traces => receive::<Traces>(&receiver, route, declared, body, forwarded, reservation).await,
+        SignalKind::Metrics => receive::<Metrics>(&receiver, route, declared, body, forwarded, reservation).await,
+        SignalKind::Logs => receive::<Logs>(&receiver, route, declared, body, forwarded, reservation).await,
     };
     Ok(result.unwrap_or_else(|e| {
         if matches!(e, ReceiveError::Memory(_)) {
@@ -225,6 +235,36 @@ async fn handle(receiver: Arc<Receiver>, req: Request<Incoming>) -> Result<Respo
     }))
 }
 
+/// The `--forward-header` values of a request, in the configured order; all values of a repeated header joined
+/// with `,` (as HTTP reads them); absent headers left out. Values must be visible ASCII to become gRPC metadata.
+fn forwarded_headers(
+    names: &[http::HeaderName],
+    headers: &http::HeaderMap,
+) -> Result<Vec<(String, String)>, ReceiveError> {
+    let mut forwarded = Vec::new();
+    for name in names {
+        let mut joined: Option<String> = None;
+        for value in headers.get_all(name) {
+            let text = value
+                .to_str()
+                .ok()
+                .filter(|v| v.bytes().all(|b| (0x20..0x7f).contains(&b)))
+                .ok_or_else(|| ReceiveError::ForwardHeader(name.to_string()))?;
+            match &mut joined {
+                Some(j) => {
+                    j.push(',');
+                    j.push_str(text.trim());
+                }
+                None => joined = Some(text.trim().to_string()),
+            }
+        }
+        if let Some(value) = joined {
+            forwarded.push((name.as_str().to_string(), value));
+        }
+    }
+    Ok(forwarded)
+}
+
 /// A request body as it will be forwarded: valid protobuf and its item count.
 struct Decoded {
     payload: Bytes,
@@ -237,6 +277,7 @@ async fn receive<S: Signal>(
     route: Route,
     declared: Option<usize>,
     body: Incoming,
+    forwarded: Vec<(String, String)>,
     mut reservation: Reservation,
 ) -> Result<Response<Full<Bytes>>, ReceiveError> {
     let limit = receiver.max_body_bytes;
@@ -279,7 +320,7 @@ async fn receive<S: Signal>(
     let items = decoded.items;
     receiver.telemetry.accepted(S::KIND, encoding_label, items);
     let chunks = split(S::KIND, decoded, receiver.max_export_bytes)?;
-    let submission = Submission { kind: S::KIND, chunks, headers: Vec::new(), reservation };
+    let submission = Submission { kind: S::KIND, chunks, headers: forwarded, reservation };
     match receiver.sink.submit(submission).await {
         Ok(partial) => Ok(respond::success::<S>(route.format, Some(partial))),
         Err(e) => {

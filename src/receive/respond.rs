@@ -92,6 +92,9 @@ pub enum ReceiveError {
     /// No accepted bearer token (`--auth-token-file`); the message never contains the presented token.
     #[error("unauthorized: {0}")]
     Unauthorized(super::auth::AuthFailure),
+    /// A `--forward-header` header whose value cannot be gRPC metadata.
+    #[error("header {0} is forwarded to the backend as gRPC metadata and must be printable ASCII")]
+    ForwardHeader(String),
     /// A bug: the bridge failed, not the request.
     #[error("internal error: {0}")]
     Internal(String),
@@ -165,6 +168,7 @@ impl ReceiveError {
             ReceiveError::Internal(_) => own(StatusCode::INTERNAL_SERVER_ERROR),
             ReceiveError::BodyRead(_)
             | ReceiveError::Decompress { .. }
+            | ReceiveError::ForwardHeader(_)
             | ReceiveError::Json(_)
             | ReceiveError::Protobuf(_) => own(StatusCode::BAD_REQUEST),
             ReceiveError::Memory(MemoryError::Exhausted { .. }) => {
