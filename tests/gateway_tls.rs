@@ -1,5 +1,6 @@
 //! HTTPS on the receiver: h2 and HTTP/1.1 by ALPN, certificates rotated without a restart (symlink swaps as the
-//! kubelet does them, a bad pair refused while the old one stays), mutual TLS refused at the handshake.
+//! kubelet does them, a bad pair refused while the old one stays), mutual TLS refused at the handshake, plain HTTP
+//! on the TLS port told to use https://.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
 
@@ -67,14 +68,20 @@ async fn https_serves_http1_and_h2_chosen_by_alpn() {
     assert_eq!(none.answer.status, 200);
     assert_eq!(backend.traces(), vec![spans(1, 2), spans(3, 2), spans(5, 1)]);
 
-    // Plain HTTP on the TLS port gets no OTLP answer (and nothing is forwarded).
+    // Plain HTTP on the TLS port is told, in plain HTTP, to use https:// (and nothing is forwarded).
+    use http_body_util::{BodyExt, Limited};
     let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
         .build_http::<http_body_util::Full<bytes::Bytes>>();
     let plain = http::Request::post(bridge.url("/v1/traces"))
         .header(PB.0, PB.1)
         .body(spans(9, 1).encode_to_vec().into())
         .unwrap();
-    assert!(client.request(plain).await.is_err(), "plain HTTP must not be served on a TLS port");
+    let answer = client.request(plain).await.expect("plain HTTP on the TLS port gets an answer");
+    assert_eq!(answer.status(), 400);
+    #[allow(clippy::disallowed_methods)] // bounded by Limited
+    let text = Limited::new(answer.into_body(), 4096).collect().await.unwrap().to_bytes();
+    let text = String::from_utf8_lossy(&text);
+    assert!(text.contains("use https://"), "{text}");
     assert_eq!(backend.calls(), 3);
     assert!(bridge.metric("otlp_bridge_tls_handshake_failures_total", &[]).await >= 1.0);
 }

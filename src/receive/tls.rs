@@ -216,7 +216,22 @@ pub enum AcceptError {
     /// The client closed the connection after the handshake without sending a request.
     #[error("closed without a request")]
     Closed,
+    /// The client sent plain HTTP to the TLS port; it was told so in plain HTTP.
+    #[error("plain HTTP sent to the TLS port (answered 400)")]
+    PlainHttp,
 }
+
+/// The answer to a plain HTTP/1 request on the TLS port. Without it the client reads the TLS alert as a reply
+/// (curl: "Received HTTP/0.9 when not allowed"), which names nothing; Go's net/http answers the same way.
+const PLAIN_HTTP_ANSWER: &[u8] = b"HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\n\
+Connection: close\r\nContent-Length: 82\r\n\r\n\
+this port speaks HTTPS (TLS): use https:// in the URL (and the CA that signed it)\n";
+
+/// How long the rest of a plain request is read (and discarded) after the 400, so that closing a socket with
+/// unread data does not reset the connection before the client has read the answer.
+const PLAIN_HTTP_LINGER: Duration = Duration::from_millis(500);
+/// Bytes of the plain request discarded at most while lingering.
+const PLAIN_HTTP_DISCARD_MAX: usize = 64 * 1024;
 
 /// Completes the TLS handshake (when `tls` is set) and waits for the start of the first request, all within
 /// `timeout`.
@@ -230,6 +245,10 @@ pub async fn accept(
     timeout: Duration,
 ) -> Result<ClientStream, AcceptError> {
     let Some(tls) = tls else { return Ok(ClientStream::Plain(stream)) };
+    if looks_like_plain_http(&stream).await {
+        answer_plain_http(stream).await;
+        return Err(AcceptError::PlainHttp);
+    }
     let acceptor = tls.acceptor();
     let started = async {
         let mut stream = acceptor.accept(stream).await.map_err(AcceptError::Handshake)?;
@@ -237,6 +256,36 @@ pub async fn accept(
         Ok(ClientStream::Tls(Box::new(Rewind { prefix, inner: stream })))
     };
     tokio::time::timeout(timeout, started).await.map_err(|_| AcceptError::Timeout(timeout))?
+}
+
+/// Whether the first bytes (already known to have arrived) are an HTTP/1 request line rather than a TLS record. A TLS
+/// handshake record starts with 0x16; an HTTP/1 method is upper-case ASCII followed by a space. An h2c preface
+/// (`PRI * HTTP/2.0`) is not answered in HTTP/1: its client could not read it, so it just fails the handshake.
+async fn looks_like_plain_http(stream: &TcpStream) -> bool {
+    let mut first = [0u8; 8];
+    let Ok(n) = stream.peek(&mut first).await else { return false };
+    let head = &first[..n];
+    let method_len = head.iter().take_while(|b| b.is_ascii_uppercase()).count();
+    method_len > 0 && head.get(method_len) == Some(&b' ') && !head.starts_with(b"PRI ")
+}
+
+async fn answer_plain_http(mut stream: TcpStream) {
+    use tokio::io::AsyncWriteExt;
+    let answered = async {
+        stream.write_all(PLAIN_HTTP_ANSWER).await?;
+        stream.shutdown().await?;
+        let mut discarded = 0;
+        let mut buf = [0u8; 4096];
+        while discarded < PLAIN_HTTP_DISCARD_MAX {
+            match stream.read(&mut buf).await? {
+                0 => break,
+                n => discarded += n,
+            }
+        }
+        Ok::<(), io::Error>(())
+    };
+    // Best effort: the client may already be gone, and the connection closes either way.
+    let _ = tokio::time::timeout(PLAIN_HTTP_LINGER, answered).await;
 }
 
 /// Reads until HTTP/1 can be told from HTTP/2: one byte that is not the start of the HTTP/2 preface, or all of it.
