@@ -1,6 +1,9 @@
 //! Delivery: one reader task per backend streams records from the log, batches them with the [`Batcher`] and
 //! exports them with retry until `--queue-max-age`, then moves its cursor.
 //!
+//! Batches are partitioned by signal and by the record's forwarded headers, and each export carries its
+//! partition's headers as gRPC metadata: one export never mixes two tenants, in this mode as in direct mode.
+//!
 //! Each reader is independent: a backend that is down stalls only its own reader, whose cursor then holds its
 //! segments on disk (up to `--queue-max-bytes`). Memory: a reader holds at most its share of the memory limit
 //! in records read but not delivered (plus one record), reserved from the same budget as requests.
@@ -176,7 +179,11 @@ impl Reader {
                 let committed = *committed_rx.borrow_and_update();
                 let want = room.min(1 << 20);
                 match self.budget.reserve(want) {
-                    Err(_) => memory_wait = true,
+                    Err(_) => {
+                        memory_wait = true;
+                        // Nothing more can be read for now: what is open goes, and its memory with it.
+                        seal_open(&mut batchers, &mut sealed, FlushReason::Size);
+                    }
                     Ok(mut reservation) => {
                         memory_wait = false;
                         let shared = Arc::clone(&self.shared);
@@ -231,10 +238,11 @@ impl Reader {
                                 "older than --queue-max-age",
                             );
                         }
-                        if caught_up {
-                            for (key, batcher) in batchers.iter_mut() {
-                                sealed.extend(batcher.take(FlushReason::Idle).map(|b| (key.clone(), b)));
-                            }
+                        // Caught up, or holding its whole share: what is open goes now. Otherwise, with many
+                        // tenants (none of whose batches fills), the reader would wait on itself for ever.
+                        if caught_up || held >= self.config.hold_bytes {
+                            let reason = if caught_up { FlushReason::Idle } else { FlushReason::Size };
+                            seal_open(&mut batchers, &mut sealed, reason);
                         }
                     }
                 }
@@ -366,6 +374,18 @@ impl Reader {
         self.shared.telemetry.dropped(kind, reason, items);
         self.shared.telemetry.queue_dropped(kind, label, reason, items);
         tracing::warn!(backend = %label, signal = kind.name(), items, reason, "queued data dropped: {why}");
+    }
+}
+
+/// Seals every open batch, each with its partition. The map is emptied, so partitions of tenants gone quiet do
+/// not accumulate: it holds at most one partition per record being read.
+fn seal_open(
+    batchers: &mut HashMap<Partition, Batcher<Entry>>,
+    sealed: &mut VecDeque<(Partition, Batch<Entry>)>,
+    reason: FlushReason,
+) {
+    for (key, mut batcher) in batchers.drain() {
+        sealed.extend(batcher.take(reason).map(|batch| (key, batch)));
     }
 }
 

@@ -5,6 +5,10 @@
 //! body    = version:u8(=1) signal:u8 enqueued_ms:u64le items:u64le
 //!           header_count:u16le (name_len:u16le name value_len:u16le value)* payload
 //! ```
+//! The headers are the request's `--forward-header` values (lowercase names, in flag order); the reader partitions
+//! its batches by them and sends them as each export's gRPC metadata, as direct mode does. `header_count` 0 is
+//! the no-header partition. A change of layout takes a new `version`, and `decode` keeps reading version 1.
+//!
 //! A record is written with one `write` of its frame and made durable by the group commit's `fdatasync`. A crash
 //! can leave a prefix of the last frames of the active segment: recovery recognises a frame that does not fit in
 //! the file, or whose checksum fails and which ends exactly at the end of the file, as a torn tail. A bad checksum
@@ -163,6 +167,56 @@ mod tests {
             assert_eq!(header.frame_len() as usize, frame.len());
             assert_eq!(decode(header, body).unwrap(), record);
         }
+    }
+
+    /// A frame as the documented layout (version 1) has it, built byte by byte rather than with `encode`.
+    fn version_1_frame(signal: u8, headers: &[(&str, &str)], payload: &[u8]) -> Vec<u8> {
+        let mut body = vec![1u8, signal];
+        body.extend_from_slice(&1_700_000_000_123u64.to_le_bytes());
+        body.extend_from_slice(&7u64.to_le_bytes());
+        body.extend_from_slice(&(headers.len() as u16).to_le_bytes());
+        for (k, v) in headers {
+            for s in [k, v] {
+                body.extend_from_slice(&(s.len() as u16).to_le_bytes());
+                body.extend_from_slice(s.as_bytes());
+            }
+        }
+        body.extend_from_slice(payload);
+        let mut frame = (body.len() as u32).to_le_bytes().to_vec();
+        frame.extend_from_slice(&crc32fast::hash(&body).to_le_bytes());
+        frame.extend_from_slice(&body);
+        frame
+    }
+
+    #[test]
+    fn records_queued_by_an_earlier_build_replay_with_or_without_forwarded_headers() {
+        // What a bridge of the first queue release left on disk must replay after an upgrade: a record without
+        // headers belongs to the no-header partition, one with headers to exactly its tenant's.
+        let tenants = [("x-scope-orgid", "team-a"), ("x-team", "payments")];
+        for (headers, signal, kind) in [(&[][..], 0u8, SignalKind::Traces), (&tenants[..], 2, SignalKind::Logs)] {
+            let frame = version_1_frame(signal, headers, b"\x0a\x02\x0a\x00");
+            let (header, body) = split(&frame);
+            let record = decode(header, body).unwrap();
+            let expected = Record {
+                kind,
+                enqueued_ms: 1_700_000_000_123,
+                items: 7,
+                headers: headers.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+                payload: Bytes::from_static(b"\x0a\x02\x0a\x00"),
+            };
+            assert_eq!(record, expected);
+            assert_eq!(encode(&record), frame, "today's encoder writes the same layout");
+        }
+    }
+
+    #[test]
+    fn a_record_of_a_newer_version_is_malformed_not_misread() {
+        let mut frame = version_1_frame(0, &[], b"");
+        frame[FRAME_HEADER] = 2;
+        let crc = crc32fast::hash(&frame[FRAME_HEADER..]);
+        frame[4..8].copy_from_slice(&crc.to_le_bytes());
+        let (header, body) = split(&frame);
+        assert_eq!(decode(header, body), Err(DecodeError::Malformed("unknown record version")));
     }
 
     #[test]
