@@ -23,6 +23,7 @@ use tokio::sync::{oneshot, Notify};
 use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::{Code, Status};
 
+pub mod process;
 pub mod tls;
 
 // ---------------------------------------------------------------- the backend
