@@ -269,6 +269,7 @@ pub async fn run(config: Config, listeners: Listeners, shutdown: impl Future<Out
         header_timeout: config.read_timeout.min(Duration::from_secs(10)),
         drain: config.shutdown_timeout,
         max_connection_age: config.max_connection_age,
+        listener: "otlp",
     };
     let service = receive::stack(Arc::clone(&receiver), &config.cors_allowed_origins);
     let started_drain = tokio::time::Instant::now();
@@ -349,6 +350,7 @@ async fn serve_admin(
         drain: Duration::from_secs(1),
         // Scrapes and probes are short; rebalancing does not apply to the admin port.
         max_connection_age: None,
+        listener: "admin",
     };
     let stopped = async move {
         let _ = stop.wait_for(|stopped| *stopped).await;

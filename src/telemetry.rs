@@ -26,6 +26,11 @@ use crate::signal::SignalKind;
 
 const METADATA: Metadata<'static> = Metadata::new("otlp_bridge", Level::INFO, None);
 
+/// The `listener` label of the connection metrics: `otlp` (the receiver) or `admin` (the admin server).
+fn listener_label(listener: &'static str) -> Vec<Label> {
+    vec![Label::new("listener", listener)]
+}
+
 fn per_signal(prefix: &'static str, kind: SignalKind) -> &'static str {
     // Spelled out so every name is a static string (no allocation per event).
     match (prefix, kind) {
@@ -96,11 +101,12 @@ impl Telemetry {
         t.describe_counter("otlp_bridge_memory_refused_requests_total", "requests refused by the memory limit".into());
         t.describe_counter(
             "otlp_bridge_connections_refused_total",
-            "connections closed at once by the connection cap".into(),
+            "connections closed at once by the connection cap, by listener (otlp, admin)".into(),
         );
         t.describe_counter(
             "otlp_bridge_connections_timed_out_total",
-            "connections closed because they sent no request within the header timeout".into(),
+            "connections closed because they sent no request within the header timeout, by listener (otlp, admin)"
+                .into(),
         );
         t.describe_gauge("otelcol_exporter_queue_size", "items waiting in a signal's batcher");
         t.describe_gauge("otlp_bridge_memory_held_bytes", "bytes of request data held against --memory-limit-mib");
@@ -220,8 +226,10 @@ impl Telemetry {
             self.queue_size(kind, 0);
         }
         self.counter("otlp_bridge_memory_refused_requests_total", Vec::new()).increment(0);
-        self.counter("otlp_bridge_connections_refused_total", Vec::new()).increment(0);
-        self.counter("otlp_bridge_connections_timed_out_total", Vec::new()).increment(0);
+        for listener in ["otlp", "admin"] {
+            self.counter("otlp_bridge_connections_refused_total", listener_label(listener)).increment(0);
+            self.counter("otlp_bridge_connections_timed_out_total", listener_label(listener)).increment(0);
+        }
         self.connections(0);
     }
 
@@ -331,13 +339,13 @@ impl Telemetry {
     }
 
     /// A connection the cap closed at once.
-    pub fn connection_refused(&self) {
-        self.counter("otlp_bridge_connections_refused_total", Vec::new()).increment(1);
+    pub fn connection_refused(&self, listener: &'static str) {
+        self.counter("otlp_bridge_connections_refused_total", listener_label(listener)).increment(1);
     }
 
     /// A connection closed because it sent no request within the header timeout.
-    pub fn connection_timed_out(&self) {
-        self.counter("otlp_bridge_connections_timed_out_total", Vec::new()).increment(1);
+    pub fn connection_timed_out(&self, listener: &'static str) {
+        self.counter("otlp_bridge_connections_timed_out_total", listener_label(listener)).increment(1);
     }
 
     /// `n` TLS connections that failed before their first request (handshake refused, e.g. no client certificate).

@@ -551,7 +551,12 @@ async fn connections_past_the_cap_are_closed_at_once_and_counted() {
     }
     let refused = (total - cap) as f64;
     bridge
-        .wait_metric("otlp_bridge_connections_refused_total", &[], "every connection past the cap", |v| v >= refused)
+        .wait_metric(
+            "otlp_bridge_connections_refused_total",
+            &[r#"listener="otlp""#],
+            "every connection past the cap",
+            |v| v >= refused,
+        )
         .await;
 
     // Exactly the connections past the cap see their end, and at once.
@@ -581,7 +586,11 @@ async fn connections_past_the_cap_are_closed_at_once_and_counted() {
         closed
     };
     assert_eq!(closed.len(), total - cap);
-    assert_eq!(bridge.metric("otlp_bridge_connections_refused_total", &[]).await, refused, "counted once each");
+    assert_eq!(
+        bridge.metric("otlp_bridge_connections_refused_total", &[r#"listener="otlp""#]).await,
+        refused,
+        "counted once each"
+    );
     assert_eq!(bridge.metric("otlp_bridge_connections_open", &[]).await, cap as f64);
     let full = bridge.assert_peak_under("idle connections at the cap", NO_DATA_MIB);
     println!(
@@ -1557,6 +1566,11 @@ async fn a_flood_of_the_admin_port_leaves_otlp_usable_and_ends_at_the_header_tim
         assert!(Instant::now() < deadline, "/health did not recover after the flood: {health:?}");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    // The flood is counted against the admin port, not as OTLP clients turned away.
+    let metrics = bridge.metrics().await;
+    let admin_refused = sum_metric(&metrics, "otlp_bridge_connections_refused_total", &[r#"listener="admin""#]);
+    let otlp_refused = sum_metric(&metrics, "otlp_bridge_connections_refused_total", &[r#"listener="otlp""#]);
+    assert!(admin_refused >= 1.0 && otlp_refused == 0.0, "admin {admin_refused}, otlp {otlp_refused}");
     drop(flood);
 }
 

@@ -32,6 +32,9 @@ pub struct ServeLimits {
     pub drain: Duration,
     /// Connections end gracefully after about this age (see [`super::age`]).
     pub max_connection_age: Option<Duration>,
+    /// Which listener this is, as the `listener` label of the connection metrics (`otlp` or `admin`), so that a flood
+    /// of the admin port is not read as clients being turned away.
+    pub listener: &'static str,
 }
 
 /// Serves `service` on `listener` until `shutdown` resolves, then lets open connections finish their requests
@@ -75,7 +78,7 @@ pub async fn serve<S>(
             () = &mut shutdown => break,
         };
         if open.load(Ordering::Relaxed) >= limits.max_connections {
-            telemetry.connection_refused();
+            telemetry.connection_refused(limits.listener);
             tracing::debug!(%peer, "connection cap reached, closing connection");
             drop(stream);
             continue;
@@ -90,7 +93,7 @@ pub async fn serve<S>(
         tokio::spawn(async move {
             let _guard = guard;
             if !request_started(&stream, limits.header_timeout).await {
-                telemetry.connection_timed_out();
+                telemetry.connection_timed_out(limits.listener);
                 tracing::debug!(%peer, "connection sent no request in time, closing it");
                 return;
             }
