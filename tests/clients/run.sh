@@ -177,6 +177,8 @@ run_round bridge-retry bridge-retry "--fail-first 2 --fail-code UNAVAILABLE" ""
 # client-retry: same refusals, but the bridge does not retry (--retry-max-elapsed 0s): the app gets
 # 503 + Retry-After, its SDK retries on its own, and each item still arrives exactly once.
 run_round client-retry client-retry "--fail-first 2 --fail-code UNAVAILABLE" "--retry-max-elapsed 0s"
+# issue 11: the Python SDK (defaults) through the queued bridge, backend down 60 s: nothing lost (~80 s).
+rc=0; run_client "$WORK" python-outage "$VPY" "$HERE/python_outage.py" --bridge "$BRIDGE_BIN" --work "$WORK/outage" || rc=$?; EXTRAS+=(--extra "python-outage:$((rc == 0)):$(tail -n 1 "$WORK/python-outage.log")")
 
 # ---------------------------------------------------------------- verdict
 rc=0
