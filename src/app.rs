@@ -255,7 +255,11 @@ pub async fn run(config: Config, listeners: Listeners, shutdown: impl Future<Out
     tracing::info!(
         listen = %listeners.http.local_addr().map(|a| a.to_string()).unwrap_or_default(),
         admin = %admin_addr,
-        mode = "direct: 200 once every backend acknowledged",
+        mode = if queued.is_some() {
+            "queued: 200 once fsynced to --queue-dir, then delivered to every backend"
+        } else {
+            "direct: 200 once every backend acknowledged"
+        },
         backends = ?backends.iter().map(|(t, _)| t.label().to_string()).collect::<Vec<_>>(),
         memory_limit_mib = config.memory_limit_bytes >> 20,
         batching = config.batch.is_some(),

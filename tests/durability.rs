@@ -170,6 +170,7 @@ async fn sigkill_at_random_moments_under_load_loses_nothing_answered_200() {
     let backends = [backend.url()];
     let args = queue_args(&backends, &queue, &["--queue-max-bytes", "4194304"]);
     let mut bridge = BridgeProcess::start(&args).await;
+    assert!(bridge.all_logs().contains("mode=\"queued: 200 once fsynced"), "the start-up line names the mode");
     let load = Load::start(bridge.url("/v1/traces"), 6, 20, 0, Duration::from_millis(2));
     let started = Instant::now();
     let (mut killed_starting, mut replayed) = (0, 0.0);
