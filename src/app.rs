@@ -23,6 +23,19 @@ use crate::telemetry::{self, Readiness, Telemetry};
 /// Longest a request body may pause while it holds part of the memory budget (within `--read-timeout`): long
 /// enough for a client on a congested link, short enough that stalled uploads cannot keep memory from others.
 const BODY_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Each backend's answer to a `/ready` probe: inside the 2-5 s timeouts orchestrators give readiness probes.
+const READY_PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+/// The start-up check of each backend only logs, so it may wait longer than a readiness probe.
+const STARTUP_PROBE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Queue readers finish the export in hand within this at shutdown; what is queued stays for the next start.
+const READER_STOP_TIMEOUT: Duration = Duration::from_secs(5);
+/// Longest wait for a request's headers on the OTLP port, whatever `--read-timeout` says: idle connections that
+/// never send a request must not hold connection slots for long.
+const MAX_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// Exports accepted before shutdown get at least this long to finish, even when the drain used up the timeout.
+const MIN_EXPORT_DRAIN: Duration = Duration::from_secs(1);
+/// Scrapes and probes in flight at shutdown are short.
+const ADMIN_DRAIN: Duration = Duration::from_secs(1);
 
 /// The two bound sockets a bridge serves (bound by the caller, so tests can use port 0).
 #[derive(Debug)]
@@ -94,7 +107,7 @@ impl BackendsReady {
 impl Readiness for BackendsReady {
     async fn ready(&self) -> Result<(), String> {
         let failures: Vec<String> = self
-            .probe_all(Duration::from_secs(2))
+            .probe_all(READY_PROBE_TIMEOUT)
             .await
             .into_iter()
             .filter_map(|(_, r)| r.err().map(|e| e.to_string()))
@@ -171,8 +184,10 @@ impl QueueMode {
     async fn stop(self) {
         self.queue.close().await;
         let _ = self.stop.send(true);
-        if tokio::time::timeout(Duration::from_secs(5), futures_util::future::join_all(self.readers)).await.is_err() {
-            tracing::warn!("shutdown: queue readers did not stop within 5s; queued data stays for the next start");
+        if tokio::time::timeout(READER_STOP_TIMEOUT, futures_util::future::join_all(self.readers)).await.is_err() {
+            tracing::warn!(
+                "shutdown: queue readers did not stop within {READER_STOP_TIMEOUT:?}; queued data stays for the next start"
+            );
         }
     }
 }
@@ -270,7 +285,7 @@ pub async fn run(config: Config, listeners: Listeners, shutdown: impl Future<Out
     tokio::spawn(log_backend_answers(readiness));
     let limits = receive::server::ServeLimits {
         max_connections: config.max_connections,
-        header_timeout: config.read_timeout.min(Duration::from_secs(10)),
+        header_timeout: config.read_timeout.min(MAX_HEADER_TIMEOUT),
         drain: config.shutdown_timeout,
         max_connection_age: config.max_connection_age,
         listener: "otlp",
@@ -287,7 +302,7 @@ pub async fn run(config: Config, listeners: Listeners, shutdown: impl Future<Out
         // Every append in flight has been answered (the server waited for its requests); what is queued stays.
         mode.stop().await;
     }
-    let left = config.shutdown_timeout.saturating_sub(started_drain.elapsed()).max(Duration::from_secs(1));
+    let left = config.shutdown_timeout.saturating_sub(started_drain.elapsed()).max(MIN_EXPORT_DRAIN);
     if tokio::time::timeout(left, futures_util::future::join_all(workers)).await.is_err() {
         tracing::warn!(
             "shutdown: exports still running after {:?}; their data was not acknowledged",
@@ -303,7 +318,7 @@ pub async fn run(config: Config, listeners: Listeners, shutdown: impl Future<Out
 /// Says at start whether each backend answers, without holding start-up back for it: a backend that is down now
 /// may be up by the first export (and exports retry).
 async fn log_backend_answers(readiness: Arc<BackendsReady>) {
-    for (url, outcome) in readiness.probe_all(Duration::from_secs(5)).await {
+    for (url, outcome) in readiness.probe_all(STARTUP_PROBE_TIMEOUT).await {
         match outcome {
             Ok(()) => tracing::info!(backend = url, "backend answered an empty OTLP/gRPC export: it speaks OTLP/gRPC"),
             Err(e) => tracing::warn!(backend = url, "backend check failed: {e}"),
@@ -351,7 +366,7 @@ async fn serve_admin(
     let limits = receive::server::ServeLimits {
         max_connections: ADMIN_MAX_CONNECTIONS,
         header_timeout: ADMIN_HEADER_TIMEOUT,
-        drain: Duration::from_secs(1),
+        drain: ADMIN_DRAIN,
         // Scrapes and probes are short; rebalancing does not apply to the admin port.
         max_connection_age: None,
         listener: "admin",

@@ -1,7 +1,7 @@
 //! otlp-bridge: receives OTLP over HTTP (JSON and protobuf) and forwards it over OTLP/gRPC.
 //!
 //! ```text
-//!  client --HTTP--> receive (route, limits, inflate, decode)      json: our OTLP/JSON decoder -> prost -> protobuf
+//!  client --HTTP--> receive (route, limits, inflate, decode)      json: transcoded to protobuf (no prost types)
 //!                     |                                            protobuf: wire scan (validate + count), bytes kept
 //!                     v
 //!                   limit (bytes held, reserved until answered)

@@ -11,6 +11,14 @@ use tonic_types::StatusExt;
 
 use crate::config::RetryConfig;
 
+/// The shortest `Retry-After` we send: HTTP speaks in whole seconds, and a refusal that clears as soon as load moves
+/// on (memory busy, shutting down, a slow backend) is worth retrying after about one.
+pub const RETRY_AFTER_MIN: Duration = Duration::from_secs(1);
+
+/// The shortest attempt the budget still allows: below this a gRPC round trip cannot complete, so a last attempt
+/// that short would only turn into DEADLINE_EXCEEDED.
+const MIN_ATTEMPT: Duration = Duration::from_millis(100);
+
 /// What to do after a failed attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Decision {
@@ -116,11 +124,7 @@ where
         let status = Status::unavailable(
             "the backend is too slow: this data waited for an export slot for the whole retry budget",
         );
-        return Err(Failure {
-            status,
-            retry_after: Some(backoff.next_delay().max(Duration::from_secs(1))),
-            attempts: 0,
-        });
+        return Err(Failure { status, retry_after: Some(backoff.next_delay().max(RETRY_AFTER_MIN)), attempts: 0 });
     }
     let mut attempts = 0u32;
     loop {
@@ -128,7 +132,7 @@ where
         // Every attempt ends inside the budget, so the client hears back in time.
         let timeout = match deadline {
             None => attempt_timeout,
-            Some(_) => attempt_timeout.min(left(Instant::now()).max(Duration::from_millis(100))),
+            Some(_) => attempt_timeout.min(left(Instant::now()).max(MIN_ATTEMPT)),
         };
         let status = match tokio::time::timeout(timeout, attempt(timeout)).await {
             Ok(Ok(value)) => return Ok(value),

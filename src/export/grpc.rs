@@ -16,6 +16,15 @@ use crate::config::{Config, TlsFiles};
 use crate::signal::{PartialSuccess, SignalKind};
 use crate::telemetry::Telemetry;
 
+/// A backend that takes longer than this to accept a TCP (and TLS) connection is treated as down for this attempt;
+/// the retry moves on instead of spending the whole budget on one dial.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// HTTP/2 pings on idle export channels, so a connection dropped silently (NAT or load balancer idle timeouts are
+/// 60 s or more) is found before the next export needs it.
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
+/// A ping unanswered this long closes the connection, so the next export dials again.
+const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Why a backend could not be set up.
 #[derive(Debug, thiserror::Error)]
 pub enum SetupError {
@@ -66,10 +75,10 @@ impl GrpcBackend {
                 let mut endpoint = Endpoint::from_shared(format!("{scheme}://{addr}"))
                     .map_err(|e| e.to_string())?
                     .origin(origin.clone())
-                    .connect_timeout(Duration::from_secs(5))
+                    .connect_timeout(CONNECT_TIMEOUT)
                     .tcp_nodelay(true)
-                    .http2_keep_alive_interval(Duration::from_secs(30))
-                    .keep_alive_timeout(Duration::from_secs(10));
+                    .http2_keep_alive_interval(KEEPALIVE_INTERVAL)
+                    .keep_alive_timeout(KEEPALIVE_TIMEOUT);
                 if let Some(tls) = &tls {
                     endpoint = endpoint.tls_config(tls.clone()).map_err(|e| e.to_string())?;
                 }

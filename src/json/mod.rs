@@ -1,8 +1,11 @@
-//! OTLP/JSON codec for the `opentelemetry-proto` prost types.
+//! OTLP/JSON codec: requests are transcoded straight to protobuf bytes; prost types are only encoded from.
 //!
-//! Decoding goes in one pass from bytes to the prost messages (serde_json's streaming deserializer driven by
-//! hand-written visitors: no `serde_json::Value`, no `flatten`, no second parse). It follows the OTLP spec,
-//! and accepts what the OpenTelemetry Collector accepts beyond it, but never drops data silently:
+//! The receiver's path is [`transcode_within`]: OTLP/JSON in, the protobuf encoding of the same message out, in one
+//! pass with no message tree (serde_json's streaming deserializer driven by hand-written visitors: no
+//! `serde_json::Value`, no `flatten`, no second parse), so nothing of the request goes through a prost type.
+//! [`decode`] builds the prost messages with the same rules; it is kept as the oracle the transcoder is checked
+//! against (tests, fuzz properties, benchmarks). Both follow the OTLP spec, and accept what the OpenTelemetry
+//! Collector accepts beyond it, but never drop data silently:
 //!
 //! - keys in lowerCamelCase and their snake_case (proto field name) aliases; unknown keys are skipped;
 //!   a known field given twice is an error;
@@ -23,11 +26,10 @@
 //!
 //! Errors name the field path and the line/column: see [`JsonError`].
 //!
-//! [`transcode`] applies the same rules straight from OTLP/JSON to protobuf bytes, with no message tree:
-//! the schema tables in the `de_*` files (`table.rs`'s `message!`: field names, JSON rules, field numbers and
-//! wire forms, written once) drive both.
+//! The schema tables in the `de_*` files (`table.rs`'s `message!`: field names, JSON rules, field numbers and wire
+//! forms, written once) drive both.
 //!
-//! Encoding writes spec-conformant OTLP/JSON on one line: lowerCamelCase keys, lowercase hex ids,
+//! Encoding (answers' bodies and the debug backend, from prost types) writes spec-conformant OTLP/JSON on one line: lowerCamelCase keys, lowercase hex ids,
 //! 64-bit integers as decimal strings, enums as integers, standard padded base64, non-finite doubles as
 //! strings, default values omitted except set oneof members.
 

@@ -43,6 +43,11 @@ pub type ReaderExport = [Option<Arc<Exporter>>; 3];
 /// Shortest interval between two cursor writes while data flows (each is an fsync and a rename).
 const STORE_INTERVAL: Duration = Duration::from_millis(200);
 
+/// Pause after a failed segment read before trying again: the error is logged each time, so not a busy loop.
+const READ_RETRY_DELAY: Duration = Duration::from_millis(500);
+/// How often a reader waiting for memory (held by requests in flight) looks again: memory frees in milliseconds.
+const MEMORY_WAIT_POLL: Duration = Duration::from_millis(20);
+
 /// A batch never mixes signals or forwarded-header values (a record without headers: the no-header partition),
 /// and is exported with its partition's values as gRPC metadata, as in direct mode.
 type Partition = (SignalKind, PartitionKey);
@@ -201,7 +206,7 @@ impl Reader {
                             Err(e) => {
                                 tracing::warn!(backend = %label, "queue: reading failed, retrying: {e}");
                                 segment = None;
-                                tokio::time::sleep(Duration::from_millis(500)).await;
+                                tokio::time::sleep(READ_RETRY_DELAY).await;
                                 continue;
                             }
                         };
@@ -268,7 +273,7 @@ impl Reader {
                 continue;
             }
             let wake = if memory_wait {
-                Some(Duration::from_millis(20))
+                Some(MEMORY_WAIT_POLL)
             } else if cursor != stored {
                 Some(STORE_INTERVAL.saturating_sub(stored_at.elapsed()))
             } else {

@@ -68,12 +68,19 @@ pub enum QueueError {
     Closed,
 }
 
+/// `Retry-After` when the queue is full or cannot write: it drains at the backends' pace (or waits for disk), so
+/// later than a busy moment, yet soon enough that a client's own retry budget (the SDKs' is about a minute) holds.
+const FULL_RETRY_AFTER: Duration = Duration::from_secs(5);
+/// Appends that wait beyond this many are pushed back to the receiver, which holds their memory reservation: the
+/// channel itself then never holds data the memory limit does not count.
+const WRITER_CHANNEL_CAPACITY: usize = 1024;
+
 impl QueueError {
     /// When the client may try again: a full queue drains at the backends' pace, so later than a busy moment.
     pub fn retry_after(&self) -> Duration {
         match self {
-            QueueError::Full { .. } | QueueError::Io(_) => Duration::from_secs(5),
-            QueueError::Closed => Duration::from_secs(1),
+            QueueError::Full { .. } | QueueError::Io(_) => FULL_RETRY_AFTER,
+            QueueError::Closed => crate::retry::RETRY_AFTER_MIN,
         }
     }
 }
@@ -301,8 +308,7 @@ impl Queue {
             file,
             synced: 0,
         };
-        // Appends that wait beyond this many are pushed back to the receiver (which holds their memory reservation).
-        let (tx, rx) = mpsc::channel(1024);
+        let (tx, rx) = mpsc::channel(WRITER_CHANNEL_CAPACITY);
         let thread = std::thread::Builder::new()
             .name("queue-writer".into())
             .spawn(move || writer.run(rx))

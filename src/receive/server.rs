@@ -21,6 +21,20 @@ use super::age;
 use super::tls::{self, ServerTls};
 use crate::telemetry::Telemetry;
 
+/// hyper's default read buffer may grow to ~400 KiB per connection while a body streams in; the body is copied out
+/// of it as it arrives, so 64 KiB costs no throughput and keeps 1000 busy connections from holding 400 MiB.
+const HTTP1_READ_BUFFER: usize = 64 * 1024;
+/// Concurrent requests on one HTTP/2 connection: as many as the memory limit can usefully admit from one client
+/// (hyper's default, 200, is of the same order); the memory limit, not this, bounds what they hold.
+const HTTP2_MAX_STREAMS: u32 = 256;
+/// HTTP/2 pings to idle clients, so connections a NAT or load balancer dropped silently free their slots.
+const HTTP2_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(60);
+/// Pause after a failed accept (EMFILE and friends): long enough not to spin on a full fd table, short enough that
+/// the listener is back as soon as a connection closes.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
+/// How often a partly received HTTP/2 preface is peeked again (peek does not consume, so it must pause).
+const PREFACE_PEEK_INTERVAL: Duration = Duration::from_millis(5);
+
 /// Limits of the accept loop.
 #[derive(Debug, Clone, Copy)]
 pub struct ServeLimits {
@@ -53,15 +67,17 @@ pub async fn serve<S>(
     S::Future: Send + 'static,
 {
     let mut builder = Builder::new(TokioExecutor::new());
-    // hyper's default read buffer may grow to ~400 KiB per connection while a body streams in; the body is copied
-    // out of it as it arrives, so 64 KiB costs no throughput and keeps 1000 busy connections from holding 400 MiB.
     builder
         .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_timeout)
         .keep_alive(true)
-        .max_buf_size(64 * 1024);
-    builder.http2().timer(TokioTimer::new()).max_concurrent_streams(256).keep_alive_interval(Duration::from_secs(60));
+        .max_buf_size(HTTP1_READ_BUFFER);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(HTTP2_MAX_STREAMS)
+        .keep_alive_interval(HTTP2_KEEPALIVE_INTERVAL);
     let graceful = age::Drain::new();
     tokio::pin!(shutdown);
     loop {
@@ -71,7 +87,7 @@ pub async fn serve<S>(
                 Err(e) => {
                     // EMFILE and friends: back off instead of spinning; the listener stays usable.
                     tracing::warn!("accept failed: {e}");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    tokio::time::sleep(ACCEPT_BACKOFF).await;
                     continue;
                 }
             },
@@ -137,7 +153,7 @@ async fn request_started(stream: &tokio::net::TcpStream, timeout: Duration) -> b
                     return true;
                 }
                 // Part of an HTTP/2 preface: peek again once more has arrived (peek does not consume, so pause).
-                if tokio::time::timeout_at(deadline, tokio::time::sleep(Duration::from_millis(5))).await.is_err() {
+                if tokio::time::timeout_at(deadline, tokio::time::sleep(PREFACE_PEEK_INTERVAL)).await.is_err() {
                     return false;
                 }
             }
