@@ -347,8 +347,24 @@ pub struct RetryConfig {
 impl Default for Config {
     fn default() -> Self {
         // The defaults of the flags, without reading the process environment.
-        Config::from_cli_and_env(Cli::parse_from(["otlp-bridge"]), &HashMap::new())
-            .unwrap_or_else(|_| unreachable!("the default configuration is valid"))
+        Cli::without_env(["otlp-bridge"])
+            .map_err(|e| e.to_string())
+            .and_then(|cli| Config::from_cli_and_env(cli, &HashMap::new()).map_err(|e| e.to_string()))
+            .unwrap_or_else(|e| unreachable!("the default configuration is valid: {e}"))
+    }
+}
+
+impl Cli {
+    /// Parses `args` as if no `OTLP_BRIDGE_*` variable were set (clap reads the process environment otherwise), so
+    /// defaults and tests do not depend on the developer's shell.
+    pub fn without_env<I, T>(args: I) -> Result<Cli, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        use clap::{CommandFactory, FromArgMatches};
+        let command = Cli::command().mut_args(|arg| arg.env(None));
+        Cli::from_arg_matches(&command.try_get_matches_from(args)?)
     }
 }
 
@@ -703,7 +719,34 @@ mod tests {
         let mut argv = vec!["otlp-bridge"];
         argv.extend_from_slice(args);
         let env = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        Config::from_cli_and_env(Cli::try_parse_from(argv).expect("flags parse"), &env)
+        Config::from_cli_and_env(Cli::without_env(argv).expect("flags parse"), &env)
+    }
+
+    /// Run again as a child process with `OTLP_BRIDGE_*` variables set (setting them in this process would race
+    /// with other tests): the defaults and this module's `config` helper must not see them.
+    #[test]
+    fn defaults_and_tests_never_read_the_process_environment() {
+        const CHILD: &str = "OTLP_BRIDGE_TEST_CHILD_ENV";
+        if std::env::var_os(CHILD).is_some() {
+            for c in [Config::default(), config(&[], &[]).unwrap()] {
+                assert_eq!((c.listen.to_string(), c.memory_limit_bytes), ("127.0.0.1:4318".into(), 20 << 20));
+            }
+            return;
+        }
+        let name = "config::tests::defaults_and_tests_never_read_the_process_environment";
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", name, "--test-threads=1"])
+            .env(CHILD, "1")
+            .env("OTLP_BRIDGE_LISTEN", "127.0.0.1:1")
+            .env("OTLP_BRIDGE_MEMORY_LIMIT_MIB", "1")
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && stdout.contains("1 passed"),
+            "{stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
     #[test]
@@ -788,8 +831,8 @@ mod tests {
         let tls = c.server_tls.unwrap();
         assert_eq!((tls.cert, tls.key), (PathBuf::from("/c.pem"), PathBuf::from("/k.pem")));
         assert_eq!(tls.client_ca, Some(PathBuf::from("/ca.pem")));
-        assert!(Cli::try_parse_from(["otlp-bridge", "--tls-cert", "/c.pem"]).is_err(), "a certificate needs its key");
-        assert!(Cli::try_parse_from(["otlp-bridge", "--tls-client-ca", "/ca.pem"]).is_err());
+        assert!(Cli::without_env(["otlp-bridge", "--tls-cert", "/c.pem"]).is_err(), "a certificate needs its key");
+        assert!(Cli::without_env(["otlp-bridge", "--tls-client-ca", "/ca.pem"]).is_err());
     }
 
     #[test]

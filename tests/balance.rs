@@ -315,11 +315,9 @@ async fn https_backends_keep_the_host_name_for_tls_on_every_address() {
         let tls = ServerTlsConfig::new().identity(Identity::from_pem(&cert_pem, &key_pem));
         backends.push(MockBackend::start_tls_on(l, tls).await);
     }
-    let dir = std::env::temp_dir().join(format!("otlp-bridge-balance-tls-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("ca.pem"), ca.pem()).unwrap();
+    let dir = common::tls::TempDir::new("balance-tls");
     let mut config = config(format!("https://{}:{port}", name.name), Duration::from_millis(200));
-    config.tls.ca_file = Some(dir.join("ca.pem"));
+    config.tls.ca_file = Some(dir.write("ca.pem", ca.pem()));
     let bridge = Bridge::start(config).await;
     // The start-up probe (one empty export) takes a round-robin turn too: let it pass before counting turns.
     let started = tokio::time::Instant::now();
@@ -333,5 +331,4 @@ async fn https_backends_keep_the_host_name_for_tls_on_every_address() {
     }
     assert_eq!(backends.iter().map(MockBackend::calls).collect::<Vec<_>>(), [5, 5]);
     bridge.shutdown().await;
-    let _ = std::fs::remove_dir_all(dir);
 }

@@ -6,13 +6,15 @@ mod common;
 
 use std::path::PathBuf;
 
+use common::tls::TempDir;
 use common::*;
 use otlp_bridge::config::BackendTarget;
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
 use tonic::transport::{Certificate, Identity, ServerTlsConfig};
 
 struct Pki {
-    dir: PathBuf,
+    /// Removed with the keys in it when the test ends, passed or not.
+    dir: TempDir,
     ca_pem: String,
     server: (String, String),
     client: (String, String),
@@ -27,16 +29,17 @@ fn pki(name: &str) -> Pki {
         let cert = CertificateParams::new(vec![san.to_string()]).unwrap().signed_by(&key, &ca).unwrap();
         (cert.pem(), key.serialize_pem())
     };
-    let dir = std::env::temp_dir().join(format!("otlp-bridge-tls-{name}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    Pki { dir, ca_pem: ca.pem(), server: leaf("localhost"), client: leaf("bridge-client") }
+    Pki {
+        dir: TempDir::new(&format!("tls-{name}")),
+        ca_pem: ca.pem(),
+        server: leaf("localhost"),
+        client: leaf("bridge-client"),
+    }
 }
 
 impl Pki {
     fn write(&self, name: &str, content: &str) -> PathBuf {
-        let path = self.dir.join(name);
-        std::fs::write(&path, content).unwrap();
-        path
+        self.dir.write(name, content)
     }
 }
 

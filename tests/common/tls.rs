@@ -20,8 +20,8 @@ pub struct TempDir(pub PathBuf);
 
 impl TempDir {
     pub fn new(name: &str) -> TempDir {
-        let dir = std::env::temp_dir().join(format!("otlp-bridge-{name}-{}-{}", std::process::id(), fastrand::u64(..)));
-        std::fs::create_dir_all(&dir).unwrap();
+        // tempfile picks an unused name (mode 0700) so keys are never readable by others or left behind on a clash.
+        let dir = tempfile::Builder::new().prefix(&format!("otlp-bridge-{name}-")).tempdir().unwrap().keep();
         TempDir(dir)
     }
 
