@@ -148,84 +148,155 @@ fn queue_args<'a>(backends: &'a [String], dir: &'a str, extra: &[&'a str]) -> Ve
 
 // ---------------------------------------------------------------- crash
 
-/// The issue's crash test. Six clients post traces (unique span ids) without pause; each round the bridge runs
-/// for a random time and is SIGKILLed (one round in four while it is still starting: during recovery), then
-/// started again on the same directory and ports. The backend stays up but is slow and flaky (a fifth of the
-/// calls fail UNAVAILABLE, a tenth take 100-400 ms), so that exports are in flight and retried at the kills. `CRASH_SEED` repeats a run.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sigkill_at_random_moments_under_load_loses_nothing_answered_200() {
-    const ROUNDS: usize = 24;
-    let seed = std::env::var("CRASH_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| fastrand::u64(..));
-    let mut rng = fastrand::Rng::with_seed(seed);
-    let dir = tempfile::tempdir().unwrap();
-    let queue = dir.path().join("q").display().to_string();
-    let backend = MockBackend::start().await;
-    // A flaky, slow backend keeps exports in flight and retried at the kills.
+fn crash_seed() -> u64 {
+    std::env::var("CRASH_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| fastrand::u64(..))
+}
+
+/// A slow, flaky backend (a fifth of the calls fail UNAVAILABLE, a tenth take 100-400 ms), so that exports are in
+/// flight and retried at the kills.
+fn flaky(backend: &MockBackend, rng: &mut fastrand::Rng) {
     backend.script((0..200_000).map(|_| match rng.u32(0..10) {
         0 | 1 => Action::fail(tonic::Code::Unavailable, "flaky"),
         2 => Action::Delay(Duration::from_millis(rng.u64(100..400)), Box::new(Action::Ok(None))),
         _ => Action::Delay(Duration::from_millis(rng.u64(0..20)), Box::new(Action::Ok(None))),
     }));
-    // A 4 MiB queue has 512 KiB segments: they roll and are deleted many times a round, under the kills.
-    let backends = [backend.url()];
-    let args = queue_args(&backends, &queue, &["--queue-max-bytes", "4194304"]);
-    let mut bridge = BridgeProcess::start(&args).await;
-    assert!(bridge.all_logs().contains("mode=\"queued: 200 once fsynced"), "the start-up line names the mode");
-    let load = Load::start(bridge.url("/v1/traces"), 6, 20, 0, Duration::from_millis(2));
-    let started = Instant::now();
-    let (mut killed_starting, mut replayed) = (0, 0.0);
-    for round in 0..ROUNDS {
+}
+
+/// What a series of kills did.
+#[derive(Default)]
+struct Kills {
+    rounds: usize,
+    while_starting: usize,
+    replayed: f64,
+}
+
+/// `rounds` times: let the (running or starting) bridge work for a random time, SIGKILL it and start it again on
+/// the same directory and ports. One round in four kills it 0-40 ms after the start, while it is still
+/// recovering. Every start that gets to serve is checked: nothing was quarantined (a SIGKILL leaves at worst a
+/// torn tail, which is cut).
+async fn kill_in_rounds(bridge: &mut BridgeProcess, rng: &mut fastrand::Rng, rounds: usize, kills: &mut Kills) {
+    for _ in 0..rounds {
+        let round = kills.rounds;
         if round > 0 && rng.u32(0..4) == 0 {
             tokio::time::sleep(Duration::from_millis(rng.u64(0..40))).await;
-            killed_starting += 1;
+            kills.while_starting += 1;
         } else {
-            if round > 0 {
-                bridge.wait_healthy(Duration::from_secs(30)).await.unwrap();
-            }
+            bridge.wait_healthy(Duration::from_secs(30)).await.unwrap();
             assert_eq!(
                 bridge.metric("otlp_bridge_queue_quarantined_records_total", &[]).await,
                 0.0,
-                "round {round}: a SIGKILL never corrupts the queue (at worst a torn tail, cut at start)"
+                "round {round}: a SIGKILL never corrupts the queue"
             );
-            replayed += bridge.metric("otlp_bridge_queue_replayed_records_total", &[]).await;
+            kills.replayed += bridge.metric("otlp_bridge_queue_replayed_records_total", &[]).await;
             tokio::time::sleep(Duration::from_millis(rng.u64(50..900))).await;
         }
         bridge.kill();
         bridge.respawn();
+        kills.rounds += 1;
     }
+}
+
+/// After the kills: a last start serves 50 more requests, the load stops, and every backend must get every span
+/// answered 200 (and only spans that were sent, and none of a refused request). Prints the figures; the bridge
+/// must then exit 0 on SIGTERM.
+async fn check_after_kills(
+    what: &str,
+    seed: u64,
+    mut bridge: BridgeProcess,
+    load: Load,
+    backends: &[&[&MockBackend]],
+    kills: &Kills,
+    started: Instant,
+) {
     bridge.wait_healthy(Duration::from_secs(30)).await.unwrap();
     let ok_before = load.count(|s| s.status == Ok(200));
     load.until_ok(ok_before + 50, Duration::from_secs(30)).await;
     let sent = load.finish().await;
     let answered_200 = ids(&sent, |s| s.status == Ok(200));
-    let missing = wait_delivered(&[&backend], &answered_200, Duration::from_secs(30)).await;
-    let delivered = deliveries(&[&backend]);
-    let unique: HashSet<u64> = delivered.iter().copied().collect();
     let refused = ids(&sent, |s| matches!(s.status, Ok(code) if code != 200));
     let cut = ids(&sent, |s| s.status.is_err());
     let all_sent = ids(&sent, |_| true);
     let requests_200 = sent.iter().filter(|s| s.status == Ok(200)).count();
     println!(
-        "crash test (seed {seed}): {ROUNDS} rounds ({killed_starting} killed while starting) in {:.1} s; {} requests, \
-         {requests_200} answered 200 ({} spans), {} refused, {} cut by the kill; spans delivered: {} unique, {} \
-         deliveries, {} duplicates; delivered without a 200 (cut by the kill after their fsync): {}; records \
-         replayed at starts: {replayed}",
+        "{what} (seed {seed}): {} rounds ({} killed while starting) in {:.1} s; {} requests, {requests_200} answered \
+         200 ({} spans), {} refused, {} cut by the kill; records replayed at starts: {}",
+        kills.rounds,
+        kills.while_starting,
         started.elapsed().as_secs_f64(),
         sent.len(),
         answered_200.len(),
         sent.iter().filter(|s| matches!(s.status, Ok(c) if c != 200)).count(),
         sent.iter().filter(|s| s.status.is_err()).count(),
-        unique.len(),
-        delivered.len(),
-        delivered.len() - unique.len(),
-        unique.intersection(&cut).count(),
+        kills.replayed,
     );
-    assert_eq!(missing, 0, "every span answered 200 reaches the backend (seed {seed})");
-    assert!(unique.is_subset(&all_sent), "the backend got only spans that were sent (seed {seed})");
-    assert_eq!(unique.intersection(&refused).count(), 0, "a refused request is not kept (seed {seed})");
+    for (i, backend) in backends.iter().enumerate() {
+        let missing = wait_delivered(backend, &answered_200, Duration::from_secs(30)).await;
+        let delivered = deliveries(backend);
+        let unique: HashSet<u64> = delivered.iter().copied().collect();
+        println!(
+            "{what}, backend {i}: {} spans delivered ({} deliveries, {} duplicates), {missing} of those answered 200 \
+             missing; delivered without a 200 (cut by the kill after their fsync): {}",
+            unique.len(),
+            delivered.len(),
+            delivered.len() - unique.len(),
+            unique.intersection(&cut).count(),
+        );
+        assert_eq!(missing, 0, "backend {i}: every span answered 200 arrives (seed {seed})");
+        assert!(unique.is_subset(&all_sent), "backend {i}: only spans that were sent (seed {seed})");
+        assert_eq!(
+            unique.intersection(&refused).count(),
+            0,
+            "backend {i}: a refused request is not kept (seed {seed})"
+        );
+    }
     assert!(answered_200.len() > 1000, "the load got through between the kills");
     let status = bridge.terminate(Duration::from_secs(10));
     assert!(status.success(), "SIGTERM in queued mode exits 0: {status}");
+}
+
+/// The issue's crash test: six clients post traces (unique span ids) without pause to a bridge SIGKILLed 24 times
+/// at random moments (see [`kill_in_rounds`]) in front of a flaky backend. `CRASH_SEED` repeats a run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_at_random_moments_under_load_loses_nothing_answered_200() {
+    let seed = crash_seed();
+    let mut rng = fastrand::Rng::with_seed(seed);
+    let dir = tempfile::tempdir().unwrap();
+    let queue = dir.path().join("q").display().to_string();
+    let backend = MockBackend::start().await;
+    flaky(&backend, &mut rng);
+    // A 4 MiB queue has 512 KiB segments: they roll and are deleted many times a round, under the kills.
+    let backends = [backend.url()];
+    let mut bridge = BridgeProcess::start(&queue_args(&backends, &queue, &["--queue-max-bytes", "4194304"])).await;
+    assert!(bridge.all_logs().contains("mode=\"queued: 200 once fsynced"), "the start-up line names the mode");
+    let load = Load::start(bridge.url("/v1/traces"), 6, 20, 0, Duration::from_millis(2));
+    let (started, mut kills) = (Instant::now(), Kills::default());
+    kill_in_rounds(&mut bridge, &mut rng, 24, &mut kills).await;
+    check_after_kills("crash test", seed, bridge, load, &[&[&backend]], &kills, started).await;
+}
+
+/// Crashes with fan-out: two backends, one flaky, the other dead for the first 12 of 20 kills and then back (a
+/// new process on its address). The dead one's cursor holds segments the other has long passed, across every
+/// restart: each backend must still get every span answered 200, and the segments it still needed must not have
+/// been deleted for the other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_with_one_of_two_backends_down_loses_nothing_for_either() {
+    let seed = crash_seed();
+    let mut rng = fastrand::Rng::with_seed(seed);
+    let dir = tempfile::tempdir().unwrap();
+    let queue = dir.path().join("q").display().to_string();
+    let up = MockBackend::start().await;
+    flaky(&up, &mut rng);
+    let down = MockBackend::start_killable_on(tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap()).await;
+    down.kill();
+    let backends = [up.url(), down.url()];
+    // 16 MiB (2 MiB segments): room for what the dead backend misses, while the other's segments are deleted.
+    let mut bridge = BridgeProcess::start(&queue_args(&backends, &queue, &["--queue-max-bytes", "16777216"])).await;
+    let load = Load::start(bridge.url("/v1/traces"), 6, 20, 0, Duration::from_millis(2));
+    let (started, mut kills) = (Instant::now(), Kills::default());
+    kill_in_rounds(&mut bridge, &mut rng, 12, &mut kills).await;
+    let back = MockBackend::start_on(tokio::net::TcpListener::bind(down.addr).await.unwrap()).await;
+    kill_in_rounds(&mut bridge, &mut rng, 8, &mut kills).await;
+    check_after_kills("crash test, fan-out", seed, bridge, load, &[&[&up], &[&down, &back]], &kills, started).await;
 }
 
 // ---------------------------------------------------------------- outage
