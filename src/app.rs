@@ -9,10 +9,10 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::batch::{Limits, Pipeline};
+use crate::batch::{FlushReason, Limits, Pipeline};
 use crate::config::{BackendTarget, Config};
 use crate::export::probe::{probe, ProbeError};
-use crate::export::{build_backends, Backend, ExportBuffers, Exporter, SetupError};
+use crate::export::{build_backends, Backend, Export, ExportBuffers, Exporter, SetupError};
 use crate::limit::MemoryBudget;
 use crate::queue::{DeliveryConfig, OpenError, Queue, QueueBackend, QueueConfig, ReaderExport};
 use crate::receive::{self, Receiver};
@@ -164,7 +164,9 @@ impl QueueMode {
                 SignalKind::ALL.map(|kind| {
                     takes[kind.index()].then(|| {
                         let mine = vec![Arc::clone(backend)];
-                        Arc::new(Exporter::new(kind, mine, Arc::clone(buffers), config, Arc::clone(telemetry)))
+                        let exporter: Arc<dyn Export> =
+                            Arc::new(Exporter::new(kind, mine, Arc::clone(buffers), config, Arc::clone(telemetry)));
+                        exporter
                     })
                 })
             })
@@ -198,6 +200,7 @@ pub async fn run(config: Config, listeners: Listeners, shutdown: impl Future<Out
     let telemetry = Telemetry::new();
     let backends = build_backends(&config, &telemetry)?;
     telemetry.register_known(&config.backends.clone().map(|b| b.iter().map(|t| t.label().to_string()).collect()));
+    telemetry.register_flush_reasons(&FlushReason::ALL.map(FlushReason::as_str));
     let server_tls = config.server_tls.as_ref().map(receive::tls::ServerTls::load).transpose()?;
     // Ends by itself once the receiver (the last holder of the TLS configuration) is gone.
     let _tls_watch = server_tls.as_ref().map(|tls| tls.watch(Arc::clone(&telemetry)));

@@ -319,7 +319,18 @@ pub struct Config {
     /// Age after which client connections are closed gracefully (jittered); `None`: never.
     pub max_connection_age: Option<Duration>,
     /// The durable queue; `None` is direct mode.
-    pub queue: Option<crate::queue::QueueConfig>,
+    pub queue: Option<QueueConfig>,
+}
+
+/// How the queue is set up.
+#[derive(Debug, Clone)]
+pub struct QueueConfig {
+    /// The directory (created if missing).
+    pub dir: PathBuf,
+    /// Disk the segments may use.
+    pub max_bytes: u64,
+    /// Data older than this is dropped (counted, logged) instead of delivered.
+    pub max_age: Duration,
 }
 
 /// When a batch is sent.
@@ -474,7 +485,7 @@ impl Config {
         if cli.queue_max_age.is_zero() {
             return Err(ConfigError::Invalid("--queue-max-age must be more than 0".into()));
         }
-        let queue = cli.queue_dir.clone().filter(|d| !d.as_os_str().is_empty()).map(|dir| crate::queue::QueueConfig {
+        let queue = cli.queue_dir.clone().filter(|d| !d.as_os_str().is_empty()).map(|dir| QueueConfig {
             dir,
             max_bytes: cli.queue_max_bytes,
             max_age: cli.queue_max_age,

@@ -18,8 +18,6 @@ use http_body_util::Full;
 use metrics::{Key, Label, Level, Metadata, Recorder, SharedString};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
 
-use crate::batch::FlushReason;
-
 mod process;
 mod queue;
 use crate::signal::SignalKind;
@@ -208,13 +206,6 @@ impl Telemetry {
                 vec![Label::new("signal", signal), Label::new("code", "200")],
             )
             .increment(0);
-            for reason in FlushReason::ALL {
-                self.counter(
-                    "otlp_bridge_batch_flushes_total",
-                    vec![Label::new("signal", signal), Label::new("reason", reason.as_str())],
-                )
-                .increment(0);
-            }
             for backend in &backends[kind.index()] {
                 let labels = || vec![Label::new("signal", signal), Label::new("backend", backend.clone())];
                 for name in [per_signal("sent", kind), per_signal("send_failed", kind)] {
@@ -308,10 +299,24 @@ impl Telemetry {
         self.counter("otlp_bridge_export_retries_total", labels).increment(1);
     }
 
-    /// A batch left the batcher.
-    pub fn batch_flushed(&self, kind: SignalKind, reason: FlushReason, items: u64, bytes: usize) {
+    /// Registers at 0 the flush counters of every signal for each of `reasons` (the batcher's, which this module
+    /// does not know: modules below it own their vocabulary).
+    pub fn register_flush_reasons(&self, reasons: &[&'static str]) {
+        for kind in SignalKind::ALL {
+            for &reason in reasons {
+                self.counter(
+                    "otlp_bridge_batch_flushes_total",
+                    vec![Label::new("signal", kind.name()), Label::new("reason", reason)],
+                )
+                .increment(0);
+            }
+        }
+    }
+
+    /// A batch left the batcher, for `reason` (a label [`Telemetry::register_flush_reasons`] was given).
+    pub fn batch_flushed(&self, kind: SignalKind, reason: &'static str, items: u64, bytes: usize) {
         let signal = Label::new("signal", kind.name());
-        self.counter("otlp_bridge_batch_flushes_total", vec![signal.clone(), Label::new("reason", reason.as_str())])
+        self.counter("otlp_bridge_batch_flushes_total", vec![signal.clone(), Label::new("reason", reason)])
             .increment(1);
         self.histogram("otlp_bridge_batch_size_items", vec![signal.clone()]).record(items as f64);
         self.histogram("otlp_bridge_batch_size_bytes", vec![signal]).record(bytes as f64);
@@ -363,7 +368,7 @@ impl Telemetry {
         self.counter("otlp_bridge_auth_refused_requests_total", vec![Label::new("reason", reason)]).increment(n);
     }
 
-    /// A request refused because [`crate::batch::MAX_PARTITIONS`] forwarded-header partitions were open.
+    /// A request refused because the batcher's bound on open forwarded-header partitions was reached.
     pub fn partition_refused(&self, kind: SignalKind) {
         self.counter("otlp_bridge_partition_refused_requests_total", vec![Label::new("signal", kind.name())])
             .increment(1);

@@ -17,10 +17,13 @@ use tokio::time::Instant;
 pub use batcher::{Batch, Batcher, FlushReason, Limits, Weighed};
 pub use partition::{PartitionKey, Partitions, MAX_PARTITIONS};
 
-use crate::export::{combine, ExportError, Exporter, Payload, Rejections};
+use crate::export::{combine, Export, ExportError, Payload, Rejections};
 use crate::limit::Reservation;
 use crate::signal::{PartialSuccess, SignalKind};
 use crate::telemetry::Telemetry;
+
+#[cfg(test)]
+mod tests;
 
 type Reply = oneshot::Sender<Result<PartialSuccess, ExportError>>;
 
@@ -58,9 +61,9 @@ pub struct Pipeline {
 impl Pipeline {
     /// Starts the worker of `kind`. Each request's data may spend `retry_budget` (from its arrival) queued and in
     /// retries before its client is answered; `None` means one attempt and no retries.
-    pub fn start(
+    pub fn start<E: Export>(
         kind: SignalKind,
-        exporter: Exporter,
+        exporter: E,
         limits: Limits,
         max_in_flight: usize,
         retry_budget: Option<Duration>,
@@ -100,14 +103,15 @@ impl Pipeline {
     }
 }
 
-struct Worker {
+/// Owns the batcher of one signal and sends its batches to `E`, at most `max_in_flight` at once.
+struct Worker<E> {
     kind: SignalKind,
-    exporter: Arc<Exporter>,
+    exporter: Arc<E>,
     max_in_flight: usize,
     telemetry: Arc<Telemetry>,
 }
 
-impl Worker {
+impl<E: Export> Worker<E> {
     async fn run(self, mut rx: mpsc::Receiver<Entry>, mut batcher: Partitions<Entry>) {
         let mut sealed: VecDeque<(PartitionKey, Batch<Entry>)> = VecDeque::new();
         let mut in_flight: JoinSet<Duration> = JoinSet::new();
@@ -140,6 +144,9 @@ impl Worker {
                 }
                 received = rx.recv(), if receiving => match received {
                     Some(entry) => {
+                        // Its arrival, not the loop's last wake-up (which may be long past while an export runs):
+                        // linger counts from here.
+                        let now = Instant::now();
                         self.offer(&mut batcher, &mut sealed, entry, now);
                         // Whatever else is already waiting joins the same batch before anything is sent.
                         while let Ok(entry) = rx.try_recv() {
@@ -181,7 +188,7 @@ impl Worker {
         let exporter = Arc::clone(&self.exporter);
         let telemetry = Arc::clone(&self.telemetry);
         let kind = self.kind;
-        telemetry.batch_flushed(kind, batch.reason, batch.items, batch.bytes);
+        telemetry.batch_flushed(kind, batch.reason.as_str(), batch.items, batch.bytes);
         async move {
             let started = Instant::now();
             let parts = batch.entries.iter().map(|e| e.payload.clone()).collect();

@@ -8,10 +8,12 @@ mod grpc;
 mod http_status;
 pub mod probe;
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::future::join_all;
+use tokio::time::Instant;
 use tonic::Code;
 
 pub use codec::Payload;
@@ -140,6 +142,23 @@ pub fn combine(
     failure.map_or(Ok(merged), Err)
 }
 
+/// The future of one [`Export::export`] call; boxed so the trait stays object safe (the queue's readers hold
+/// `dyn Export`), at one allocation per batch.
+pub type ExportFuture<'a> = std::pin::Pin<Box<dyn Future<Output = Result<PartialSuccess, ExportError>> + Send + 'a>>;
+
+/// Takes one batch and says what became of it; what the batch worker and the queue's readers are generic over, as
+/// tower's `Buffer` worker is over a `Service`: [`Exporter`] in the bridge, a fake that records calls in their tests.
+pub trait Export: Send + Sync + 'static {
+    /// Exports `payload` (`items` items), retrying until `deadline` (`None`: one attempt); the outcome is final.
+    fn export(&self, payload: Payload, items: u64, deadline: Option<Instant>) -> ExportFuture<'_>;
+}
+
+impl Export for Exporter {
+    fn export(&self, payload: Payload, items: u64, deadline: Option<Instant>) -> ExportFuture<'_> {
+        Box::pin(Exporter::export(self, payload, items, deadline))
+    }
+}
+
 /// One backend.
 // A bridge has a handful of these, each behind an Arc: boxing the larger variant would buy nothing.
 #[allow(clippy::large_enum_variant)]
@@ -190,7 +209,7 @@ impl Exporter {
         &self,
         payload: Payload,
         items: u64,
-        deadline: Option<tokio::time::Instant>,
+        deadline: Option<Instant>,
     ) -> Result<PartialSuccess, ExportError> {
         if let [only] = self.backends.as_slice() {
             return self.export_to(only, payload, items, deadline).await;
@@ -205,11 +224,11 @@ impl Exporter {
         backend: &Backend,
         payload: Payload,
         items: u64,
-        deadline: Option<tokio::time::Instant>,
+        deadline: Option<Instant>,
     ) -> Result<PartialSuccess, ExportError> {
         let kind = self.kind;
         let label = backend.label();
-        let started = std::time::Instant::now();
+        let started = Instant::now();
         // The address of the previous attempt of this batch: a retry goes elsewhere when it can.
         let previous = std::sync::Mutex::new(None);
         let previous = &previous;

@@ -20,7 +20,7 @@ use tokio::time::Instant;
 use super::segment::{Next, Pos, SegmentReader};
 use super::{cursor, lock, now_ms, Queue, Record, Shared};
 use crate::batch::{Batch, Batcher, FlushReason, Limits, PartitionKey, Weighed};
-use crate::export::{ExportError, Exporter, Payload};
+use crate::export::{Export, ExportError, Payload};
 use crate::limit::{MemoryBudget, Reservation};
 use crate::signal::{PartialSuccess, SignalKind};
 
@@ -38,7 +38,7 @@ pub struct DeliveryConfig {
 }
 
 /// A backend's exporters, by signal (`None`: the backend does not take that signal).
-pub type ReaderExport = [Option<Arc<Exporter>>; 3];
+pub type ReaderExport = [Option<Arc<dyn Export>>; 3];
 
 /// Shortest interval between two cursor writes while data flows (each is an fsync and a rename).
 const STORE_INTERVAL: Duration = Duration::from_millis(200);
@@ -336,7 +336,7 @@ impl Reader {
         let exporter = self.exporters[kind.index()].clone();
         let max_age = self.config.max_age;
         // The same batch metrics as direct mode: a dashboard reads one family whichever mode runs.
-        self.shared.telemetry.batch_flushed(kind, batch.reason, batch.items, batch.bytes);
+        self.shared.telemetry.batch_flushed(kind, batch.reason.as_str(), batch.items, batch.bytes);
         async move {
             let positions: Vec<Pos> = batch.entries.iter().map(|e| e.pos).collect();
             let oldest = batch.entries.iter().map(|e| e.record.enqueued_ms).min().unwrap_or_else(now_ms);

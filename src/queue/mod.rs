@@ -29,23 +29,13 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot, watch};
 
+pub use crate::config::QueueConfig;
 pub use deliver::{DeliveryConfig, ReaderExport};
 pub use record::Record;
 pub use segment::Pos;
 
 use crate::signal::SignalKind;
 use crate::telemetry::Telemetry;
-
-/// How the queue is set up.
-#[derive(Debug, Clone)]
-pub struct QueueConfig {
-    /// The directory (created if missing).
-    pub dir: PathBuf,
-    /// Disk the segments may use.
-    pub max_bytes: u64,
-    /// Data older than this is dropped (counted, logged) instead of delivered.
-    pub max_age: Duration,
-}
 
 /// Why an append was refused; the client hears 503 with `Retry-After`, and nothing it sent is kept.
 #[derive(Debug, Clone, thiserror::Error)]

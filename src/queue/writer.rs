@@ -15,6 +15,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::path::PathBuf;
 use std::sync::Arc;
+#[allow(clippy::disallowed_types)] // see `finish`
 use std::time::Instant;
 
 use tokio::sync::{mpsc, oneshot};
@@ -101,6 +102,9 @@ impl Writer {
     }
 
     /// Makes the appends written so far (the active segment up to `len`) durable with one sync, then answers them.
+    // The writer is an OS thread of its own, outside the runtime, timing the disk's real fsync: tokio's clock (paused
+    // in tests) is the wrong one here.
+    #[allow(clippy::disallowed_types)]
     fn finish(&mut self, written: &mut Vec<Append>, len: u64) {
         if written.is_empty() {
             return;

@@ -20,12 +20,13 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::{header, Method, Request, Response};
 use http_body_util::Full;
 use hyper::body::Incoming;
+use tokio::time::Instant;
 use tower::{Service, ServiceBuilder};
 
 pub use body::ContentEncoding;

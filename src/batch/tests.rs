@@ -1,0 +1,197 @@
+//! The worker against a fake exporter that records each call, in paused time: linger, export slots and the
+//! shutdown flush are checked to the millisecond, with no sleeping and no real backend.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+use super::*;
+use crate::export::ExportFuture;
+use crate::limit::MemoryBudget;
+
+/// How long every fake export takes.
+const EXPORT_TAKES: Duration = Duration::from_millis(100);
+
+/// One export the fake saw.
+#[derive(Debug, Clone, PartialEq)]
+struct Call {
+    /// When it started, from the test's start.
+    at: Duration,
+    /// The request chunks it carried, by their payload text.
+    parts: Vec<String>,
+    items: u64,
+    metadata: Vec<(String, String)>,
+}
+
+/// Records every call, takes [`EXPORT_TAKES`] to answer, and tracks how many calls overlap.
+struct Fake {
+    start: Instant,
+    calls: Mutex<Vec<Call>>,
+    running: AtomicUsize,
+    most_running: AtomicUsize,
+}
+
+impl Fake {
+    fn new() -> Arc<Fake> {
+        Arc::new(Fake {
+            start: Instant::now(),
+            calls: Mutex::new(Vec::new()),
+            running: AtomicUsize::new(0),
+            most_running: AtomicUsize::new(0),
+        })
+    }
+
+    fn calls(&self) -> Vec<Call> {
+        self.calls.lock().unwrap().clone()
+    }
+}
+
+impl Export for Arc<Fake> {
+    fn export(&self, payload: Payload, items: u64, _deadline: Option<Instant>) -> ExportFuture<'_> {
+        Box::pin(async move {
+            let parts = payload.parts.iter().map(|p| String::from_utf8_lossy(p).into_owned()).collect();
+            let call = Call { at: self.start.elapsed(), parts, items, metadata: payload.metadata.to_vec() };
+            self.calls.lock().unwrap().push(call);
+            let now = self.running.fetch_add(1, Ordering::SeqCst) + 1;
+            self.most_running.fetch_max(now, Ordering::SeqCst);
+            tokio::time::sleep(EXPORT_TAKES).await;
+            self.running.fetch_sub(1, Ordering::SeqCst);
+            Ok(PartialSuccess::default())
+        })
+    }
+}
+
+fn limits(max_items: u64) -> Limits {
+    Limits { max_items, max_bytes: 1 << 20, timeout: Duration::from_secs(10) }
+}
+
+struct Bed {
+    pipeline: Pipeline,
+    worker: tokio::task::JoinHandle<()>,
+    fake: Arc<Fake>,
+    budget: Arc<MemoryBudget>,
+    telemetry: Arc<Telemetry>,
+}
+
+fn bed(limits: Limits, slots: usize) -> Bed {
+    let fake = Fake::new();
+    let telemetry = Telemetry::new();
+    let budget = MemoryBudget::new(1 << 20);
+    let (pipeline, worker) =
+        Pipeline::start(SignalKind::Traces, Arc::clone(&fake), limits, slots, None, Arc::clone(&telemetry));
+    Bed { pipeline, worker, fake, budget, telemetry }
+}
+
+impl Bed {
+    /// Submits one chunk (`name`, one item) from its own task, as a client request would, after `after`.
+    fn submit(
+        &self,
+        name: &'static str,
+        after: Duration,
+    ) -> tokio::task::JoinHandle<Result<PartialSuccess, ExportError>> {
+        let pipeline = self.pipeline.clone();
+        let reservation = self.budget.reserve(name.len()).unwrap();
+        tokio::spawn(async move {
+            tokio::time::sleep(after).await;
+            pipeline.submit(vec![(Bytes::from_static(name.as_bytes()), 1)], Vec::new(), reservation).await
+        })
+    }
+
+    fn flushes(&self, reason: &str) -> f64 {
+        flushes(&self.telemetry, reason)
+    }
+}
+
+/// `otlp_bridge_batch_flushes_total` of traces for `reason`.
+fn flushes(telemetry: &Telemetry, reason: &str) -> f64 {
+    let reason = format!("reason=\"{reason}\"");
+    let text = telemetry.render();
+    text.lines()
+        .filter(|l| l.starts_with("otlp_bridge_batch_flushes_total{"))
+        .filter(|l| l.contains(&reason) && l.contains("signal=\"traces\""))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_lone_request_is_exported_at_once_and_answered_when_the_export_is() {
+    let bed = bed(limits(100), 4);
+    let started = Instant::now();
+    bed.submit("a", Duration::ZERO).await.unwrap().unwrap();
+    assert_eq!(started.elapsed(), EXPORT_TAKES, "no lingering when nothing is in flight");
+    assert_eq!(bed.fake.calls(), [Call { at: ms(0), parts: vec!["a".into()], items: 1, metadata: vec![] }]);
+    assert_eq!(bed.flushes("idle"), 1.0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn data_arriving_during_an_export_lingers_for_half_the_export_latency_and_leaves_as_one_batch() {
+    let bed = bed(limits(100), 4);
+    // The first export teaches the worker the backend's latency (100 ms): linger becomes 50 ms.
+    bed.submit("first", Duration::ZERO).await.unwrap().unwrap();
+    // Virtual time: lets the worker see the first export end before "b" arrives, at no cost in real time.
+    tokio::time::sleep(ms(1)).await;
+    let t = bed.fake.start.elapsed();
+    // "b" finds no export in flight: it goes at once. "c" and "d" arrive while it is in flight: they wait 50 ms
+    // from "c"'s arrival for more data, then leave together on a free slot.
+    let b = bed.submit("b", Duration::ZERO);
+    let c = bed.submit("c", ms(10));
+    let d = bed.submit("d", ms(30));
+    for answer in [b, c, d] {
+        answer.await.unwrap().unwrap();
+    }
+    let calls = bed.fake.calls();
+    let seen: Vec<(Duration, Vec<String>)> = calls[1..].iter().map(|c| (c.at - t, c.parts.clone())).collect();
+    assert_eq!(seen, [(ms(0), vec!["b".to_string()]), (ms(60), vec!["c".to_string(), "d".to_string()])]);
+    assert_eq!(calls[2].items, 2);
+    assert_eq!((bed.flushes("idle"), bed.flushes("linger")), (2.0, 1.0));
+}
+
+#[tokio::test(start_paused = true)]
+async fn no_more_exports_run_at_once_than_there_are_slots_and_every_request_is_answered() {
+    // One item per batch: five batches for two slots.
+    let bed = bed(limits(1), 2);
+    let answers: Vec<_> = ["a", "b", "c", "d", "e"].into_iter().map(|n| bed.submit(n, Duration::ZERO)).collect();
+    for answer in answers {
+        answer.await.unwrap().unwrap();
+    }
+    assert_eq!(bed.fake.most_running.load(Ordering::SeqCst), 2);
+    let starts: Vec<Duration> = bed.fake.calls().iter().map(|c| c.at).collect();
+    assert_eq!(starts, [ms(0), ms(0), ms(100), ms(100), ms(200)]);
+    assert_eq!(bed.flushes("size"), 5.0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn at_shutdown_held_data_of_clients_gone_is_still_exported_and_its_memory_released_after() {
+    let bed = bed(limits(100), 1);
+    let a = bed.submit("a", Duration::ZERO);
+    let b = bed.submit("b", ms(10));
+    let c = bed.submit("c", ms(20));
+    tokio::time::sleep(ms(30)).await;
+    // "a" is in flight on the only slot; "b" and "c" wait in the open batch. Every client goes away and the last
+    // pipeline handle is dropped: the worker must still export what it holds, then end.
+    for client in [&a, &b, &c] {
+        client.abort();
+    }
+    let Bed { pipeline, worker, fake, budget, telemetry } = bed;
+    drop(pipeline);
+    tokio::time::sleep(ms(120)).await;
+    assert!(budget.held() > 0, "the memory of data being exported is held until its export ends");
+    worker.await.unwrap();
+    let calls: Vec<(Duration, Vec<String>)> = fake.calls().into_iter().map(|c| (c.at, c.parts)).collect();
+    assert_eq!(calls, [(ms(0), vec!["a".to_string()]), (ms(100), vec!["b".to_string(), "c".to_string()])]);
+    assert_eq!(fake.start.elapsed(), ms(200), "the worker ended as soon as its last export did");
+    assert_eq!(budget.held(), 0);
+    assert_eq!((flushes(&telemetry, "idle"), flushes(&telemetry, "shutdown")), (1.0, 1.0));
+}
+
+#[tokio::test(start_paused = true)]
+async fn forwarded_header_values_become_the_exports_metadata() {
+    let bed = bed(limits(100), 4);
+    let reservation = bed.budget.reserve(1).unwrap();
+    let headers = vec![("x-scope-orgid".to_string(), "tenant-a".to_string())];
+    bed.pipeline.submit(vec![(Bytes::from_static(b"t"), 1)], headers.clone(), reservation).await.unwrap();
+    assert_eq!(bed.fake.calls()[0].metadata, headers);
+}
