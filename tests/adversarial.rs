@@ -18,19 +18,17 @@ mod common;
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::time::Instant;
 
 use bytes::{Bytes, BytesMut};
+use common::process::{self, bridge_binary, is_debug_build, try_request_within, HttpClient, Ports, RssSampler};
 use common::{spans, sum_metric, Action, Answer, MockBackend};
 use futures_util::stream::{FuturesUnordered, StreamExt};
-use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::{connect::HttpConnector, Client};
+use http_body_util::Full;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use prost::Message;
@@ -66,7 +64,7 @@ const DEBUG_BUILD_EXTRA_MIB: u64 = 16;
 
 /// The allowance for the build under test: [`DEBUG_BUILD_EXTRA_MIB`] for a binary under a `debug` directory.
 fn build_extra_mib() -> u64 {
-    if bridge_binary().components().any(|c| c.as_os_str() == "debug") {
+    if is_debug_build() {
         DEBUG_BUILD_EXTRA_MIB
     } else {
         0
@@ -75,19 +73,7 @@ fn build_extra_mib() -> u64 {
 
 // ---------------------------------------------------------------- the bridge as a child process
 
-fn bridge_binary() -> PathBuf {
-    std::env::var_os("ADVERSARIAL_BRIDGE_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| env!("CARGO_BIN_EXE_otlp-bridge").into())
-}
-
-/// A free 127.0.0.1 port, by binding port 0 and letting it go (the start retries if someone takes it meanwhile).
-fn free_addr() -> SocketAddr {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
-}
-
-static STARTED: AtomicUsize = AtomicUsize::new(0);
-
+/// `VmRSS` now and `VmHWM` (the peak since start) of the bridge, in KiB.
 #[derive(Debug, Clone, Copy)]
 struct Memory {
     rss_kib: u64,
@@ -100,91 +86,35 @@ impl std::fmt::Display for Memory {
     }
 }
 
-/// The `otlp-bridge` binary running as a child; killed when dropped (its log is printed if the test failed).
-struct BridgeProcess {
-    child: Child,
-    addr: SocketAddr,
-    admin: SocketAddr,
-    log: PathBuf,
+/// The bridge under attack: the shared child-process launcher ([`process::BridgeProcess`], killed on drop, its log
+/// printed if the test failed), with the memory and metric checks these tests make.
+struct BridgeProcess(process::BridgeProcess);
+
+impl std::ops::Deref for BridgeProcess {
+    type Target = process::BridgeProcess;
+    fn deref(&self) -> &process::BridgeProcess {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for BridgeProcess {
+    fn deref_mut(&mut self) -> &mut process::BridgeProcess {
+        &mut self.0
+    }
 }
 
 impl BridgeProcess {
-    /// Starts the binary sending to `backend` with extra `flags`, and waits until `/health` answers.
+    /// Starts the binary sending to `backend` with extra `flags`, and waits until `/health` answers. Logs at warn:
+    /// an attack's failure report needs the warnings, not every start-up line.
     async fn start(backend: &str, flags: &[&str]) -> BridgeProcess {
-        let mut last_error = String::new();
-        for _attempt in 0..5 {
-            let (addr, admin) = (free_addr(), free_addr());
-            let n = STARTED.fetch_add(1, Ordering::Relaxed);
-            let log =
-                PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("adversarial-{}-{n}.log", std::process::id()));
-            let mut command = Command::new(bridge_binary());
-            for (key, _) in std::env::vars_os() {
-                let key_text = key.to_string_lossy();
-                if key_text.starts_with("OTLP_BRIDGE_") || key_text.starts_with("OTEL_") {
-                    command.env_remove(&key);
-                }
-            }
-            command
-                .args(["--listen", &addr.to_string(), "--metrics-listen", &admin.to_string(), "--backend", backend])
-                .args(flags)
-                .env("RUST_LOG", "warn")
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(std::fs::File::create(&log).unwrap());
-            let child = command.spawn().unwrap_or_else(|e| panic!("spawn {}: {e}", bridge_binary().display()));
-            let mut bridge = BridgeProcess { child, addr, admin, log };
-            match bridge.wait_healthy().await {
-                Ok(()) => return bridge,
-                // Most likely a port taken between `free_addr` and the bind: try others.
-                Err(e) => last_error = e,
-            }
-        }
-        panic!("the bridge did not start: {last_error}");
-    }
-
-    /// Polls `/health` (a child process gives no other sign of readiness); fails if the process exits.
-    async fn wait_healthy(&mut self) -> Result<(), String> {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return Err(format!("exited with {status}: {}", self.log_tail()));
-            }
-            let health = raw_get(self.admin, "/health");
-            if let Ok(Ok((200, _))) = tokio::time::timeout(Duration::from_secs(2), health).await {
-                return Ok(());
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        Err(format!("no /health answer within 30 s: {}", self.log_tail()))
-    }
-
-    fn log_tail(&self) -> String {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(30)..].join("\n")
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
-    }
-
-    /// Panics (with the log) if the process has ended.
-    fn assert_alive(&mut self) {
-        if let Some(status) = self.child.try_wait().unwrap() {
-            panic!("the bridge died ({status}); its log ends with:\n{}", self.log_tail());
-        }
+        let mut args = vec!["--backend", backend];
+        args.extend_from_slice(flags);
+        BridgeProcess(process::BridgeProcess::start_with(&args, &[("RUST_LOG", "warn")], Ports::Free).await)
     }
 
     fn memory(&self) -> Memory {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
-        let field = |name: &str| {
-            status
-                .lines()
-                .find_map(|l| l.strip_prefix(name))
-                .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-                .unwrap_or_else(|| panic!("{name} in /proc/PID/status"))
-        };
-        Memory { rss_kib: field("VmRSS:"), hwm_kib: field("VmHWM:") }
+        let (rss_kib, hwm_kib) = self.memory_kib().expect("/proc/PID/status of the running bridge");
+        Memory { rss_kib, hwm_kib }
     }
 
     /// Prints the memory figures and checks the peak against `bound_mib` (plus the debug build's allowance).
@@ -197,6 +127,7 @@ impl BridgeProcess {
         m
     }
 
+    /// `/metrics` on a fresh connection (a pooled one may be among those an attack keeps busy).
     async fn metrics(&self) -> String {
         let (status, body) = tokio::time::timeout(Duration::from_secs(10), raw_get(self.admin, "/metrics"))
             .await
@@ -210,39 +141,13 @@ impl BridgeProcess {
         sum_metric(&self.metrics().await, name, label_parts)
     }
 
-    /// Waits (bounded) until `metric` satisfies `pred`; polls, as the metric is only visible by asking.
+    /// Waits (bounded: 30 s) until `metric` satisfies `pred`.
     async fn wait_metric(&self, name: &str, label_parts: &[&str], what: &str, pred: impl Fn(f64) -> bool) -> f64 {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let value = self.metric(name, label_parts).await;
-            if pred(value) {
-                return value;
-            }
-            assert!(Instant::now() < deadline, "{name}{label_parts:?} = {value} after 30 s; expected {what}");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-}
-
-impl Drop for BridgeProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if std::thread::panicking() {
-            eprintln!("bridge log ({}), last lines:\n{}", self.log.display(), self.log_tail());
-        } else {
-            let _ = std::fs::remove_file(&self.log);
-        }
+        self.0.wait_metric(name, label_parts, what, Duration::from_secs(30), pred).await
     }
 }
 
 // ---------------------------------------------------------------- clients
-
-type HttpClient = Client<HttpConnector, Full<Bytes>>;
-
-fn http_client() -> HttpClient {
-    Client::builder(TokioExecutor::new()).build_http()
-}
 
 /// One request that may fail (unlike `common::request`): `Err` for a transport error or no answer in `limit`.
 async fn send(
@@ -252,19 +157,7 @@ async fn send(
     body: impl Into<Bytes>,
     limit: Duration,
 ) -> Result<Answer, String> {
-    let mut builder = http::Request::builder().method("POST").uri(url);
-    for (k, v) in headers {
-        builder = builder.header(*k, *v);
-    }
-    let request = builder.body(Full::new(body.into())).unwrap();
-    let exchange = async {
-        let response = client.request(request).await.map_err(|e| format!("{e:?}"))?;
-        let status = response.status().as_u16();
-        let headers = response.headers().clone();
-        let body = response.into_body().collect().await.map_err(|e| e.to_string())?.to_bytes();
-        Ok(Answer { status, headers, body })
-    };
-    tokio::time::timeout(limit, exchange).await.map_err(|_| format!("no answer within {limit:?}"))?
+    try_request_within(client, "POST", url, headers, body.into(), limit).await
 }
 
 const PROTOBUF: (&str, &str) = ("content-type", "application/x-protobuf");
@@ -273,11 +166,13 @@ const JSON: (&str, &str) = ("content-type", "application/json");
 async fn post_pb(bridge: &BridgeProcess, path: &str, headers: &[(&str, &str)], body: impl Into<Bytes>) -> Answer {
     let mut all = vec![PROTOBUF];
     all.extend_from_slice(headers);
-    send(&http_client(), &bridge.url(path), &all, body, Duration::from_secs(60)).await.expect("an answer")
+    send(&process::client(), &bridge.url(path), &all, body, Duration::from_secs(60)).await.expect("an answer")
 }
 
 async fn post_json(bridge: &BridgeProcess, body: impl Into<Bytes>) -> Answer {
-    send(&http_client(), &bridge.url("/v1/traces"), &[JSON], body, Duration::from_secs(60)).await.expect("an answer")
+    send(&process::client(), &bridge.url("/v1/traces"), &[JSON], body, Duration::from_secs(60))
+        .await
+        .expect("an answer")
 }
 
 /// A normal client still gets 200 for one span (whose id is `id`) and the backend acknowledged it.
@@ -415,7 +310,7 @@ fn patched(request: &impl Message, marker: &str, bytes: &[u8]) -> Vec<u8> {
 }
 
 async fn held_bytes_back_to_zero(bridge: &BridgeProcess) {
-    bridge.wait_metric("otlp_bridge_memory_held_bytes", &[], "0 (every reservation released)", |v| v == 0.0).await;
+    common::held_bytes_back_to_zero(bridge.admin).await;
 }
 
 async fn count(bridge: &BridgeProcess, code: u16) -> f64 {
@@ -603,7 +498,7 @@ async fn connections_past_the_cap_are_closed_at_once_and_counted() {
     );
 
     // While full, a new client is turned away; once some idle connections go, normal requests get through.
-    let client = http_client();
+    let client = process::client();
     let url = bridge.url("/v1/traces");
     let body = spans(1, 1).encode_to_vec();
     assert!(send(&client, &url, &[PROTOBUF], body.clone(), Duration::from_secs(10)).await.is_err(), "full");
@@ -613,7 +508,7 @@ async fn connections_past_the_cap_are_closed_at_once_and_counted() {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         // The bridge frees a slot when it sees the close; until then each try is refused at once.
-        match send(&http_client(), &url, &[PROTOBUF], body.clone(), Duration::from_secs(10)).await {
+        match send(&process::client(), &url, &[PROTOBUF], body.clone(), Duration::from_secs(10)).await {
             Ok(a) => {
                 assert_eq!(a.status, 200, "{}", a.text());
                 break;
@@ -1140,56 +1035,6 @@ impl KillableProxy {
     }
 }
 
-/// Samples a process's VmRSS every 100 ms, so the report can show the curve, not only the peak.
-struct RssSampler {
-    samples: Arc<std::sync::Mutex<Vec<(Duration, u64)>>>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl RssSampler {
-    fn start(pid: u32) -> RssSampler {
-        let samples = Arc::new(std::sync::Mutex::new(Vec::new()));
-        let started = Instant::now();
-        let task = tokio::spawn({
-            let samples = Arc::clone(&samples);
-            async move {
-                let mut tick = tokio::time::interval(Duration::from_millis(100));
-                loop {
-                    tick.tick().await;
-                    let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else { return };
-                    let rss = status
-                        .lines()
-                        .find_map(|l| l.strip_prefix("VmRSS:"))
-                        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-                        .unwrap_or(0);
-                    samples.lock().unwrap().push((started.elapsed(), rss));
-                }
-            }
-        });
-        RssSampler { samples, task }
-    }
-
-    /// The highest VmRSS of each whole second, in MiB.
-    fn per_second_max(&self) -> Vec<u64> {
-        let samples = self.samples.lock().unwrap();
-        let mut out: Vec<u64> = Vec::new();
-        for (at, kib) in samples.iter() {
-            let second = at.as_secs() as usize;
-            if out.len() <= second {
-                out.resize(second + 1, 0);
-            }
-            out[second] = out[second].max(kib / 1024);
-        }
-        out
-    }
-}
-
-impl Drop for RssSampler {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
 /// One request of a [`Load`].
 #[derive(Debug, Clone)]
 struct Outcome {
@@ -1220,7 +1065,7 @@ impl Load {
             .map(|c| {
                 let (stop, tx, url) = (Arc::clone(&stop), tx.clone(), url.clone());
                 tokio::spawn(async move {
-                    let client = http_client();
+                    let client = process::client();
                     for i in 0.. {
                         if stop.load(Ordering::Relaxed) {
                             break;
@@ -1329,10 +1174,13 @@ async fn stall_under_load(stall: Duration) -> Stalled {
     let flags = ["--memory-limit-mib", "32", "--retry-max-elapsed", "2s", "--export-timeout", "1s"];
     let mut bridge = BridgeProcess::start(&backend.url(), &flags).await;
     let idle = bridge.memory();
-    let sampler = RssSampler::start(bridge.child.id());
+    let sampler = RssSampler::start(bridge.pid());
     let mut load = Load::start(bridge.url("/v1/traces"), STALL_CLIENTS, SPANS);
     load.run_for(stall).await;
-    println!("adversarial [stalled backend]: VmRSS MiB, highest per second: {:?}", sampler.per_second_max());
+    println!(
+        "adversarial [stalled backend]: VmRSS MiB, highest per second: {:?}",
+        sampler.max_mib_per(Duration::from_secs(1))
+    );
     let stalled = bridge.assert_peak_under("stalled backend", STALLED_MIB);
     let refused_by_memory = bridge.metric("otlp_bridge_memory_refused_requests_total", &[]).await;
     let held = bridge.metric("otlp_bridge_memory_held_bytes", &[]).await;
@@ -1384,7 +1232,7 @@ async fn stalled_backend_under_load_keeps_memory_bounded_and_answers_503() {
         all.len(),
         status_count(503),
         status_count(429),
-        sampler.per_second_max(),
+        sampler.max_mib_per(Duration::from_secs(1)),
     );
 }
 
@@ -1443,7 +1291,7 @@ async fn a_backend_dying_mid_export_is_retried_and_answered_503() {
     let mut bridge = BridgeProcess::start(&proxy.url(), &flags).await;
     let url = bridge.url("/v1/traces");
     let client = tokio::spawn(async move {
-        send(&http_client(), &url, &[PROTOBUF], spans(1, 10).encode_to_vec(), Duration::from_secs(30)).await
+        send(&process::client(), &url, &[PROTOBUF], spans(1, 10).encode_to_vec(), Duration::from_secs(30)).await
     });
     backend.wait_calls(1).await;
     proxy.kill();
@@ -1465,7 +1313,7 @@ async fn a_refusal_reaches_a_client_still_sending_its_body() {
     let holder = {
         let url = url.clone();
         let body = padded_spans(1, 9000, 1000).encode_to_vec();
-        tokio::spawn(async move { send(&http_client(), &url, &[PROTOBUF], body, Duration::from_secs(60)).await })
+        tokio::spawn(async move { send(&process::client(), &url, &[PROTOBUF], body, Duration::from_secs(60)).await })
     };
     backend.wait_calls(1).await;
     // ~8 MiB: over what is left of the budget, and more than the socket buffers take at once, so the client is
@@ -1473,7 +1321,7 @@ async fn a_refusal_reaches_a_client_still_sending_its_body() {
     let body = Bytes::from(padded_spans(100_000, 7500, 1000).encode_to_vec());
     let mut cut = Vec::new();
     for i in 0..10 {
-        match send(&http_client(), &url, &[PROTOBUF], body.clone(), Duration::from_secs(30)).await {
+        match send(&process::client(), &url, &[PROTOBUF], body.clone(), Duration::from_secs(30)).await {
             Ok(a) => assert_eq!(a.status, 503, "{}", a.text()),
             Err(e) => cut.push(format!("request {i}: {e}")),
         }
@@ -1556,7 +1404,7 @@ async fn a_flood_of_the_admin_port_leaves_otlp_usable_and_ends_at_the_header_tim
     for id in 1..=3 {
         serves(&mut bridge, &backend, id).await;
     }
-    let fds = std::fs::read_dir(format!("/proc/{}/fd", bridge.child.id())).unwrap().count();
+    let fds = std::fs::read_dir(format!("/proc/{}/fd", bridge.pid())).unwrap().count();
     assert!(fds < 300, "the admin port holds a bounded number of connections, not 600: {fds} open files");
     // The half requests are cut at the admin header timeout, after which /health answers again.
     let deadline = Instant::now() + Duration::from_secs(20);

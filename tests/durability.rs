@@ -19,7 +19,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use bytes::Bytes;
-use common::process::{client, read_memory_kib, try_request, BridgeProcess};
+use common::process::{client, try_request, BridgeProcess, RssSampler};
 use common::{spans, Action, MockBackend};
 use opentelemetry_proto::tonic::common::v1::{any_value::Value, AnyValue, KeyValue};
 use prost::Message;
@@ -303,56 +303,6 @@ async fn sigkill_with_one_of_two_backends_down_loses_nothing_for_either() {
 
 // ---------------------------------------------------------------- outage
 
-/// Samples a process's VmRSS every 100 ms.
-struct RssSampler {
-    samples: Arc<Mutex<Vec<(Duration, u64)>>>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl RssSampler {
-    fn start(pid: u32) -> RssSampler {
-        let samples = Arc::new(Mutex::new(Vec::new()));
-        let started = Instant::now();
-        let task = tokio::spawn({
-            let samples = Arc::clone(&samples);
-            async move {
-                let mut tick = tokio::time::interval(Duration::from_millis(100));
-                loop {
-                    tick.tick().await;
-                    let Some((rss, _)) = read_memory_kib(pid) else { return };
-                    samples.lock().unwrap().push((started.elapsed(), rss));
-                }
-            }
-        });
-        RssSampler { samples, task }
-    }
-
-    /// The highest sample, in KiB, and how many samples there were.
-    fn peak_kib(&self) -> (u64, usize) {
-        let samples = self.samples.lock().unwrap();
-        (samples.iter().map(|s| s.1).max().unwrap_or(0), samples.len())
-    }
-
-    /// The highest VmRSS of every 10 s, in MiB.
-    fn per_10s_max_mib(&self) -> Vec<u64> {
-        let mut out: Vec<u64> = Vec::new();
-        for (at, kib) in self.samples.lock().unwrap().iter() {
-            let slot = at.as_secs() as usize / 10;
-            if out.len() <= slot {
-                out.resize(slot + 1, 0);
-            }
-            out[slot] = out[slot].max(kib / 1024);
-        }
-        out
-    }
-}
-
-impl Drop for RssSampler {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
 /// Issue 4's allowance on top of the request data the bridge may hold (`--memory-limit-mib`): runtime, code,
 /// per-connection buffers, allocator slack.
 const OVERHEAD_MIB: u64 = 48;
@@ -423,7 +373,7 @@ async fn a_backend_down_for_60_s_costs_the_clients_nothing_and_memory_stays_boun
         delivered.len() - unique.len(),
         peak_kib as f64 / 1024.0,
         hwm_kib as f64 / 1024.0,
-        sampler.per_10s_max_mib(),
+        sampler.max_mib_per(Duration::from_secs(10)),
     );
     assert!(sent.iter().all(|s| s.status == Ok(200)), "every request answered 200 during the outage: {answers:?}");
     assert_eq!(missing, 0, "everything answered 200 delivered once the backend is back");

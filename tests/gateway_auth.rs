@@ -6,11 +6,10 @@
 
 mod common;
 
-use std::io::Read;
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use common::process::{BridgeProcess, Ports};
 use common::tls::TempDir;
 use common::*;
 use prost::Message;
@@ -149,35 +148,10 @@ async fn a_presented_token_never_appears_in_answers_or_logs() {
     let backend = MockBackend::start().await;
     let dir = TempDir::new("auth-logs");
     let tokens = dir.write("tokens", "the-good-token-9f8e7d\n");
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let child = Command::new(env!("CARGO_BIN_EXE_otlp-bridge"))
-        .args([
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--metrics-listen",
-            "127.0.0.1:0",
-            "--backend",
-            &backend.url(),
-        ])
-        .env("OTLP_BRIDGE_AUTH_TOKEN_FILE", &tokens)
-        .env("RUST_LOG", "debug")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    struct Kill(std::process::Child);
-    impl Drop for Kill {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-        }
-    }
-    let mut guard = Kill(child);
-    let started = tokio::time::Instant::now();
-    while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
-        assert!(started.elapsed() < Duration::from_secs(20), "the bridge did not start");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let url = format!("http://127.0.0.1:{port}/v1/traces");
+    let tokens = tokens.to_string_lossy().into_owned();
+    let env = [("OTLP_BRIDGE_AUTH_TOKEN_FILE", tokens.as_str()), ("RUST_LOG", "debug")];
+    let mut bridge = BridgeProcess::start_with(&["--backend", &backend.url()], &env, Ports::Free).await;
+    let url = bridge.url("/v1/traces");
     let wrong = [
         "Bearer wrong-token-a1b2c3",
         "Basic d3Jvbmctd2l0aC1iYXNpYw==",
@@ -202,10 +176,8 @@ async fn a_presented_token_never_appears_in_answers_or_logs() {
     .await;
     assert_eq!(good.status, 200);
 
-    Command::new("kill").args(["-TERM", &guard.0.id().to_string()]).status().unwrap();
-    let _ = guard.0.wait();
-    let mut logs = String::new();
-    guard.0.stderr.take().unwrap().read_to_string(&mut logs).unwrap();
+    bridge.terminate_async(Duration::from_secs(20)).await;
+    let logs = bridge.log();
     assert!(logs.contains("request refused"), "debug logs record the refusals:\n{logs}");
     for secret in ["wrong-token-a1b2c3", "d3Jvbmctd2l0aC1iYXNpYw", "the-good-token-9f8e7", "wrong-token-x9y8"] {
         assert!(!logs.contains(secret), "the logs contain a presented token ({secret}):\n{logs}");

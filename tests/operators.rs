@@ -5,9 +5,7 @@
 
 mod common;
 
-use std::io::BufRead;
-use std::process::{Command, Stdio};
-
+use common::process::{free_addr, BridgeProcess, Ports};
 use common::*;
 use otlp_bridge::config::BackendTarget;
 
@@ -17,7 +15,7 @@ const NOT_TLS_HINT: &str = "does not speak TLS, but the URL says https://: use h
 const REFUSED_HINT: &str = "refused the connection: nothing listens there";
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    free_addr().port()
 }
 
 fn text(bytes: &[u8]) -> String {
@@ -139,58 +137,6 @@ async fn help_lists_the_boolean_words_and_the_new_flags() {
     }
 }
 
-/// The binary started as a container starts it, its stderr read line by line until "otlp-bridge ready" and
-/// the backend's start-up check.
-struct Running {
-    child: std::process::Child,
-    lines: std::sync::mpsc::Receiver<String>,
-}
-
-impl Running {
-    fn start(args: &[&str]) -> Running {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_otlp-bridge"))
-            .args(args)
-            .env_remove("RUST_LOG")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let (tx, lines) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        Running { child, lines }
-    }
-
-    /// Lines up to and including the first that contains `needle` (bounded wait).
-    fn until(&self, needle: &str) -> Vec<String> {
-        let mut seen = Vec::new();
-        loop {
-            match self.lines.recv_timeout(std::time::Duration::from_secs(20)) {
-                Ok(line) => {
-                    let found = line.contains(needle);
-                    seen.push(line);
-                    if found {
-                        return seen;
-                    }
-                }
-                Err(_) => panic!("no line with {needle:?} in {seen:#?}"),
-            }
-        }
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-// Multi-threaded: the test thread blocks reading the bridge's stderr while the mock backend answers on another.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn json_logs_are_one_object_per_line_and_start_up_tells_addresses_mode_and_backend_answers() {
     let backend = MockBackend::start().await;
@@ -199,7 +145,8 @@ async fn json_logs_are_one_object_per_line_and_start_up_tells_addresses_mode_and
     let listen = format!("localhost:{http}");
     let admin_addr = format!("127.0.0.1:{admin}");
     let url = backend.url();
-    let bridge = Running::start(&[
+    let ports = Ports::Given { addr: ([127, 0, 0, 1], http).into(), admin: ([127, 0, 0, 1], admin).into() };
+    let args = [
         "--log-format",
         "json",
         "--listen",
@@ -210,9 +157,10 @@ async fn json_logs_are_one_object_per_line_and_start_up_tells_addresses_mode_and
         &url,
         "--backend",
         &dead,
-    ]);
-    let mut lines = bridge.until("otlp-bridge ready");
-    lines.extend(bridge.until("backend check failed"));
+    ];
+    let bridge = BridgeProcess::start_with(&args, &[], ports).await;
+    // Every line from the start: the ready line, then the start-up check of both backends.
+    let lines = bridge.until("backend check failed").await;
     let objects: Vec<serde_json::Value> =
         lines.iter().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"))).collect();
     for o in &objects {

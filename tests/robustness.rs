@@ -110,11 +110,7 @@ async fn a_client_that_disconnects_mid_body_releases_its_memory() {
         drop(stream);
     }
     still_serving(&bridge).await;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while bridge.metric("otlp_bridge_memory_held_bytes", &[]).await != 0.0 {
-        assert!(tokio::time::Instant::now() < deadline, "reservations released");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    held_bytes_back_to_zero(bridge.admin).await;
 }
 
 #[tokio::test]

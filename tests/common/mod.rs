@@ -451,6 +451,37 @@ impl Bridge {
     }
 }
 
+/// Waits (bounded by `limit`) until the metric served at `admin` satisfies `pred`, and returns its value; polls, as
+/// a metric is only seen by asking, and fails with the last value and `what` was expected.
+pub async fn wait_metric_at(
+    admin: SocketAddr,
+    name: &str,
+    label_parts: &[&str],
+    what: &str,
+    limit: Duration,
+    pred: impl Fn(f64) -> bool,
+) -> f64 {
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        let answer = get(&format!("http://{admin}/metrics")).await;
+        let value = sum_metric(&String::from_utf8_lossy(&answer.body), name, label_parts);
+        if pred(value) {
+            return value;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{name}{label_parts:?} = {value} after {limit:?}; expected {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Waits until no request data is held against the memory limit any more (every reservation released).
+pub async fn held_bytes_back_to_zero(admin: SocketAddr) {
+    let what = "0 (every reservation released)";
+    wait_metric_at(admin, "otlp_bridge_memory_held_bytes", &[], what, Duration::from_secs(30), |v| v == 0.0).await;
+}
+
 pub fn sum_metric(text: &str, name: &str, label_parts: &[&str]) -> f64 {
     text.lines()
         .filter(|l| !l.starts_with('#'))

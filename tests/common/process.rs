@@ -1,6 +1,10 @@
 //! The `otlp-bridge` binary as a child process that a test can SIGKILL and start again on the same ports and
 //! flags, with its memory read from `/proc/PID/status`.
 //!
+//! The one launcher of the binary for every test file that needs a process (see tests/README.md): free ports, a
+//! clean environment (no `OTLP_BRIDGE_*`, `OTEL_*` or `RUST_*` of the developer's), stderr and stdout kept in files
+//! under the target dir (removed unless the test failed), ready once `/health` answers.
+//!
 //! The binary is the one cargo builds for the test (debug under `cargo test`); `BRIDGE_BIN` points at another
 //! build, e.g. `target/release/otlp-bridge` (what `.ci/run` does for the long tests).
 
@@ -8,6 +12,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -19,9 +24,26 @@ use hyper_util::rt::TokioExecutor;
 
 use super::Answer;
 
-/// The binary under test.
+/// The binary under test (`ADVERSARIAL_BRIDGE_BIN`, the older name, is still honoured).
 pub fn bridge_binary() -> PathBuf {
-    std::env::var_os("BRIDGE_BIN").map(PathBuf::from).unwrap_or_else(|| env!("CARGO_BIN_EXE_otlp-bridge").into())
+    std::env::var_os("BRIDGE_BIN")
+        .or_else(|| std::env::var_os("ADVERSARIAL_BRIDGE_BIN"))
+        .map(PathBuf::from)
+        .unwrap_or_else(|| env!("CARGO_BIN_EXE_otlp-bridge").into())
+}
+
+/// Where the bridge listens.
+#[derive(Debug, Clone, Copy)]
+pub enum Ports {
+    /// `--listen` and `--metrics-listen` on free 127.0.0.1 ports, added to the arguments.
+    Free,
+    /// The arguments say where; these are the addresses to reach it at.
+    Given {
+        /// The OTLP/HTTP address.
+        addr: SocketAddr,
+        /// The admin address.
+        admin: SocketAddr,
+    },
 }
 
 /// Whether the binary under test is a debug build (which keeps about 10 MiB more resident than a release one).
@@ -42,7 +64,10 @@ pub struct BridgeProcess {
     pub addr: SocketAddr,
     pub admin: SocketAddr,
     args: Vec<String>,
+    env: Vec<(String, String)>,
+    own_ports: bool,
     log: PathBuf,
+    stdout: PathBuf,
     /// Logs of earlier runs (before a kill), kept for the failure report.
     earlier_logs: Vec<PathBuf>,
 }
@@ -51,18 +76,39 @@ impl BridgeProcess {
     /// Starts the binary with `args` (plus `--listen` and `--metrics-listen` on free ports) and waits until it
     /// answers `/health`.
     pub async fn start(args: &[&str]) -> BridgeProcess {
+        Self::start_with(args, &[], Ports::Free).await
+    }
+
+    /// [`BridgeProcess::start`] with environment variables `env` (set after the clean-up, so `RUST_LOG` may be
+    /// given) and the ports `ports`.
+    pub async fn start_with(args: &[&str], env: &[(&str, &str)], ports: Ports) -> BridgeProcess {
         let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        let env: Vec<(String, String)> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let own_ports = matches!(ports, Ports::Given { .. });
         let mut last_error = String::new();
         for _attempt in 0..5 {
-            let (addr, admin) = (free_addr(), free_addr());
-            match Self::spawn(addr, admin, &args) {
-                Ok((child, log)) => {
-                    let mut bridge =
-                        BridgeProcess { child, addr, admin, args: args.clone(), log, earlier_logs: vec![] };
+            let (addr, admin) = match ports {
+                Ports::Free => (free_addr(), free_addr()),
+                Ports::Given { addr, admin } => (addr, admin),
+            };
+            match Self::spawn(addr, admin, &args, &env, own_ports) {
+                Ok((child, log, stdout)) => {
+                    let mut bridge = BridgeProcess {
+                        child,
+                        addr,
+                        admin,
+                        args: args.clone(),
+                        env: env.clone(),
+                        own_ports,
+                        log,
+                        stdout,
+                        earlier_logs: vec![],
+                    };
                     match bridge.wait_healthy(Duration::from_secs(30)).await {
                         Ok(()) => return bridge,
                         // Most likely a port taken between `free_addr` and the bind: try others.
-                        Err(e) => last_error = e,
+                        Err(e) if !own_ports => last_error = e,
+                        Err(e) => panic!("the bridge did not start: {e}"),
                     }
                 }
                 Err(e) => last_error = e,
@@ -71,33 +117,46 @@ impl BridgeProcess {
         panic!("the bridge did not start: {last_error}");
     }
 
-    fn spawn(addr: SocketAddr, admin: SocketAddr, args: &[String]) -> Result<(Child, PathBuf), String> {
+    fn spawn(
+        addr: SocketAddr,
+        admin: SocketAddr,
+        args: &[String],
+        env: &[(String, String)],
+        own_ports: bool,
+    ) -> Result<(Child, PathBuf, PathBuf), String> {
         let n = STARTED.fetch_add(1, Ordering::Relaxed);
-        let log = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("bridge-{}-{n}.log", std::process::id()));
+        let file = |ext: &str| {
+            PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("bridge-{}-{n}.{ext}", std::process::id()))
+        };
+        let (log, stdout) = (file("log"), file("out"));
         let mut command = Command::new(bridge_binary());
         for (key, _) in std::env::vars_os() {
             let text = key.to_string_lossy();
-            if text.starts_with("OTLP_BRIDGE_") || text.starts_with("OTEL_") {
+            if text.starts_with("OTLP_BRIDGE_") || text.starts_with("OTEL_") || text.starts_with("RUST_") {
                 command.env_remove(&key);
             }
         }
+        if !own_ports {
+            command.args(["--listen", &addr.to_string(), "--metrics-listen", &admin.to_string()]);
+        }
         command
-            .args(["--listen", &addr.to_string(), "--metrics-listen", &admin.to_string()])
             .args(args)
             .env("RUST_LOG", "info")
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
+            .stdout(std::fs::File::create(&stdout).map_err(|e| e.to_string())?)
             .stderr(std::fs::File::create(&log).map_err(|e| e.to_string())?);
         let child = command.spawn().map_err(|e| format!("spawn {}: {e}", bridge_binary().display()))?;
-        Ok((child, log))
+        Ok((child, log, stdout))
     }
 
     /// Starts the binary again, after [`BridgeProcess::kill`], with the same flags on the same ports, without
     /// waiting for it: clients see it come up as they would in production.
     pub fn respawn(&mut self) {
         assert!(self.child.try_wait().unwrap().is_some(), "respawn a bridge that has ended");
-        let (child, log) = Self::spawn(self.addr, self.admin, &self.args).unwrap();
+        let (child, log, stdout) = Self::spawn(self.addr, self.admin, &self.args, &self.env, self.own_ports).unwrap();
         self.earlier_logs.push(std::mem::replace(&mut self.log, log));
+        self.earlier_logs.push(std::mem::replace(&mut self.stdout, stdout));
         self.child = child;
     }
 
@@ -162,6 +221,59 @@ impl BridgeProcess {
         lines[lines.len().saturating_sub(n)..].join("\n")
     }
 
+    /// This run's log (stderr) so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// This run's stdout so far (the debug backend writes there).
+    pub fn stdout(&self) -> String {
+        std::fs::read_to_string(&self.stdout).unwrap_or_default()
+    }
+
+    /// The log lines from the first one on, up to and including the first containing `needle`; polls the log
+    /// (bounded: 30 s), failing with what it saw.
+    pub async fn until(&self, needle: &str) -> Vec<String> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let text = self.log();
+            let lines: Vec<&str> = text.lines().collect();
+            if let Some(at) = lines.iter().position(|l| l.contains(needle)) {
+                return lines[..=at].iter().map(|l| l.to_string()).collect();
+            }
+            assert!(Instant::now() < deadline, "no log line with {needle:?} within 30 s:\n{text}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// SIGTERM, as a container runtime stops the bridge, and waits (bounded) for the exit without blocking the
+    /// runtime.
+    pub async fn terminate_async(&mut self, limit: Duration) -> ExitStatus {
+        let sent = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
+        assert!(sent.success(), "kill -TERM");
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "the bridge did not exit within {limit:?} of SIGTERM");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Waits (bounded by `limit`) until the metric's value satisfies `pred`; polls, as a metric is only seen by
+    /// asking.
+    pub async fn wait_metric(
+        &self,
+        name: &str,
+        label_parts: &[&str],
+        what: &str,
+        limit: Duration,
+        pred: impl Fn(f64) -> bool,
+    ) -> f64 {
+        super::wait_metric_at(self.admin, name, label_parts, what, limit, pred).await
+    }
+
     /// Every log line of this run and the earlier ones.
     pub fn all_logs(&self) -> String {
         self.earlier_logs
@@ -204,6 +316,18 @@ pub async fn try_request(
     headers: &[(&str, &str)],
     body: Bytes,
 ) -> Result<Answer, String> {
+    try_request_within(client, method, url, headers, body, Duration::from_secs(30)).await
+}
+
+/// [`try_request`] with an answer expected within `limit`.
+pub async fn try_request_within(
+    client: &HttpClient,
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: Bytes,
+    limit: Duration,
+) -> Result<Answer, String> {
     let mut builder = http::Request::builder().method(method).uri(url);
     for (k, v) in headers {
         builder = builder.header(*k, *v);
@@ -216,7 +340,7 @@ pub async fn try_request(
         let body = response.into_body().collect().await.map_err(|e| e.to_string())?.to_bytes();
         Ok(Answer { status, headers, body })
     };
-    tokio::time::timeout(Duration::from_secs(30), exchange).await.map_err(|_| "no answer within 30 s".to_string())?
+    tokio::time::timeout(limit, exchange).await.map_err(|_| format!("no answer within {limit:?}"))?
 }
 
 /// `VmRSS` and `VmHWM` of process `pid`, in KiB; `None` once it is gone.
@@ -231,13 +355,65 @@ pub fn read_memory_kib(pid: u32) -> Option<(u64, u64)> {
     Some((field("VmRSS:")?, field("VmHWM:")?))
 }
 
+/// Samples a process's VmRSS every 100 ms until it is gone or this is dropped (VmHWM alone says the peak, not
+/// when it happened).
+pub struct RssSampler {
+    samples: Arc<Mutex<Vec<(Duration, u64)>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl RssSampler {
+    /// Starts sampling process `pid`.
+    pub fn start(pid: u32) -> RssSampler {
+        let samples = Arc::new(Mutex::new(Vec::new()));
+        let started = Instant::now();
+        let task = tokio::spawn({
+            let samples = Arc::clone(&samples);
+            async move {
+                let mut tick = tokio::time::interval(Duration::from_millis(100));
+                loop {
+                    tick.tick().await;
+                    let Some((rss, _)) = read_memory_kib(pid) else { return };
+                    samples.lock().unwrap().push((started.elapsed(), rss));
+                }
+            }
+        });
+        RssSampler { samples, task }
+    }
+
+    /// The highest sample, in KiB, and how many samples there were.
+    pub fn peak_kib(&self) -> (u64, usize) {
+        let samples = self.samples.lock().unwrap();
+        (samples.iter().map(|s| s.1).max().unwrap_or(0), samples.len())
+    }
+
+    /// The highest VmRSS of each `window` since the start, in MiB.
+    pub fn max_mib_per(&self, window: Duration) -> Vec<u64> {
+        let mut out: Vec<u64> = Vec::new();
+        for (at, kib) in self.samples.lock().unwrap().iter() {
+            let slot = (at.as_millis() / window.as_millis().max(1)) as usize;
+            if out.len() <= slot {
+                out.resize(slot + 1, 0);
+            }
+            out[slot] = out[slot].max(kib / 1024);
+        }
+        out
+    }
+}
+
+impl Drop for RssSampler {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
 impl Drop for BridgeProcess {
     fn drop(&mut self) {
         self.kill();
         if std::thread::panicking() {
             eprintln!("bridge log ({}), last lines:\n{}", self.log.display(), self.log_tail(40));
         }
-        for log in self.earlier_logs.iter().chain(std::iter::once(&self.log)) {
+        for log in self.earlier_logs.iter().chain([&self.log, &self.stdout]) {
             if !std::thread::panicking() {
                 let _ = std::fs::remove_file(log);
             }
