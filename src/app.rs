@@ -228,6 +228,7 @@ pub async fn run(config: Config, listeners: Listeners, shutdown: impl Future<Out
                     exporter,
                     limits,
                     config.export_concurrency,
+                    config.max_partitions,
                     retry_budget,
                     Arc::clone(&telemetry),
                 );

@@ -70,9 +70,10 @@ pub struct Cli {
     pub auth_token_file: Option<PathBuf>,
 
     /// Request header copied into each export's gRPC metadata (e.g. X-Scope-OrgID for Tempo, Mimir, Loki);
-    /// repeatable (env: comma-separated); names match case-insensitively. Batches are partitioned by the values,
-    /// so one export never mixes two tenants; at most 1000 partitions per signal have open batches, a request
-    /// opening one more gets 503 with Retry-After.
+    /// repeatable (env: comma-separated); names match case-insensitively. Batches are partitioned by the values
+    /// (requests without the header form their own), so one export never mixes two tenants. Direct mode: at most
+    /// 1000 partitions per signal have open batches, a request opening one more gets 503 with Retry-After. With
+    /// --queue-dir the values are stored with each record and delivery partitions the same way.
     #[arg(long = "forward-header", env = "OTLP_BRIDGE_FORWARD_HEADER", value_delimiter = ',', value_name = "NAME")]
     pub forward_headers: Vec<String>,
 
@@ -290,6 +291,9 @@ pub struct Config {
     pub auth_token_file: Option<PathBuf>,
     /// `--forward-header` names (lowercase, no duplicates), in order.
     pub forward_headers: Vec<http::HeaderName>,
+    /// Most forwarded-header partitions with an open batch per signal in direct mode (not a flag: always
+    /// [`crate::batch::MAX_PARTITIONS`] in the binary; tests lower it to reach the bound).
+    pub max_partitions: usize,
     /// Bytes of request data held at once.
     pub memory_limit_bytes: usize,
     /// Batch limits; `None` when batching is disabled.
@@ -514,6 +518,7 @@ impl Config {
             },
             auth_token_file: cli.auth_token_file,
             forward_headers: parse_forward_headers(&cli.forward_headers)?,
+            max_partitions: crate::batch::MAX_PARTITIONS,
             memory_limit_bytes: cli.memory_limit_mib.saturating_mul(1024 * 1024),
             batch,
             batch_max_bytes: cli.batch_max_bytes,

@@ -206,6 +206,59 @@ async fn a_backlog_of_many_tenants_beyond_the_readers_memory_share_is_delivered(
     bridge.shutdown().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenant_past_the_partition_bound_gets_503_with_retry_after_and_gets_in_on_retry() {
+    let backend = MockBackend::start().await;
+    // The first export hangs for a while: meanwhile nothing else can go out (one export at a time) and the
+    // requests that arrive wait in open batches, one per tenant.
+    backend.script([Action::Delay(Duration::from_secs(5), Box::new(Action::Ok(None)))]);
+    let mut config = tenant_config(&backend);
+    config.export_concurrency = 1;
+    config.max_partitions = 2;
+    config.export_timeout = Duration::from_secs(10);
+    config.retry.max_elapsed = Duration::from_secs(20);
+    let bridge = Bridge::start(config).await;
+    let post = |tenant: &'static str, first: u64| {
+        let url = bridge.url("/v1/traces");
+        async move {
+            let body = spans(first, 2).encode_to_vec();
+            let headers = [("content-type", "application/x-protobuf"), ("x-scope-orgid", tenant)];
+            request("POST", &url, &headers, body).await
+        }
+    };
+    let a = tokio::spawn(post("A", 1_000_000));
+    backend.wait_calls(1).await;
+    let (b, c) = (tokio::spawn(post("B", 2_000_000)), tokio::spawn(post("t10", 10_000_000)));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(4);
+    while bridge.metric("otelcol_exporter_queue_size", &["traces"]).await < 4.0 {
+        assert!(tokio::time::Instant::now() < deadline, "B and t10 never waited in open batches");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+
+    // A third waiting tenant is refused, never merged into B's or t10's batch; the answer says when to retry.
+    let refused = post("t11", 11_000_000).await;
+    assert_eq!(refused.status, 503, "{}", refused.text());
+    assert_eq!(refused.header("retry-after"), Some("1"));
+    assert!(refused.text().contains("too many distinct --forward-header values"), "{}", refused.text());
+    assert_eq!(bridge.metric("otlp_bridge_partition_refused_requests_total", &["traces"]).await, 1.0);
+    // A tenant whose batch is open still gets in.
+    let b2 = tokio::spawn(post("B", 2_000_100));
+
+    for answer in [a, b, c, b2] {
+        let answer = answer.await.unwrap();
+        assert_eq!(answer.status, 200, "{}", answer.text());
+    }
+    // Once the batches have gone out, the client's retry is accepted.
+    let retried = post("t11", 11_000_000).await;
+    assert_eq!(retried.status, 200, "{}", retried.text());
+    let (delivered, _) = check_tenants(&backend);
+    let expected: HashMap<String, usize> =
+        [("A", 2), ("B", 4), ("t10", 2), ("t11", 2)].into_iter().map(|(t, n)| (t.to_string(), n)).collect();
+    assert_eq!(distinct(&delivered), expected);
+    assert_eq!(delivered.values().map(Vec::len).sum::<usize>(), 10, "every span once");
+    bridge.shutdown().await;
+}
+
 #[tokio::test]
 async fn a_forwarded_header_that_cannot_be_metadata_is_a_clear_400() {
     let backend = MockBackend::start().await;

@@ -66,12 +66,13 @@ impl Pipeline {
         exporter: E,
         limits: Limits,
         max_in_flight: usize,
+        max_partitions: usize,
         retry_budget: Option<Duration>,
         telemetry: Arc<Telemetry>,
     ) -> (Pipeline, tokio::task::JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(1024);
-        let worker = Worker { kind, exporter: Arc::new(exporter), max_in_flight, telemetry };
-        let handle = tokio::spawn(worker.run(rx, Partitions::new(limits, MAX_PARTITIONS)));
+        let worker = Worker { kind, exporter: Arc::new(exporter), max_in_flight, max_partitions, telemetry };
+        let handle = tokio::spawn(worker.run(rx, Partitions::new(limits, max_partitions)));
         (Pipeline { tx, retry_budget }, handle)
     }
 
@@ -108,6 +109,8 @@ struct Worker<E> {
     kind: SignalKind,
     exporter: Arc<E>,
     max_in_flight: usize,
+    /// Partitions with an open batch at most (see [`MAX_PARTITIONS`]).
+    max_partitions: usize,
     telemetry: Arc<Telemetry>,
 }
 
@@ -163,7 +166,7 @@ impl<E: Export> Worker<E> {
         }
     }
 
-    /// Adds `entry` to its partition's batch; past [`MAX_PARTITIONS`], tells its client to retry.
+    /// Adds `entry` to its partition's batch; past `max_partitions`, tells its client to retry.
     fn offer(
         &self,
         batcher: &mut Partitions<Entry>,
@@ -176,7 +179,7 @@ impl<E: Export> Worker<E> {
             Ok(batches) => sealed.extend(batches),
             Err(entry) => {
                 self.telemetry.partition_refused(self.kind);
-                let _ = entry.reply.send(Err(ExportError::TooManyPartitions { limit: MAX_PARTITIONS }));
+                let _ = entry.reply.send(Err(ExportError::TooManyPartitions { limit: self.max_partitions }));
             }
         }
     }

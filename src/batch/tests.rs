@@ -76,8 +76,15 @@ fn bed(limits: Limits, slots: usize) -> Bed {
     let fake = Fake::new();
     let telemetry = Telemetry::new();
     let budget = MemoryBudget::new(1 << 20);
-    let (pipeline, worker) =
-        Pipeline::start(SignalKind::Traces, Arc::clone(&fake), limits, slots, None, Arc::clone(&telemetry));
+    let (pipeline, worker) = Pipeline::start(
+        SignalKind::Traces,
+        Arc::clone(&fake),
+        limits,
+        slots,
+        MAX_PARTITIONS,
+        None,
+        Arc::clone(&telemetry),
+    );
     Bed { pipeline, worker, fake, budget, telemetry }
 }
 

@@ -180,6 +180,9 @@ run_round client-retry client-retry "--fail-first 2 --fail-code UNAVAILABLE" "--
 # issue 11: the Python SDK (defaults) through the queued bridge, backend down 60 s: nothing lost (~80 s).
 rc=0; run_client "$WORK" python-outage "$VPY" "$HERE/python_outage.py" --bridge "$BRIDGE_BIN" --work "$WORK/outage" || rc=$?; EXTRAS+=(--extra "python-outage:$((rc == 0)):$(tail -n 1 "$WORK/python-outage.log")")
 
+# gateway: the Python SDK by its OTEL_EXPORTER_OTLP_* variables through TLS, a token and X-Scope-OrgID (gateway_python.py)
+if "$VPY" "$HERE/gateway_python.py" run --bridge "$BRIDGE_BIN" --backend-script "$HERE/backend.py" --work "$WORK/gateway" >"$WORK/gateway.log" 2>&1; then EXTRAS+=(--extra "gateway python:1:$(tail -n 1 "$WORK/gateway.log")"); else sed 's/^/  | /' "$WORK/gateway.log"; EXTRAS+=(--extra "gateway python:0:$(tail -n 1 "$WORK/gateway.log")"); fi
+
 # ---------------------------------------------------------------- verdict
 rc=0
 "${H[@]}" verify "${CHECKS[@]}" "${EXTRAS[@]}" >"$WORK/verdict.txt" 2>&1 || rc=$?
