@@ -269,7 +269,9 @@ async fn sigkill_at_random_moments_under_load_loses_nothing_answered_200() {
     // A 4 MiB queue has 512 KiB segments: they roll and are deleted many times a round, under the kills.
     let backends = [backend.url()];
     let mut bridge = BridgeProcess::start(&queue_args(&backends, &queue, &["--queue-max-bytes", "4194304"])).await;
-    assert!(bridge.all_logs().contains("mode=\"queued: 200 once fsynced"), "the start-up line names the mode");
+    // The admin port answers /health a moment before the start-up line is written: wait for the line.
+    let start_up = bridge.until("otlp-bridge ready").await;
+    assert!(start_up.last().is_some_and(|l| l.contains("mode=\"queued: 200 once fsynced")), "{start_up:?}");
     let load = Load::start(bridge.url("/v1/traces"), 6, 20, 0, Duration::from_millis(2));
     let (started, mut kills) = (Instant::now(), Kills::default());
     kill_in_rounds(&mut bridge, &mut rng, 24, &mut kills).await;
