@@ -36,6 +36,8 @@ const MAX_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 const MIN_EXPORT_DRAIN: Duration = Duration::from_secs(1);
 /// Scrapes and probes in flight at shutdown are short.
 const ADMIN_DRAIN: Duration = Duration::from_secs(1);
+/// The least a queue reader may hold however small the memory limit: enough for a batch of typical requests.
+const MIN_READER_HOLD: usize = 64 * 1024;
 
 /// The two bound sockets a bridge serves (bound by the caller, so tests can use port 0).
 #[derive(Debug)]
@@ -176,7 +178,7 @@ impl QueueMode {
             concurrency: config.export_concurrency,
             max_age: queue_config.max_age,
             // Readers together hold at most half the memory limit; requests keep the other half.
-            hold_bytes: (config.memory_limit_bytes / 2 / backends.len().max(1)).max(64 * 1024),
+            hold_bytes: (config.memory_limit_bytes / 2 / backends.len().max(1)).max(MIN_READER_HOLD),
         };
         let (stop, stopped) = watch::channel(false);
         let readers = queue.start_readers(exporters, delivery, Arc::clone(budget), stopped);

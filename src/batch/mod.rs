@@ -70,7 +70,7 @@ impl Pipeline {
         retry_budget: Option<Duration>,
         telemetry: Arc<Telemetry>,
     ) -> (Pipeline, tokio::task::JoinHandle<()>) {
-        let (tx, rx) = mpsc::channel(1024);
+        let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
         let worker = Worker { kind, exporter: Arc::new(exporter), max_in_flight, max_partitions, telemetry };
         let handle = tokio::spawn(worker.run(rx, Partitions::new(limits, max_partitions)));
         (Pipeline { tx, retry_budget }, handle)
@@ -217,6 +217,17 @@ impl<E: Export> Worker<E> {
     }
 }
 
+/// Entries a signal's worker may have waiting in its channel; a submit past this waits (holding the request's
+/// memory reservation), so the channel never holds data the memory limit does not count.
+const CHANNEL_CAPACITY: usize = 1024;
+/// Longest export time the latency average takes in: a failed export's retries say nothing about the next one's.
+const LATENCY_CAP: Duration = Duration::from_secs(1);
+/// Weights of the average so far and of the newest export: about the last five exports count.
+const LATENCY_KEEP: f64 = 0.8;
+const LATENCY_WEIGHT: f64 = 0.2;
+/// Shortest linger: data arriving together while an export is in flight still coalesces.
+const MIN_LINGER: Duration = Duration::from_millis(1);
+
 /// A moving average of how long exports take, which sets how long new data lingers for more while other exports
 /// are in flight: half of it. Requests then coalesce behind a fast backend, and a slow backend (the reason data
 /// queues at all) still gets concurrent exports, with no request waiting much longer than the backend itself makes
@@ -228,16 +239,15 @@ struct ExportLatency {
 
 impl ExportLatency {
     fn observe(&mut self, took: Duration) {
-        // A failed export's retries say nothing about the next export's latency.
-        let took = took.min(Duration::from_secs(1));
+        let took = took.min(LATENCY_CAP);
         self.average = Some(match self.average {
             None => took,
-            Some(avg) => avg.mul_f64(0.8) + took.mul_f64(0.2),
+            Some(avg) => avg.mul_f64(LATENCY_KEEP) + took.mul_f64(LATENCY_WEIGHT),
         });
     }
 
     fn linger(&self) -> Duration {
-        self.average.map_or(Duration::from_millis(1), |avg| (avg / 2).max(Duration::from_millis(1)))
+        self.average.map_or(MIN_LINGER, |avg| (avg / 2).max(MIN_LINGER))
     }
 }
 

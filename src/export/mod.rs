@@ -80,7 +80,7 @@ impl ExportError {
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
             ExportError::Backend { retry_after, .. } => *retry_after,
-            ExportError::ShuttingDown | ExportError::TooManyPartitions { .. } => Some(Duration::from_secs(1)),
+            ExportError::ShuttingDown | ExportError::TooManyPartitions { .. } => Some(crate::retry::RETRY_AFTER_MIN),
         }
     }
 

@@ -172,7 +172,7 @@ impl ReceiveError {
             | ReceiveError::Json(_)
             | ReceiveError::Protobuf(_) => own(StatusCode::BAD_REQUEST),
             ReceiveError::Memory(MemoryError::Exhausted { .. }) => {
-                (StatusCode::SERVICE_UNAVAILABLE, tonic::Code::Unavailable, Some(Duration::from_secs(1)))
+                (StatusCode::SERVICE_UNAVAILABLE, tonic::Code::Unavailable, Some(crate::retry::RETRY_AFTER_MIN))
             }
             ReceiveError::Queue(e) => {
                 (StatusCode::SERVICE_UNAVAILABLE, tonic::Code::Unavailable, Some(e.retry_after()))
@@ -182,7 +182,7 @@ impl ReceiveError {
                 let status = http_status_for_grpc(code);
                 let retry_after = match status {
                     StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE => {
-                        Some(e.retry_after().unwrap_or(Duration::from_secs(1)))
+                        Some(e.retry_after().unwrap_or(crate::retry::RETRY_AFTER_MIN))
                     }
                     _ => None,
                 };
