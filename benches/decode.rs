@@ -337,5 +337,11 @@ fn decode(c: &mut Criterion) {
     bench_signal::<Logs>(c, logs);
 }
 
-criterion_group!(benches, decode);
+// criterion_group! generates an undocumented `pub fn benches`.
+#[allow(missing_docs)]
+mod group {
+    use super::*;
+    criterion_group!(benches, decode);
+}
+use group::benches;
 criterion_main!(benches);

@@ -22,6 +22,9 @@ pub mod batch;
 pub mod check;
 pub mod config;
 pub mod export;
+// The schema work (issue 10, items 1-2) is replacing these modules' hand-written tables with generated ones; the
+// visibility of their internals is settled there.
+#[allow(unreachable_pub)]
 pub mod json;
 pub mod limit;
 pub mod queue;
@@ -30,6 +33,7 @@ pub mod retry;
 pub mod signal;
 pub mod sink;
 pub mod telemetry;
+#[allow(unreachable_pub)]
 pub mod wire;
 
 pub use app::{run, Listeners, RunError};

@@ -15,7 +15,7 @@ const MAGIC: &[u8; 8] = b"OTLPQCUR";
 const LEN: usize = 28;
 
 /// The cursor file of the backend labelled `label` in `dir`: readable, and distinct for distinct labels.
-pub fn path(dir: &Path, label: &str) -> PathBuf {
+pub(super) fn path(dir: &Path, label: &str) -> PathBuf {
     let readable: String = label.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).take(64).collect();
     // FNV-1a, so two labels that read the same once sanitised still get their own files.
     let hash = label.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
@@ -34,7 +34,7 @@ fn encode(pos: Pos) -> [u8; LEN] {
 
 /// Why a cursor could not be loaded.
 #[derive(Debug, thiserror::Error)]
-pub enum LoadError {
+pub(super) enum LoadError {
     /// No cursor file: a backend new to this queue (or its file was lost).
     #[error("no cursor file")]
     Missing,
@@ -47,7 +47,7 @@ pub enum LoadError {
 }
 
 /// Reads the cursor at `path`.
-pub fn load(path: &Path) -> Result<Pos, LoadError> {
+pub(super) fn load(path: &Path) -> Result<Pos, LoadError> {
     let mut file = match File::open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(LoadError::Missing),
@@ -68,7 +68,7 @@ pub fn load(path: &Path) -> Result<Pos, LoadError> {
 }
 
 /// Makes `pos` the durable cursor at `path`; when this returns Ok, a crash cannot bring back an older cursor.
-pub fn store(path: &Path, pos: Pos) -> io::Result<()> {
+pub(super) fn store(path: &Path, pos: Pos) -> io::Result<()> {
     let bytes = encode(pos);
     let temp = path.with_extension("cursor.tmp");
     let replaced = (|| {
@@ -92,7 +92,7 @@ pub fn store(path: &Path, pos: Pos) -> io::Result<()> {
 }
 
 /// Makes the directory entries of `path`'s directory durable (after a create, rename or delete).
-pub fn sync_dir(path: &Path) -> io::Result<()> {
+pub(super) fn sync_dir(path: &Path) -> io::Result<()> {
     match path.parent() {
         Some(dir) => File::open(dir)?.sync_all(),
         None => Ok(()),

@@ -19,10 +19,10 @@ use bytes::Bytes;
 use crate::signal::SignalKind;
 
 /// Bytes before a record's body.
-pub const FRAME_HEADER: usize = 8;
+pub(super) const FRAME_HEADER: usize = 8;
 
 /// Largest body a reader accepts; a length above it is corruption (no export request comes near it).
-pub const MAX_BODY: u32 = 1 << 30;
+pub(super) const MAX_BODY: u32 = 1 << 30;
 
 const VERSION: u8 = 1;
 
@@ -42,7 +42,7 @@ pub struct Record {
 }
 
 /// Encodes `record` as one frame.
-pub fn encode(record: &Record) -> Vec<u8> {
+pub(super) fn encode(record: &Record) -> Vec<u8> {
     let header_bytes: usize = record.headers.iter().map(|(k, v)| 4 + k.len() + v.len()).sum();
     let mut out = Vec::with_capacity(FRAME_HEADER + 20 + header_bytes + record.payload.len());
     out.extend_from_slice(&[0; FRAME_HEADER]);
@@ -70,7 +70,7 @@ pub fn encode(record: &Record) -> Vec<u8> {
 
 /// A frame header: the body's length and checksum.
 #[derive(Debug, Clone, Copy)]
-pub struct FrameHeader {
+pub(super) struct FrameHeader {
     /// Body bytes.
     pub len: u32,
     /// Checksum of the body.
@@ -79,20 +79,20 @@ pub struct FrameHeader {
 
 impl FrameHeader {
     /// Parses the first [`FRAME_HEADER`] bytes of a frame.
-    pub fn parse(bytes: [u8; FRAME_HEADER]) -> FrameHeader {
+    pub(super) fn parse(bytes: [u8; FRAME_HEADER]) -> FrameHeader {
         let [a, b, c, d, e, f, g, h] = bytes;
         FrameHeader { len: u32::from_le_bytes([a, b, c, d]), crc: u32::from_le_bytes([e, f, g, h]) }
     }
 
     /// Bytes of the whole frame.
-    pub fn frame_len(&self) -> u64 {
+    pub(super) fn frame_len(&self) -> u64 {
         FRAME_HEADER as u64 + u64::from(self.len)
     }
 }
 
 /// Why a body is not a record.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum DecodeError {
+pub(super) enum DecodeError {
     /// The checksum does not match.
     #[error("checksum mismatch")]
     Checksum,
@@ -102,7 +102,7 @@ pub enum DecodeError {
 }
 
 /// Decodes a body read after `header`.
-pub fn decode(header: FrameHeader, body: Bytes) -> Result<Record, DecodeError> {
+pub(super) fn decode(header: FrameHeader, body: Bytes) -> Result<Record, DecodeError> {
     if crc32fast::hash(&body) != header.crc {
         return Err(DecodeError::Checksum);
     }

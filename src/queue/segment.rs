@@ -18,17 +18,17 @@ pub struct Pos {
 }
 
 /// The file name of segment `id`: zero-padded so names sort like ids.
-pub fn file_name(id: u64) -> String {
+pub(super) fn file_name(id: u64) -> String {
     format!("{id:020}.seg")
 }
 
 /// The id of a segment file name, if it is one.
-pub fn parse_name(name: &str) -> Option<u64> {
+pub(super) fn parse_name(name: &str) -> Option<u64> {
     name.strip_suffix(".seg").filter(|s| s.len() == 20).and_then(|s| s.parse().ok())
 }
 
 /// The segments in `dir`, by id.
-pub fn list(dir: &Path) -> io::Result<Vec<(u64, PathBuf)>> {
+pub(super) fn list(dir: &Path) -> io::Result<Vec<(u64, PathBuf)>> {
     let mut found = Vec::new();
     for entry in std::fs::read_dir(dir)? {
         let entry = entry?;
@@ -42,7 +42,7 @@ pub fn list(dir: &Path) -> io::Result<Vec<(u64, PathBuf)>> {
 
 /// What reading the next frame found.
 #[derive(Debug)]
-pub enum Next {
+pub(super) enum Next {
     /// A record and its frame's length.
     Record(Record, u64),
     /// No more bytes before the limit.
@@ -56,7 +56,7 @@ pub enum Next {
 
 /// Reads the frames of one segment in order.
 #[derive(Debug)]
-pub struct SegmentReader {
+pub(super) struct SegmentReader {
     /// The segment's id.
     pub id: u64,
     file: BufReader<File>,
@@ -65,20 +65,20 @@ pub struct SegmentReader {
 
 impl SegmentReader {
     /// Opens segment `path` at `offset` (a record boundary).
-    pub fn open(id: u64, path: &Path, offset: u64) -> io::Result<SegmentReader> {
+    pub(super) fn open(id: u64, path: &Path, offset: u64) -> io::Result<SegmentReader> {
         let mut file = File::open(path)?;
         file.seek(SeekFrom::Start(offset))?;
         Ok(SegmentReader { id, file: BufReader::with_capacity(64 * 1024, file), offset })
     }
 
     /// The offset of the next frame.
-    pub fn offset(&self) -> u64 {
+    pub(super) fn offset(&self) -> u64 {
         self.offset
     }
 
     /// Reads the frame at the current offset, if it ends before `limit` (the file's length, or the committed end
     /// of the active segment).
-    pub fn next(&mut self, limit: u64) -> io::Result<Next> {
+    pub(super) fn next(&mut self, limit: u64) -> io::Result<Next> {
         if self.offset >= limit {
             return Ok(Next::End);
         }
@@ -112,7 +112,7 @@ impl SegmentReader {
 
 /// What the recovery scan of one segment found.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Scanned {
+pub(super) enum Scanned {
     /// Every byte is a valid record.
     Clean,
     /// Valid records up to `valid_len`, then a torn tail.
@@ -129,7 +129,7 @@ pub enum Scanned {
 
 /// Reads every record of segment `path` (streaming: one record in memory at a time), calling `each` with its
 /// position and the record.
-pub fn scan(id: u64, path: &Path, mut each: impl FnMut(Pos, &Record)) -> io::Result<(Scanned, u64)> {
+pub(super) fn scan(id: u64, path: &Path, mut each: impl FnMut(Pos, &Record)) -> io::Result<(Scanned, u64)> {
     let len = std::fs::metadata(path)?.len();
     let mut reader = SegmentReader::open(id, path, 0)?;
     let mut records = 0u64;

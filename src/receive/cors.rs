@@ -11,7 +11,7 @@ use http::{header, HeaderValue, Method};
 use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
 
 /// The CORS layer for `origins`, or `None` when CORS is off (no origins configured).
-pub fn layer(origins: &[String]) -> Option<CorsLayer> {
+pub(super) fn layer(origins: &[String]) -> Option<CorsLayer> {
     if origins.is_empty() {
         return None;
     }

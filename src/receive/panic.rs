@@ -17,7 +17,7 @@ use super::respond::{Format, ReceiveError};
 
 /// Wraps a service so that a panic in `call` or in its future becomes a 500 answer.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct CatchPanicLayer;
+pub(super) struct CatchPanicLayer;
 
 impl<S> Layer<S> for CatchPanicLayer {
     type Service = CatchPanic<S>;
@@ -28,7 +28,7 @@ impl<S> Layer<S> for CatchPanicLayer {
 
 /// See [`CatchPanicLayer`].
 #[derive(Debug, Clone)]
-pub struct CatchPanic<S> {
+pub(super) struct CatchPanic<S> {
     inner: S,
 }
 

@@ -1,6 +1,8 @@
 //! Test bed: a real in-process OTLP/gRPC backend on 127.0.0.1:0 that records the raw bytes it receives and can be
 //! scripted to fail, a bridge started through the library on port 0, and a small HTTP client.
 #![allow(dead_code)]
+// `pub` here means "for the test files", which `mod common;` makes private to each test crate.
+#![allow(unreachable_pub)]
 // Test clients read whole (small, trusted) bodies.
 #![allow(clippy::disallowed_methods, clippy::unwrap_used, clippy::expect_used)]
 

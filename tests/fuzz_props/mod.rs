@@ -4,6 +4,8 @@
 //! The fuzz crate includes this file with `#[path]`, so it may only use crates both depend on. Each property takes
 //! the raw fuzz input and panics (a crash, for libFuzzer) when the bridge misbehaves.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+// `pub` is for the fuzz crate, which includes this file as its library; under `cargo test` it is private.
+#![allow(unreachable_pub)]
 
 pub mod http;
 mod items;
