@@ -12,6 +12,10 @@ use clap::Parser;
 
 use crate::signal::SignalKind;
 
+/// Most `--forward-header` partitions with an open batch, per signal. The Collector's batch processor bounds the
+/// same thing with `metadata_cardinality_limit`, whose default is also 1000.
+pub const MAX_PARTITIONS: usize = 1000;
+
 /// Flags of the `otlp-bridge` binary; every flag also reads the `OTLP_BRIDGE_*` variable of the same words.
 #[derive(Debug, Clone, Parser)]
 #[command(
@@ -292,7 +296,7 @@ pub struct Config {
     /// `--forward-header` names (lowercase, no duplicates), in order.
     pub forward_headers: Vec<http::HeaderName>,
     /// Most forwarded-header partitions with an open batch per signal in direct mode (not a flag: always
-    /// [`crate::batch::MAX_PARTITIONS`] in the binary; tests lower it to reach the bound).
+    /// [`MAX_PARTITIONS`] in the binary; tests lower it to reach the bound).
     pub max_partitions: usize,
     /// Bytes of request data held at once.
     pub memory_limit_bytes: usize,
@@ -518,7 +522,7 @@ impl Config {
             },
             auth_token_file: cli.auth_token_file,
             forward_headers: parse_forward_headers(&cli.forward_headers)?,
-            max_partitions: crate::batch::MAX_PARTITIONS,
+            max_partitions: MAX_PARTITIONS,
             memory_limit_bytes: cli.memory_limit_mib.saturating_mul(1024 * 1024),
             batch,
             batch_max_bytes: cli.batch_max_bytes,

@@ -20,9 +20,8 @@ use super::batcher::{Batch, Batcher, FlushReason, Limits, Weighed};
 /// Forwarded header values: (lowercase name, value) in `--forward-header` order, absent headers left out.
 pub type PartitionKey = Arc<Vec<(String, String)>>;
 
-/// Most partitions with an open batch, per signal. The Collector's batch processor bounds the same thing with
-/// `metadata_cardinality_limit`, whose default is also 1000.
-pub const MAX_PARTITIONS: usize = 1000;
+/// The default bound on partitions with an open batch, per signal; a configuration value, so defined with the rest.
+pub use crate::config::MAX_PARTITIONS;
 
 /// The open batches, by partition.
 #[derive(Debug)]
