@@ -15,7 +15,6 @@
 mod error;
 mod scan;
 mod schema;
-mod schema_metrics;
 mod split;
 #[cfg(test)]
 mod tests;

@@ -3,6 +3,7 @@
 
 mod accept;
 mod cases;
+mod descriptors;
 mod gen;
 mod prop;
 mod utf8;
