@@ -273,8 +273,13 @@ impl Schema {
         for full in order {
             let m = self.msg(full);
             let items = if ITEMS.contains(&full.as_str()) { ", items" } else { "" };
-            let _ = writeln!(s, "message! {{\n    {} as {}Field, {:?}{items} {{", m.rust(), m.ident(), m.name());
             let real_oneofs = m.real_oneofs();
+            // `message!` names the oneof enum by an identifier (its variants are matched as `Enum::Variant`).
+            for oneof in real_oneofs.values() {
+                let enum_path = format!("{}::{}", module_path(&m.package, &m.parents, m.name()), upper_camel(oneof));
+                let _ = writeln!(s, "use {enum_path} as {}{}Oneof;", m.ident(), upper_camel(oneof));
+            }
+            let _ = writeln!(s, "message! {{\n    {} as {}Field, {:?}{items} {{", m.rust(), m.ident(), m.name());
             for f in m.desc.field.iter().filter(|f| !f.oneof_index.is_some_and(|i| real_oneofs.contains_key(&i))) {
                 let kind = self.json_kind(f, &mut enums, f.proto3_optional());
                 let _ = writeln!(
@@ -291,8 +296,7 @@ impl Schema {
                 fail(&format!("{full}: the message! table supports one oneof per message"));
             }
             for (idx, oneof) in &real_oneofs {
-                let enum_path = format!("{}::{}", module_path(&m.package, &m.parents, m.name()), upper_camel(oneof));
-                let _ = writeln!(s, "    oneof {}: {enum_path} {{", rust_field(oneof));
+                let _ = writeln!(s, "    oneof {}: {}{}Oneof {{", rust_field(oneof), m.ident(), upper_camel(oneof));
                 for f in m.desc.field.iter().filter(|f| f.oneof_index == Some(*idx)) {
                     let kind = self.json_kind(f, &mut enums, false);
                     let _ = writeln!(
@@ -308,6 +312,13 @@ impl Schema {
             }
             s.push_str("}\n\n");
         }
+        for (req, resp, _) in SIGNALS {
+            let package = req.rsplit_once('.').map_or("", |p| p.0);
+            for full in [req.to_string(), format!("{package}.{resp}")] {
+                let _ = writeln!(s, "impl JsonMessage for {} {{}}", self.msg(&full).rust());
+            }
+        }
+        s.push('\n');
         for full in enums {
             let e = &self.enums[&full];
             let path = rust_path(&e.package, &e.parents, e.desc.name());
@@ -378,7 +389,7 @@ impl Schema {
             let m = self.msg(full);
             let _ = writeln!(
                 s,
-                "impl Encode for {} {{\n    fn encode(&self, out: &mut String) {{\n        let mut o = Obj::new(out);",
+                "impl Encode for {} {{\n    fn encode(&self, out: &mut String) {{\n        let mut o = Out::new(out);",
                 m.rust()
             );
             let real_oneofs = m.real_oneofs();
@@ -399,7 +410,7 @@ impl Schema {
                         for v in m.desc.field.iter().filter(|v| v.oneof_index == Some(idx)) {
                             // A set member is written even when it is the default, so "set to 0" survives.
                             let write = match v.r#type() {
-                                Type::Message => "v.encode(o.key(KEY))".to_string(),
+                                Type::Message => "o.msg(KEY, v)".to_string(),
                                 Type::String => "write_str(o.key(KEY), v)".into(),
                                 Type::Bool => "write_bool(o.key(KEY), *v)".into(),
                                 Type::Int64 | Type::Sfixed64 => "write_i64_quoted(o.key(KEY), *v)".into(),

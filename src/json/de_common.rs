@@ -1,18 +1,13 @@
-//! Decoding of OTLP/JSON objects into prost messages, and the messages shared by all signals.
+//! Decoding of OTLP/JSON objects into prost messages: the object loop and the `Opt` / `Rep` wrappers the generated
+//! tables (`schema.rs`) use.
 
 use std::fmt;
 use std::marker::PhantomData;
 
-use opentelemetry_proto::tonic::common::v1::any_value::Value as AnyValueOneof;
-use opentelemetry_proto::tonic::common::v1::{
-    AnyValue, ArrayValue, EntityRef, InstrumentationScope, KeyValue, KeyValueList,
-};
-use opentelemetry_proto::tonic::resource::v1::Resource;
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
-use super::de_scalar::{Bool, Bytes, Kind, Seed, Str, F64, I32, I64, U32};
+use super::de_scalar::{Kind, Seed};
 use super::error::{Ctx, Seg};
-use super::table::message;
 use super::tc_out::Tc;
 
 /// A prost message decodable from a JSON object. Implemented through [`message!`].
@@ -181,64 +176,4 @@ pub fn duplicate_field<E: de::Error>() -> E {
 /// Error for a second member of a oneof.
 pub fn both_members<E: de::Error>(message: &str, first: &str, second: &str) -> E {
     E::custom(format_args!("{message} has both {first} and {second}"))
-}
-
-message! {
-    AnyValue as AnyValueField, "AnyValue" {}
-    oneof value: AnyValueOneof {
-        StringValue: Str = "stringValue" | "string_value" @ 1,
-        BoolValue: Bool = "boolValue" | "bool_value" @ 2,
-        IntValue: I64 = "intValue" | "int_value" @ 3,
-        DoubleValue: F64 = "doubleValue" | "double_value" @ 4,
-        ArrayValue: Obj<ArrayValue> = "arrayValue" | "array_value" @ 5,
-        KvlistValue: Obj<KeyValueList> = "kvlistValue" | "kvlist_value" @ 6,
-        BytesValue: Bytes = "bytesValue" | "bytes_value" @ 7,
-        StringValueStrindex: I32 = "stringValueStrindex" | "string_value_strindex" @ 8,
-    }
-}
-
-message! {
-    ArrayValue as ArrayValueField, "ArrayValue" {
-        values: Rep<Obj<AnyValue>> = "values" @ 1,
-    }
-}
-
-message! {
-    KeyValueList as KeyValueListField, "KeyValueList" {
-        values: Rep<Obj<KeyValue>> = "values" @ 1,
-    }
-}
-
-message! {
-    KeyValue as KeyValueField, "KeyValue" {
-        key: Str = "key" @ 1,
-        value: Opt<Obj<AnyValue>> = "value" @ 2,
-        key_strindex: I32 = "keyStrindex" @ 3,
-    }
-}
-
-message! {
-    InstrumentationScope as InstrumentationScopeField, "InstrumentationScope" {
-        name: Str = "name" @ 1,
-        version: Str = "version" @ 2,
-        attributes: Rep<Obj<KeyValue>> = "attributes" @ 3,
-        dropped_attributes_count: U32 = "droppedAttributesCount" @ 4,
-    }
-}
-
-message! {
-    EntityRef as EntityRefField, "EntityRef" {
-        schema_url: Str = "schemaUrl" @ 1,
-        r#type: Str = "type" @ 2,
-        id_keys: Rep<Str> = "idKeys" @ 3,
-        description_keys: Rep<Str> = "descriptionKeys" @ 4,
-    }
-}
-
-message! {
-    Resource as ResourceField, "Resource" {
-        attributes: Rep<Obj<KeyValue>> = "attributes" @ 1,
-        dropped_attributes_count: U32 = "droppedAttributesCount" @ 2,
-        entity_refs: Rep<Obj<EntityRef>> = "entityRefs" @ 3,
-    }
 }

@@ -230,10 +230,6 @@ stateless_kind!(F64, f64, F64V);
 
 /// A trace id (16 bytes) or span id (8 bytes): case-insensitive hex of exact length; "" or null = absent.
 pub struct Hex<const N: usize>;
-/// 16-byte trace id.
-pub type TraceId = Hex<16>;
-/// 8-byte span id.
-pub type SpanId = Hex<8>;
 
 pub(super) struct HexV<const N: usize>;
 impl<const N: usize> HexV<N> {

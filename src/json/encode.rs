@@ -4,11 +4,6 @@
 use std::fmt::Write as _;
 
 use base64::Engine as _;
-use opentelemetry_proto::tonic::common::v1::any_value::Value as AnyValueOneof;
-use opentelemetry_proto::tonic::common::v1::{
-    AnyValue, ArrayValue, EntityRef, InstrumentationScope, KeyValue, KeyValueList,
-};
-use opentelemetry_proto::tonic::resource::v1::Resource;
 
 /// A message that writes itself as one JSON object.
 pub trait Encode {
@@ -61,6 +56,22 @@ pub fn write_u64(out: &mut String, mut v: u64) {
     for &b in &buf[i..] {
         out.push(b as char);
     }
+}
+
+/// int32, sint32 and enums: plain JSON numbers.
+pub fn write_i32(out: &mut String, v: i32) {
+    write_i64(out, v.into());
+}
+
+pub fn write_bool(out: &mut String, v: bool) {
+    out.push_str(if v { "true" } else { "false" });
+}
+
+/// `bytes` that are not ids: standard padded base64.
+pub fn write_base64(out: &mut String, v: &[u8]) {
+    out.push('"');
+    base64::engine::general_purpose::STANDARD.encode_string(v, out);
+    out.push('"');
 }
 
 fn write_i64(out: &mut String, v: i64) {
@@ -220,86 +231,5 @@ impl<'a> Obj<'a> {
 
     pub fn end(self) {
         self.out.push('}');
-    }
-}
-
-impl Encode for AnyValue {
-    fn encode(&self, out: &mut String) {
-        let mut o = Obj::new(out);
-        match &self.value {
-            None => {}
-            Some(AnyValueOneof::StringValue(v)) => write_str(o.key("stringValue"), v),
-            Some(AnyValueOneof::BoolValue(v)) => o.key("boolValue").push_str(if *v { "true" } else { "false" }),
-            Some(AnyValueOneof::IntValue(v)) => write_i64_quoted(o.key("intValue"), *v),
-            Some(AnyValueOneof::DoubleValue(v)) => write_f64(o.key("doubleValue"), *v),
-            Some(AnyValueOneof::ArrayValue(v)) => v.encode(o.key("arrayValue")),
-            Some(AnyValueOneof::KvlistValue(v)) => v.encode(o.key("kvlistValue")),
-            Some(AnyValueOneof::BytesValue(v)) => {
-                let out = o.key("bytesValue");
-                out.push('"');
-                base64::engine::general_purpose::STANDARD.encode_string(v, out);
-                out.push('"');
-            }
-            Some(AnyValueOneof::StringValueStrindex(v)) => write_i64(o.key("stringValueStrindex"), (*v).into()),
-        }
-        o.end();
-    }
-}
-
-impl Encode for ArrayValue {
-    fn encode(&self, out: &mut String) {
-        let mut o = Obj::new(out);
-        o.msgs("values", &self.values);
-        o.end();
-    }
-}
-
-impl Encode for KeyValueList {
-    fn encode(&self, out: &mut String) {
-        let mut o = Obj::new(out);
-        o.msgs("values", &self.values);
-        o.end();
-    }
-}
-
-impl Encode for KeyValue {
-    fn encode(&self, out: &mut String) {
-        let mut o = Obj::new(out);
-        o.str("key", &self.key);
-        o.opt_msg("value", &self.value);
-        o.i32("keyStrindex", self.key_strindex);
-        o.end();
-    }
-}
-
-impl Encode for InstrumentationScope {
-    fn encode(&self, out: &mut String) {
-        let mut o = Obj::new(out);
-        o.str("name", &self.name);
-        o.str("version", &self.version);
-        o.msgs("attributes", &self.attributes);
-        o.u32("droppedAttributesCount", self.dropped_attributes_count);
-        o.end();
-    }
-}
-
-impl Encode for EntityRef {
-    fn encode(&self, out: &mut String) {
-        let mut o = Obj::new(out);
-        o.str("schemaUrl", &self.schema_url);
-        o.str("type", &self.r#type);
-        o.strs("idKeys", &self.id_keys);
-        o.strs("descriptionKeys", &self.description_keys);
-        o.end();
-    }
-}
-
-impl Encode for Resource {
-    fn encode(&self, out: &mut String) {
-        let mut o = Obj::new(out);
-        o.msgs("attributes", &self.attributes);
-        o.u32("droppedAttributesCount", self.dropped_attributes_count);
-        o.msgs("entityRefs", &self.entity_refs);
-        o.end();
     }
 }

@@ -26,21 +26,18 @@
 //!
 //! Errors name the field path and the line/column: see [`JsonError`].
 //!
-//! The schema tables in the `de_*` files (`table.rs`'s `message!`: field names, JSON rules, field numbers and wire
-//! forms, written once) drive both.
+//! The schema tables (`table.rs`'s `message!`: field names, JSON rules, field numbers and wire forms), generated
+//! once by `build.rs` from `proto/` into `schema.rs`, drive both, and the encoder too.
 //!
 //! Encoding (answers' bodies and the debug backend, from prost types) writes spec-conformant OTLP/JSON on one line: lowerCamelCase keys, lowercase hex ids,
 //! 64-bit integers as decimal strings, enums as integers, standard padded base64, non-finite doubles as
 //! strings, default values omitted except set oneof members.
 
 mod de_common;
-mod de_logs;
-mod de_metrics;
 mod de_scalar;
-mod de_trace;
 mod encode;
-mod encode_signals;
 mod error;
+mod schema;
 mod table;
 mod tc_kinds;
 mod tc_msg;
@@ -50,20 +47,10 @@ mod tests;
 
 pub use error::JsonError;
 
-use opentelemetry_proto::tonic::collector::logs::v1::{ExportLogsServiceRequest, ExportLogsServiceResponse};
-use opentelemetry_proto::tonic::collector::metrics::v1::{ExportMetricsServiceRequest, ExportMetricsServiceResponse};
-use opentelemetry_proto::tonic::collector::trace::v1::{ExportTraceServiceRequest, ExportTraceServiceResponse};
-
-/// A top-level OTLP message with an OTLP/JSON form: the three `Export*ServiceRequest` types and
-/// the three `Export*ServiceResponse` types. Sealed: the work is done by crate-internal traits.
+/// A top-level OTLP message with an OTLP/JSON form: each signal's `Export*ServiceRequest` and
+/// `Export*ServiceResponse` (implemented in the generated `schema.rs`). Sealed: the work is done by crate-internal
+/// traits.
 pub trait JsonMessage: Sized + de_common::Msg + encode::Encode {}
-
-impl JsonMessage for ExportTraceServiceRequest {}
-impl JsonMessage for ExportMetricsServiceRequest {}
-impl JsonMessage for ExportLogsServiceRequest {}
-impl JsonMessage for ExportTraceServiceResponse {}
-impl JsonMessage for ExportMetricsServiceResponse {}
-impl JsonMessage for ExportLogsServiceResponse {}
 
 /// Decodes an OTLP/JSON body (UTF-8 JSON object, nothing but whitespace after it).
 pub fn decode<T: JsonMessage>(body: &[u8]) -> Result<T, JsonError> {

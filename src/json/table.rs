@@ -1,4 +1,4 @@
-//! The schema of each OTLP message, written once: [`message!`] turns a field table into both the decoder
+//! The schema of each OTLP message, generated once (build.rs, from proto/): [`message!`] turns a field table into both the decoder
 //! (JSON -> prost, [`Msg::decode_field`](super::de_common::Msg::decode_field)) and the transcoder
 //! (JSON -> protobuf bytes, [`Msg::transcode_field`](super::de_common::Msg::transcode_field)), so the two
 //! cannot disagree about names, JSON rules or nesting.
@@ -6,7 +6,8 @@
 /// Implements [`Msg`](super::de_common::Msg) for a prost message from its field table.
 ///
 /// Header: `Type as FieldEnum, "Name"`, then `, items` when the transcoder counts the message as an item.
-/// Each field: `rust_field: Kind = "lowerCamelCase" @ number`; the snake_case alias is the Rust field name.
+/// Each field: `rust_field: Kind = "jsonName" | "proto_name" @ number` (the proto name is the snake_case alias the
+/// Collector accepts).
 /// The kind gives both the JSON rules and the protobuf wire form (`U64` = uint64, `Fixed64` = fixed64, ...).
 /// A oneof: `oneof rust_field: OneofEnum { Variant: Kind = "camel" | "snake" @ number, ... }`; `null`
 /// members count as absent, a second non-null member is an error.
@@ -15,7 +16,7 @@ macro_rules! message {
     (@items $items:ident) => { true };
     (
         $ty:ty as $F:ident, $name:literal $(, $items:ident)? {
-            $( $field:ident : $kind:ty = $camel:literal @ $num:literal ),* $(,)?
+            $( $field:ident : $kind:ty = $camel:literal | $snake:literal @ $num:literal ),* $(,)?
         }
         $( oneof $target:ident : $Enum:ident {
             $( $var:ident : $vkind:ty = $vcamel:literal | $vsnake:literal @ $vnum:literal ),* $(,)?
@@ -33,7 +34,7 @@ macro_rules! message {
             fn field(key: &str) -> Option<$F> {
                 #[allow(unreachable_patterns)]
                 match key {
-                    $( $camel | stringify!($field) => Some($F::$field), )*
+                    $( $camel | $snake => Some($F::$field), )*
                     $( $( $vcamel | $vsnake => Some($F::$var), )* )?
                     _ => None,
                 }
