@@ -33,7 +33,16 @@ const SIGNALS: &[(&str, &str, &str)] = &[
     ("opentelemetry.proto.collector.trace.v1.ExportTraceServiceRequest", "ExportTraceServiceResponse", "TRACES"),
     ("opentelemetry.proto.collector.metrics.v1.ExportMetricsServiceRequest", "ExportMetricsServiceResponse", "METRICS"),
     ("opentelemetry.proto.collector.logs.v1.ExportLogsServiceRequest", "ExportLogsServiceResponse", "LOGS"),
+    (
+        "opentelemetry.proto.collector.profiles.v1development.ExportProfilesServiceRequest",
+        "ExportProfilesServiceResponse",
+        "PROFILES",
+    ),
 ];
+
+/// Requests whose entries refer into a request-wide table (the profiles `dictionary`): a body is never cut into
+/// several, since every piece would need the whole table (`wire::split` sends it whole).
+const SELF_CONTAINED: &[&str] = &["opentelemetry.proto.collector.profiles.v1development.ExportProfilesServiceRequest"];
 
 /// The messages counted as items, as the Collector counts them (spans, metric data points, log records).
 const ITEMS: &[&str] = &[
@@ -43,11 +52,13 @@ const ITEMS: &[&str] = &[
     "opentelemetry.proto.metrics.v1.ExponentialHistogramDataPoint",
     "opentelemetry.proto.metrics.v1.SummaryDataPoint",
     "opentelemetry.proto.logs.v1.LogRecord",
+    // As the partial success counts them (`rejected_profiles`).
+    "opentelemetry.proto.profiles.v1development.Profile",
 ];
 
 /// `bytes` fields that are ids: hex in OTLP/JSON (spec, "JSON Protobuf Encoding"), and empty or exactly this many
 /// bytes on the wire (the Collector's pdata rejects other lengths).
-const IDS: &[(&str, usize)] = &[("trace_id", 16), ("span_id", 8), ("parent_span_id", 8)];
+const IDS: &[(&str, usize)] = &[("trace_id", 16), ("span_id", 8), ("parent_span_id", 8), ("profile_id", 16)];
 
 // ---- the schema, as read from the descriptors ----
 
@@ -251,7 +262,7 @@ impl Schema {
                 let leads = f.r#type() == Type::Message && carriers.contains(target);
                 if is_item && repeated {
                     s.push_str(".item()");
-                } else if leads {
+                } else if leads && !SELF_CONTAINED.contains(&full.as_str()) {
                     s.push_str(".split()");
                 }
                 if leads && f.oneof_index.is_some_and(|i| real_oneofs.contains_key(&i)) {

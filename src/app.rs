@@ -228,7 +228,7 @@ pub async fn run(config: Config, listeners: Listeners, shutdown: impl Future<Out
                 let (pipeline, worker) = Pipeline::start(
                     kind,
                     exporter,
-                    limits,
+                    limits.for_signal(kind),
                     config.export_concurrency,
                     config.max_partitions,
                     retry_budget,

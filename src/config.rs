@@ -282,7 +282,7 @@ pub struct Config {
     /// Admin server address.
     pub metrics_listen: SocketAddr,
     /// Backends per signal, indexed by [`SignalKind::index`]. Every item of a signal goes to each of its backends.
-    pub backends: [Vec<BackendTarget>; 3],
+    pub backends: [Vec<BackendTarget>; SignalKind::COUNT],
     /// Body limit on wire and inflated bytes.
     pub max_body_bytes: usize,
     /// gRPC metadata sent with every export, in order.
@@ -406,7 +406,7 @@ impl Config {
             (true, Some(url)) => vec![parse_backend(&url)?],
             (true, None) => vec![BackendTarget::Grpc("http://localhost:4317".into())],
         };
-        let mut backends: [Vec<BackendTarget>; 3] = [general.clone(), general.clone(), general];
+        let mut backends: [Vec<BackendTarget>; SignalKind::COUNT] = std::array::from_fn(|_| general.clone());
         if explicit.is_empty() {
             for kind in SignalKind::ALL {
                 let var = format!("OTEL_EXPORTER_OTLP_{}_ENDPOINT", kind.name().to_ascii_uppercase());
@@ -551,7 +551,7 @@ impl Config {
 
     /// Sends every signal to `backends` (used by tests and embedders).
     pub fn with_backends(mut self, backends: Vec<BackendTarget>) -> Config {
-        self.backends = [backends.clone(), backends.clone(), backends];
+        self.backends = std::array::from_fn(|_| backends.clone());
         self
     }
 }

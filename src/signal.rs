@@ -1,4 +1,5 @@
-//! The three OTLP signals behind one trait, so the receive path is written once.
+//! The four OTLP signals behind one trait, so the receive path is written once: a signal is one row of each table
+//! here plus its entry in build.rs's `SIGNALS`.
 //!
 //! Everything after decoding works on protobuf bytes plus an item count and a [`SignalKind`]; only decoding and
 //! building the response need the prost types, through [`Signal`].
@@ -6,6 +7,9 @@
 use opentelemetry_proto::tonic::collector::{
     logs::v1::{ExportLogsPartialSuccess, ExportLogsServiceRequest, ExportLogsServiceResponse},
     metrics::v1::{ExportMetricsPartialSuccess, ExportMetricsServiceRequest, ExportMetricsServiceResponse},
+    profiles::v1development::{
+        ExportProfilesPartialSuccess, ExportProfilesServiceRequest, ExportProfilesServiceResponse,
+    },
     trace::v1::{ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse},
 };
 use opentelemetry_proto::tonic::metrics::v1::metric::Data;
@@ -21,11 +25,16 @@ pub enum SignalKind {
     Metrics,
     /// Log records.
     Logs,
+    /// Profiles (OTLP `v1development`).
+    Profiles,
 }
 
 impl SignalKind {
     /// All signals, in index order.
-    pub const ALL: [SignalKind; 3] = [SignalKind::Traces, SignalKind::Metrics, SignalKind::Logs];
+    pub const ALL: [SignalKind; SignalKind::COUNT] =
+        [SignalKind::Traces, SignalKind::Metrics, SignalKind::Logs, SignalKind::Profiles];
+    /// How many signals there are: the length of per-signal arrays.
+    pub const COUNT: usize = 4;
 
     /// Position in per-signal arrays.
     pub const fn index(self) -> usize {
@@ -33,6 +42,7 @@ impl SignalKind {
             SignalKind::Traces => 0,
             SignalKind::Metrics => 1,
             SignalKind::Logs => 2,
+            SignalKind::Profiles => 3,
         }
     }
 
@@ -42,6 +52,7 @@ impl SignalKind {
             SignalKind::Traces => "traces",
             SignalKind::Metrics => "metrics",
             SignalKind::Logs => "logs",
+            SignalKind::Profiles => "profiles",
         }
     }
 
@@ -51,6 +62,7 @@ impl SignalKind {
             SignalKind::Traces => "/v1/traces",
             SignalKind::Metrics => "/v1/metrics",
             SignalKind::Logs => "/v1/logs",
+            SignalKind::Profiles => "/v1development/profiles",
         }
     }
 
@@ -65,6 +77,7 @@ impl SignalKind {
             SignalKind::Traces => "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
             SignalKind::Metrics => "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export",
             SignalKind::Logs => "/opentelemetry.proto.collector.logs.v1.LogsService/Export",
+            SignalKind::Profiles => "/opentelemetry.proto.collector.profiles.v1development.ProfilesService/Export",
         }
     }
 
@@ -74,6 +87,7 @@ impl SignalKind {
             SignalKind::Traces => "spans",
             SignalKind::Metrics => "metric_points",
             SignalKind::Logs => "log_records",
+            SignalKind::Profiles => "profiles",
         }
     }
 
@@ -83,7 +97,14 @@ impl SignalKind {
             SignalKind::Traces => &crate::wire::TRACES,
             SignalKind::Metrics => &crate::wire::METRICS,
             SignalKind::Logs => &crate::wire::LOGS,
+            SignalKind::Profiles => &crate::wire::PROFILES,
         }
+    }
+
+    /// Whether one request's data must reach the backend as one export, never cut up nor merged with others':
+    /// profiles index into their request's own `dictionary`, which merging would renumber and cutting would lose.
+    pub const fn self_contained(self) -> bool {
+        matches!(self, SignalKind::Profiles)
     }
 }
 
@@ -125,6 +146,8 @@ pub struct Traces;
 pub struct Metrics;
 /// Log records.
 pub struct Logs;
+/// Profiles.
+pub struct Profiles;
 
 impl Signal for Traces {
     type Request = ExportTraceServiceRequest;
@@ -185,6 +208,24 @@ impl Signal for Logs {
         ExportLogsServiceResponse {
             partial_success: partial
                 .map(|p| ExportLogsPartialSuccess { rejected_log_records: p.rejected, error_message: p.message }),
+        }
+    }
+}
+
+impl Signal for Profiles {
+    type Request = ExportProfilesServiceRequest;
+    type Response = ExportProfilesServiceResponse;
+    const KIND: SignalKind = SignalKind::Profiles;
+
+    fn count(request: &Self::Request) -> u64 {
+        let profiles = request.resource_profiles.iter().flat_map(|r| &r.scope_profiles).map(|s| s.profiles.len());
+        profiles.sum::<usize>() as u64
+    }
+
+    fn response(partial: Option<PartialSuccess>) -> Self::Response {
+        ExportProfilesServiceResponse {
+            partial_success: partial
+                .map(|p| ExportProfilesPartialSuccess { rejected_profiles: p.rejected, error_message: p.message }),
         }
     }
 }

@@ -50,7 +50,7 @@ pub trait Sink: Send + Sync + 'static {
 /// Direct mode: data is batched and exported at once; the answer is the backends' acknowledgement.
 pub struct Direct {
     /// Per-signal pipelines, by [`SignalKind::index`].
-    pub pipelines: [Pipeline; 3],
+    pub pipelines: [Pipeline; SignalKind::COUNT],
 }
 
 impl Sink for Direct {

@@ -35,15 +35,19 @@ fn per_signal(prefix: &'static str, kind: SignalKind) -> &'static str {
         ("accepted", SignalKind::Traces) => "otelcol_receiver_accepted_spans_total",
         ("accepted", SignalKind::Metrics) => "otelcol_receiver_accepted_metric_points_total",
         ("accepted", SignalKind::Logs) => "otelcol_receiver_accepted_log_records_total",
+        ("accepted", SignalKind::Profiles) => "otelcol_receiver_accepted_profiles_total",
         ("refused", SignalKind::Traces) => "otelcol_receiver_refused_spans_total",
         ("refused", SignalKind::Metrics) => "otelcol_receiver_refused_metric_points_total",
         ("refused", SignalKind::Logs) => "otelcol_receiver_refused_log_records_total",
+        ("refused", SignalKind::Profiles) => "otelcol_receiver_refused_profiles_total",
         ("sent", SignalKind::Traces) => "otelcol_exporter_sent_spans_total",
         ("sent", SignalKind::Metrics) => "otelcol_exporter_sent_metric_points_total",
         ("sent", SignalKind::Logs) => "otelcol_exporter_sent_log_records_total",
+        ("sent", SignalKind::Profiles) => "otelcol_exporter_sent_profiles_total",
         (_, SignalKind::Traces) => "otelcol_exporter_send_failed_spans_total",
         (_, SignalKind::Metrics) => "otelcol_exporter_send_failed_metric_points_total",
         (_, SignalKind::Logs) => "otelcol_exporter_send_failed_log_records_total",
+        (_, SignalKind::Profiles) => "otelcol_exporter_send_failed_profiles_total",
     }
 }
 
@@ -193,7 +197,7 @@ impl Telemetry {
 
     /// Registers at 0 every label set known at start (signals x encodings, each signal's backends, flush reasons),
     /// so a counter exists before its first event: `rate()` and alerts then see 0, not "no data".
-    pub fn register_known(&self, backends: &[Vec<String>; 3]) {
+    pub fn register_known(&self, backends: &[Vec<String>; SignalKind::COUNT]) {
         for kind in SignalKind::ALL {
             for encoding in ["json", "protobuf"] {
                 self.accepted(kind, encoding, 0);

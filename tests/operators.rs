@@ -41,7 +41,10 @@ async fn check_passes_against_a_live_backend_and_masks_secrets() {
     let url = backend.url();
     let (code, out) = check(&[&url], &["--backend-header", "authorization=Bearer s3cret"]).await;
     assert_eq!(code, 0, "{out}");
-    assert!(out.contains(&format!("ok    {url} (traces, metrics, logs): answered an empty OTLP/gRPC export")), "{out}");
+    assert!(
+        out.contains(&format!("ok    {url} (traces, metrics, logs, profiles): answered an empty OTLP/gRPC export")),
+        "{out}"
+    );
     assert!(out.contains("ok: every backend answered"), "{out}");
     assert!(out.contains("\"authorization\"") && !out.contains("s3cret"), "header value masked: {out}");
     assert!(backend.probes() >= 1 && backend.calls() == 0, "a probe, not data");
@@ -52,7 +55,7 @@ async fn check_fails_on_a_dead_port_and_says_nothing_listens() {
     let dead = format!("http://127.0.0.1:{}", free_port());
     let (code, out) = check(&[&dead, "debug"], &[]).await;
     assert_eq!(code, 1, "{out}");
-    assert!(out.contains(&format!("FAIL  {dead} (traces, metrics, logs): {REFUSED_HINT}")), "{out}");
+    assert!(out.contains(&format!("FAIL  {dead} (traces, metrics, logs, profiles): {REFUSED_HINT}")), "{out}");
     assert!(out.contains("ok    debug"), "{out}");
     assert!(out.contains("FAIL: 1 of 2 backend(s) did not answer"), "{out}");
 }

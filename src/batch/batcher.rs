@@ -78,6 +78,18 @@ pub struct Limits {
     pub timeout: Duration,
 }
 
+impl Limits {
+    /// These limits for `kind`: a self-contained signal's entries (profiles, whose indices point into their own
+    /// request's dictionary) each fill a batch alone, even an empty one, so no export merges two requests.
+    pub fn for_signal(self, kind: crate::signal::SignalKind) -> Limits {
+        if kind.self_contained() {
+            Limits { max_items: 0, ..self }
+        } else {
+            self
+        }
+    }
+}
+
 /// The open batch; see the module docs.
 #[derive(Debug)]
 pub struct Batcher<T> {

@@ -5,7 +5,7 @@ use std::io::Write;
 use prost::Message;
 
 use super::codec::Payload;
-use crate::signal::{Logs, Metrics, PartialSuccess, Signal, SignalKind, Traces};
+use crate::signal::{Logs, Metrics, PartialSuccess, Profiles, Signal, SignalKind, Traces};
 
 /// Prints exports; see the module docs.
 #[derive(Debug, Default)]
@@ -20,6 +20,7 @@ impl DebugBackend {
                 SignalKind::Traces => push_json_line::<Traces>(part, &mut lines),
                 SignalKind::Metrics => push_json_line::<Metrics>(part, &mut lines),
                 SignalKind::Logs => push_json_line::<Logs>(part, &mut lines),
+                SignalKind::Profiles => push_json_line::<Profiles>(part, &mut lines),
             }?;
         }
         // One locked write per batch keeps lines whole when several signals print at once.

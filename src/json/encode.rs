@@ -211,6 +211,18 @@ impl<'a> Obj<'a> {
     pub fn f64s(&mut self, key: &str, v: &[f64]) {
         self.list(key, v, |out, &x| write_f64(out, x));
     }
+    pub fn i64s(&mut self, key: &str, v: &[i64]) {
+        self.list(key, v, |out, &x| write_i64_quoted(out, x));
+    }
+    pub fn i32s(&mut self, key: &str, v: &[i32]) {
+        self.list(key, v, |out, &x| write_i32(out, x));
+    }
+    /// `bytes` that are not ids: base64.
+    pub fn bytes(&mut self, key: &str, v: &[u8]) {
+        if !v.is_empty() {
+            write_base64(self.key(key), v);
+        }
+    }
     pub fn strs(&mut self, key: &str, v: &[String]) {
         self.list(key, v, |out, s| write_str(out, s));
     }

@@ -38,7 +38,7 @@ pub struct DeliveryConfig {
 }
 
 /// A backend's exporters, by signal (`None`: the backend does not take that signal).
-pub type ReaderExport = [Option<Arc<dyn Export>>; 3];
+pub type ReaderExport = [Option<Arc<dyn Export>>; SignalKind::COUNT];
 
 /// Shortest interval between two cursor writes while data flows (each is an fsync and a rename).
 const STORE_INTERVAL: Duration = Duration::from_millis(200);
@@ -216,7 +216,7 @@ impl Reader {
                         caught_up = chunk.is_empty();
                         let hold = Arc::new(Some(reservation));
                         let now = Instant::now();
-                        let mut too_old = [0u64; 3];
+                        let mut too_old = [0u64; SignalKind::COUNT];
                         for (pos, record) in chunk {
                             let kind = record.kind;
                             if self.exporters[kind.index()].is_none() {
@@ -230,8 +230,9 @@ impl Reader {
                             held += record.payload.len();
                             pending.insert(pos, record.enqueued_ms);
                             let key: Partition = (kind, Arc::new(record.headers.clone()));
-                            let batcher =
-                                batchers.entry(key.clone()).or_insert_with(|| Batcher::new(self.config.limits));
+                            let batcher = batchers
+                                .entry(key.clone())
+                                .or_insert_with(|| Batcher::new(self.config.limits.for_signal(kind)));
                             let entry = Entry { pos, record, _hold: Arc::clone(&hold) };
                             sealed.extend(batcher.offer(entry, now).into_iter().map(|b| (key.clone(), b)));
                         }

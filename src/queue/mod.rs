@@ -108,7 +108,7 @@ pub fn now_ms() -> u64 {
 /// One backend's delivery state shared with the metrics.
 struct ReaderState {
     label: String,
-    signals: [bool; 3],
+    signals: [bool; SignalKind::COUNT],
     cursor_path: PathBuf,
     /// The cursor as last stored durably: everything before it was delivered (or dropped and counted).
     durable: Mutex<Pos>,
@@ -234,7 +234,7 @@ pub struct QueueBackend {
     /// The label of logs, metrics and the cursor file.
     pub label: String,
     /// Which signals, by [`SignalKind::index`].
-    pub signals: [bool; 3],
+    pub signals: [bool; SignalKind::COUNT],
 }
 
 impl Queue {

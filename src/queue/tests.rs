@@ -8,7 +8,7 @@ fn config(dir: &Path) -> QueueConfig {
 }
 
 fn backends(n: usize) -> Vec<QueueBackend> {
-    (0..n).map(|i| QueueBackend { label: format!("b{i}"), signals: [true, true, true] }).collect()
+    (0..n).map(|i| QueueBackend { label: format!("b{i}"), signals: [true; SignalKind::COUNT] }).collect()
 }
 
 async fn append_n(appender: &Appender, n: u64) {

@@ -34,7 +34,7 @@ pub use respond::{Format, ReceiveError};
 pub use server::serve;
 
 use crate::limit::{MemoryBudget, MemoryError, MemoryLimitLayer, Reservation, SharedReservation};
-use crate::signal::{Logs, Metrics, Signal, SignalKind, Traces};
+use crate::signal::{Logs, Metrics, Profiles, Signal, SignalKind, Traces};
 use crate::sink::{Sink, SinkError, Submission};
 use crate::telemetry::Telemetry;
 
@@ -218,6 +218,7 @@ async fn handle(receiver: Arc<Receiver>, req: Request<Incoming>) -> Result<Respo
         SignalKind::Traces => receive::<Traces>(&receiver, route, declared, body, forwarded, reservation).await,
         SignalKind::Metrics => receive::<Metrics>(&receiver, route, declared, body, forwarded, reservation).await,
         SignalKind::Logs => receive::<Logs>(&receiver, route, declared, body, forwarded, reservation).await,
+        SignalKind::Profiles => receive::<Profiles>(&receiver, route, declared, body, forwarded, reservation).await,
     };
     Ok(result.unwrap_or_else(|e| {
         if matches!(e, ReceiveError::Memory(_)) {

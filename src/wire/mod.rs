@@ -24,7 +24,7 @@ use std::ops::Range;
 use bytes::Bytes;
 
 pub use error::{ErrorKind, WireError};
-pub use schema::{Schema, LOGS, METRICS, TRACES};
+pub use schema::{Schema, LOGS, METRICS, PROFILES, TRACES};
 
 /// The result of a successful [`scan`].
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -62,7 +62,8 @@ pub(super) fn split_body(schema: &'static Schema, body: &Bytes, scan: &Scan, max
     if body.len() <= max || !consistent(scan, body.len()) {
         return whole();
     }
-    let Some(Kind::Msg(entry_schema)) = schema.field(1).map(|f| f.kind) else {
+    // A request whose entries are not split along (profiles: they index a request-wide dictionary) goes whole.
+    let Some(Kind::Msg(entry_schema)) = schema.field(1).filter(|f| f.split).map(|f| f.kind) else {
         return whole();
     };
     let mut units = Vec::with_capacity(scan.entries.len());

@@ -119,7 +119,8 @@ impl MockBackend {
         let state = Arc::new(BackendState::default());
         let routes = tonic::service::Routes::new(RawService::<0> { state: Arc::clone(&state) })
             .add_service(RawService::<1> { state: Arc::clone(&state) })
-            .add_service(RawService::<2> { state: Arc::clone(&state) });
+            .add_service(RawService::<2> { state: Arc::clone(&state) })
+            .add_service(RawService::<3> { state: Arc::clone(&state) });
         let connections = Arc::new(Mutex::new(tokio::task::JoinSet::new()));
         let tasks = Arc::clone(&connections);
         let accept = tokio::spawn(async move {
@@ -159,7 +160,8 @@ impl MockBackend {
         let server = builder
             .add_service(RawService::<0> { state: Arc::clone(&state) })
             .add_service(RawService::<1> { state: Arc::clone(&state) })
-            .add_service(RawService::<2> { state: Arc::clone(&state) });
+            .add_service(RawService::<2> { state: Arc::clone(&state) })
+            .add_service(RawService::<3> { state: Arc::clone(&state) });
         tokio::spawn(async move {
             let _ = server
                 .serve_with_incoming_shutdown(incoming, async {
@@ -250,10 +252,11 @@ fn tokio_stream_from(
     })
 }
 
-const NAMES: [&str; 3] = [
+const NAMES: [&str; SignalKind::COUNT] = [
     "opentelemetry.proto.collector.trace.v1.TraceService",
     "opentelemetry.proto.collector.metrics.v1.MetricsService",
     "opentelemetry.proto.collector.logs.v1.LogsService",
+    "opentelemetry.proto.collector.profiles.v1development.ProfilesService",
 ];
 
 #[derive(Clone)]
