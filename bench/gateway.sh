@@ -23,9 +23,10 @@ T=$(mktemp -d /tmp/otlp-bench-gateway.XXXXXX)
 PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$T"; }
 trap cleanup EXIT
-body=$(awk -F'\t' -v n="$PAYLOAD" '$1 == n { print $2 }' "$WORK/payloads/manifest.tsv")
-ctype=$(awk -F'\t' -v n="$PAYLOAD" '$1 == n { print $3 }' "$WORK/payloads/manifest.tsv")
-items=$(awk -F'\t' -v n="$PAYLOAD" '$1 == n { print $4 }' "$WORK/payloads/manifest.tsv")
+# manifest.tsv: name, file, path, content type, items, bytes
+body=$WORK/payloads/$(awk -F'\t' -v n="$PAYLOAD" '$1 == n { print $2 }' "$WORK/payloads/manifest.tsv")
+ctype=$(awk -F'\t' -v n="$PAYLOAD" '$1 == n { print $4 }' "$WORK/payloads/manifest.tsv")
+items=$(awk -F'\t' -v n="$PAYLOAD" '$1 == n { print $5 }' "$WORK/payloads/manifest.tsv")
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=localhost \
   -addext subjectAltName=IP:127.0.0.1 -keyout "$T/tls.key" -out "$T/tls.crt" 2>/dev/null
 openssl rand -hex 32 >"$T/tokens"
