@@ -7,19 +7,20 @@
 //! are registered at 0 so `rate()` and alerts see data before the first event. Each bridge owns its recorder
 //! (no global), so tests can run many bridges in one process and read each one's figures.
 
-use std::future::Future;
-
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
-use http::{header, Method, Request, Response, StatusCode};
-use http_body_util::Full;
+use http::StatusCode;
 use metrics::{Key, Label, Level, Metadata, Recorder, SharedString};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
 
+mod admin;
+mod balance;
 mod process;
 mod queue;
+
+pub use admin::{admin, Readiness};
+
 use crate::signal::SignalKind;
 
 const METADATA: Metadata<'static> = Metadata::new("otlp_bridge", Level::INFO, None);
@@ -147,40 +148,6 @@ impl Telemetry {
             "request chunks answered 503 because too many --forward-header partitions had open batches".into(),
         );
         Arc::new(t)
-    }
-
-    fn describe_balancing(&self) {
-        self.describe_counter(
-            "otlp_bridge_backend_address_exports_total",
-            "export attempts per backend address (label address: ip:port), by outcome: ok, failed".into(),
-        );
-        self.describe_gauge("otlp_bridge_backend_addresses", "addresses a backend's host name resolves to now");
-    }
-
-    /// The number of addresses `backend` has now.
-    pub fn backend_addresses(&self, backend: &str, known: usize) {
-        self.gauge("otlp_bridge_backend_addresses", vec![Label::new("backend", backend.to_string())]).set(known as f64);
-    }
-
-    /// A new address of `backend`: its counters start at 0.
-    pub fn backend_address_known(&self, backend: &str, address: &str) {
-        for outcome in ["ok", "failed"] {
-            self.address_counter(backend, address, outcome).increment(0);
-        }
-    }
-
-    /// One export attempt on one address of `backend`.
-    pub fn backend_address_export(&self, backend: &str, address: &str, ok: bool) {
-        self.address_counter(backend, address, if ok { "ok" } else { "failed" }).increment(1);
-    }
-
-    fn address_counter(&self, backend: &str, address: &str, outcome: &'static str) -> metrics::Counter {
-        let labels = vec![
-            Label::new("backend", backend.to_string()),
-            Label::new("address", address.to_string()),
-            Label::new("outcome", outcome),
-        ];
-        self.counter("otlp_bridge_backend_address_exports_total", labels)
     }
 
     fn describe_counter(&self, name: &'static str, help: String) {
@@ -383,46 +350,5 @@ impl Telemetry {
         let mut text = self.handle.render();
         process::render(&mut text);
         text
-    }
-}
-
-/// What `/ready` checks.
-pub trait Readiness: Send + Sync + 'static {
-    /// Whether the bridge can deliver: listening, and every backend reachable.
-    fn ready(&self) -> impl Future<Output = Result<(), String>> + Send;
-}
-
-/// Answers one admin request.
-pub async fn admin<R: Readiness>(
-    telemetry: &Telemetry,
-    before_render: impl Fn(),
-    readiness: &R,
-    req: Request<hyper::body::Incoming>,
-) -> Response<Full<Bytes>> {
-    let text = |status: StatusCode, body: String| {
-        let mut r = Response::new(Full::new(Bytes::from(body)));
-        *r.status_mut() = status;
-        r.headers_mut().insert(header::CONTENT_TYPE, http::HeaderValue::from_static("text/plain; charset=utf-8"));
-        r
-    };
-    if req.method() != Method::GET && req.method() != Method::HEAD {
-        return text(StatusCode::METHOD_NOT_ALLOWED, "use GET\n".into());
-    }
-    match req.uri().path() {
-        "/metrics" => {
-            before_render();
-            let mut r = text(StatusCode::OK, telemetry.render());
-            r.headers_mut().insert(
-                header::CONTENT_TYPE,
-                http::HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
-            );
-            r
-        }
-        "/health" | "/healthz" => text(StatusCode::OK, "ok\n".into()),
-        "/ready" | "/readyz" => match readiness.ready().await {
-            Ok(()) => text(StatusCode::OK, "ready\n".into()),
-            Err(why) => text(StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {why}\n")),
-        },
-        _ => text(StatusCode::NOT_FOUND, "admin paths: /metrics /health /ready\n".into()),
     }
 }

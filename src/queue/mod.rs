@@ -15,7 +15,9 @@
 
 mod cursor;
 mod deliver;
+mod read;
 mod record;
+mod recover;
 mod segment;
 mod writer;
 
@@ -261,7 +263,7 @@ impl Queue {
         }
         telemetry.register_queue(config.max_bytes, &backends.iter().map(|b| b.label.clone()).collect::<Vec<_>>());
 
-        let recovered = recover(&segments_dir, &cursors_dir, &quarantine_dir, backends, &telemetry)?;
+        let recovered = recover::recover(&segments_dir, &cursors_dir, &quarantine_dir, backends, &telemetry)?;
         // Past every id seen, quarantined ones too: a new segment never takes an old one's name.
         let next_id = recovered.last_id + 1;
         let used = recovered.segments.values().sum();
@@ -353,82 +355,6 @@ impl Queue {
 /// bounds that keep the file count low and deletion prompt.
 fn segment_bytes(max_bytes: u64) -> u64 {
     (max_bytes / 8).clamp(64 * 1024, 32 * 1024 * 1024)
-}
-
-struct Recovered {
-    segments: BTreeMap<u64, u64>,
-    last_id: u64,
-    cursors: Vec<Option<Pos>>,
-    backlog: Vec<u64>,
-}
-
-fn recover(
-    segments_dir: &Path,
-    cursors_dir: &Path,
-    quarantine_dir: &Path,
-    backends: &[QueueBackend],
-    telemetry: &Telemetry,
-) -> Result<Recovered, OpenError> {
-    let cursors: Vec<Option<Pos>> = backends
-        .iter()
-        .map(|b| match cursor::load(&cursor::path(cursors_dir, &b.label)) {
-            Ok(pos) => Some(pos),
-            Err(cursor::LoadError::Missing) => None,
-            Err(e) => {
-                tracing::warn!(backend = %b.label, "queue: {e}; delivering to it from the oldest queued data");
-                None
-            }
-        })
-        .collect();
-    let mut backlog = vec![0u64; backends.len()];
-    let mut segments = BTreeMap::new();
-    let (mut replayed, mut replayed_items) = (0u64, 0u64);
-    let mut last_id = 0;
-    for (id, path) in segment::list(segments_dir).map_err(io_at(segments_dir))? {
-        last_id = id;
-        let (scanned, records) = segment::scan(id, &path, |pos, record| {
-            let mut wanted = false;
-            for (i, b) in backends.iter().enumerate() {
-                if b.signals[record.kind.index()] && cursors[i].is_none_or(|c| pos >= c) {
-                    backlog[i] += record.items;
-                    wanted = true;
-                }
-            }
-            if wanted {
-                replayed += 1;
-                replayed_items += record.items;
-            }
-        })
-        .map_err(io_at(&path))?;
-        match scanned {
-            segment::Scanned::Clean => {}
-            segment::Scanned::TornTail { valid_len } => {
-                tracing::warn!(segment = id, valid_len, "queue: torn tail (an append cut by a crash) truncated");
-                let file = OpenOptions::new().write(true).open(&path).map_err(io_at(&path))?;
-                file.set_len(valid_len).and_then(|()| file.sync_all()).map_err(io_at(&path))?;
-            }
-            segment::Scanned::Corrupt { why } => {
-                let to = quarantine_dir.join(format!("{}.{}", segment::file_name(id), now_ms()));
-                std::fs::rename(&path, &to).map_err(io_at(&path))?;
-                let _ = cursor::sync_dir(&path).and_then(|()| cursor::sync_dir(&to));
-                telemetry.queue_quarantined(records + 1);
-                tracing::error!(
-                    segment = id,
-                    records_readable = records,
-                    "queue: corrupt segment quarantined to {} ({why}); its records are not delivered",
-                    to.display()
-                );
-                continue;
-            }
-        }
-        let len = std::fs::metadata(&path).map_err(io_at(&path))?.len();
-        segments.insert(id, len);
-    }
-    telemetry.queue_replayed(replayed);
-    if replayed > 0 {
-        tracing::info!(records = replayed, items = replayed_items, "queue: data from an earlier run to deliver");
-    }
-    Ok(Recovered { segments, last_id, cursors, backlog })
 }
 
 #[cfg(test)]

@@ -1,0 +1,120 @@
+//! Parsers of single values: backend URLs, listen addresses, metadata pairs, forwarded header names.
+
+use std::net::SocketAddr;
+
+use super::{BackendTarget, ConfigError};
+
+pub(super) fn parse_backend(raw: &str) -> Result<BackendTarget, ConfigError> {
+    let url = raw.trim();
+    if url.eq_ignore_ascii_case("debug") {
+        return Ok(BackendTarget::Debug);
+    }
+    let bad = |reason: &str| ConfigError::Backend { url: url.to_string(), reason: reason.to_string() };
+    let uri: http::Uri = url.parse().map_err(|_| bad("not a URL"))?;
+    match uri.scheme_str() {
+        Some("http") | Some("https") => {}
+        _ => return Err(bad("the scheme must be http:// or https:// (or use `debug`)")),
+    }
+    if uri.authority().is_some_and(|a| a.as_str().contains('@')) {
+        // The URL would end up in logs, metrics and /ready; credentials belong in metadata, which stays secret.
+        let masked = match url.split_once("://").and_then(|(scheme, rest)| Some((scheme, rest.rsplit_once('@')?.1))) {
+            Some((scheme, rest)) => format!("{scheme}://****@{rest}"),
+            None => "****".to_string(),
+        };
+        return Err(ConfigError::Backend {
+            url: masked,
+            reason: "credentials in a backend URL are refused (they would appear in logs and metrics); send them \
+                     as gRPC metadata instead, e.g. --backend-header authorization=Basic%20<base64>"
+                .to_string(),
+        });
+    }
+    if uri.host().is_none_or(str::is_empty) {
+        return Err(bad("no host"));
+    }
+    // gRPC calls carry their own path; a trailing `/` (common in OTEL_EXPORTER_OTLP_ENDPOINT) is harmless.
+    if !matches!(uri.path(), "" | "/") {
+        return Err(bad("a gRPC backend takes no path (the exporter adds the service path)"));
+    }
+    Ok(BackendTarget::Grpc(url.trim_end_matches('/').to_string()))
+}
+
+/// IP:PORT as is; HOST:PORT resolved once, an IPv4 address first (a listener on `localhost` should be reachable as
+/// 127.0.0.1, which is what most clients try).
+pub(super) fn parse_listen_addr(raw: &str) -> Result<SocketAddr, String> {
+    if let Ok(addr) = raw.parse() {
+        return Ok(addr);
+    }
+    let usage = "use IP:PORT (127.0.0.1:4318, 0.0.0.0:4318 for every interface, [::1]:4318) or HOST:PORT";
+    let addrs: Vec<SocketAddr> = std::net::ToSocketAddrs::to_socket_addrs(raw)
+        .map_err(|e| format!("{raw:?} is not an address to listen on ({e}): {usage}"))?
+        .collect();
+    addrs
+        .iter()
+        .find(|a| a.is_ipv4())
+        .or(addrs.first())
+        .copied()
+        .ok_or_else(|| format!("{raw:?} resolves to no address: {usage}"))
+}
+/// Names that say how a request is framed, not what it is about: forwarding them would break the gRPC call.
+const NOT_FORWARDABLE: [&str; 9] = [
+    "content-type",
+    "content-length",
+    "content-encoding",
+    "te",
+    "host",
+    "connection",
+    "transfer-encoding",
+    "upgrade",
+    "user-agent",
+];
+
+pub(super) fn parse_forward_headers(raw: &[String]) -> Result<Vec<http::HeaderName>, ConfigError> {
+    let mut names: Vec<http::HeaderName> = Vec::new();
+    for name in raw.iter().map(|n| n.trim()).filter(|n| !n.is_empty()) {
+        let bad = |why: &str| ConfigError::Invalid(format!("--forward-header {name:?}: {why}"));
+        let parsed = http::HeaderName::from_bytes(name.to_ascii_lowercase().as_bytes())
+            .map_err(|_| bad("not a valid header name"))?;
+        let text = parsed.as_str();
+        if NOT_FORWARDABLE.contains(&text) || text.starts_with("grpc-") || text.ends_with("-bin") {
+            return Err(bad("this header frames the gRPC call itself and cannot be forwarded"));
+        }
+        if !names.contains(&parsed) {
+            names.push(parsed);
+        }
+    }
+    Ok(names)
+}
+
+pub(super) fn parse_header(pair: &str) -> Result<(String, String), ConfigError> {
+    let (k, v) = pair.split_once('=').ok_or_else(|| ConfigError::Header(pair.to_string()))?;
+    let key = k.trim().to_ascii_lowercase();
+    let value = v.trim().to_string();
+    if tonic::metadata::MetadataKey::<tonic::metadata::Ascii>::from_bytes(key.as_bytes()).is_err()
+        || key.ends_with("-bin")
+        || tonic::metadata::MetadataValue::<tonic::metadata::Ascii>::try_from(value.as_str()).is_err()
+    {
+        return Err(ConfigError::Header(pair.to_string()));
+    }
+    Ok((key, value))
+}
+
+/// OTEL_EXPORTER_OTLP_HEADERS values are percent-encoded (W3C baggage format).
+pub(super) fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        match (bytes[i], bytes.get(i + 1).copied().and_then(hex), bytes.get(i + 2).copied().and_then(hex)) {
+            (b'%', Some(hi), Some(lo)) => {
+                out.push((hi * 16 + lo) as u8);
+                i += 3;
+            }
+            (b, _, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
