@@ -1,5 +1,5 @@
 //! Memory limit: bytes of request data held anywhere in the bridge (being read, inflated, decoded, batched, in
-//! retry), as a shared budget and a tower layer.
+//! retry), as a shared budget.
 //!
 //! Before a byte of the body is read, a request whose `Content-Length` does not fit in what is free is refused (503,
 //! or 413 when it exceeds the whole limit), but it reserves only up to [`UPFRONT_RESERVATION`]: a client that
@@ -11,10 +11,6 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::task::{Context, Poll};
-
-use http::Request;
-use tower::{Layer, Service};
 
 /// Most a request reserves before its body has sent a byte: one read buffer's worth. Reserving the whole declared
 /// length up front let two idle connections declaring 10 MiB each shut every other client out (issue 9).
@@ -90,6 +86,14 @@ impl MemoryBudget {
         Ok(())
     }
 
+    /// The reserve step: admits a request whose body declares `declared` bytes (0 when it declares none) if they
+    /// fit in what is free now, reserving only up to [`UPFRONT_RESERVATION`] of them; the reservation then grows
+    /// with the bytes that arrive. 503 (`Exhausted`) or 413 (`TooLarge`) otherwise, before a byte is read.
+    pub fn admit(self: &Arc<Self>, declared: usize) -> Result<Reservation, MemoryError> {
+        self.check(declared)?;
+        self.reserve(declared.min(UPFRONT_RESERVATION))
+    }
+
     /// Reserves `bytes`, or fails without waiting.
     pub fn reserve(self: &Arc<Self>, bytes: usize) -> Result<Reservation, MemoryError> {
         let mut r = Reservation { budget: Arc::clone(self), bytes: 0 };
@@ -132,92 +136,6 @@ impl Drop for Reservation {
     }
 }
 
-/// Checks a request's declared `Content-Length` against what is free before its body is read, reserves up to
-/// [`UPFRONT_RESERVATION`] of it, and hands the [`Reservation`] to the inner service in the request's extensions; a request the budget cannot take is answered by `refuse` instead,
-/// which gets the whole request (so it can discard the body a client is still sending before answering).
-#[derive(Clone)]
-pub struct MemoryLimitLayer<R> {
-    budget: Arc<MemoryBudget>,
-    refuse: R,
-}
-
-impl<R> MemoryLimitLayer<R> {
-    /// `refuse` turns a refused request and its [`MemoryError`] into the response (the single error -> HTTP mapping
-    /// lives elsewhere).
-    pub fn new(budget: Arc<MemoryBudget>, refuse: R) -> Self {
-        MemoryLimitLayer { budget, refuse }
-    }
-}
-
-impl<S, R: Clone> Layer<S> for MemoryLimitLayer<R> {
-    type Service = MemoryLimit<S, R>;
-    fn layer(&self, inner: S) -> Self::Service {
-        MemoryLimit { inner, budget: Arc::clone(&self.budget), refuse: self.refuse.clone() }
-    }
-}
-
-/// See [`MemoryLimitLayer`].
-#[derive(Clone)]
-pub struct MemoryLimit<S, R> {
-    inner: S,
-    budget: Arc<MemoryBudget>,
-    refuse: R,
-}
-
-impl<S, R, B, Resp, Refusal> Service<Request<B>> for MemoryLimit<S, R>
-where
-    S: Service<Request<B>, Response = Resp>,
-    S::Future: Send + 'static,
-    S::Error: Send + 'static,
-    Resp: Send + 'static,
-    R: Fn(Request<B>, MemoryError) -> Refusal,
-    Refusal: std::future::Future<Output = Resp> + Send + 'static,
-{
-    type Response = Resp;
-    type Error = S::Error;
-    type Future = std::pin::Pin<Box<dyn std::future::Future<Output = Result<Resp, S::Error>> + Send>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, mut req: Request<B>) -> Self::Future {
-        let declared = req
-            .headers()
-            .get(http::header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<usize>().ok())
-            .unwrap_or(0);
-        let reserved =
-            self.budget.check(declared).and_then(|()| self.budget.reserve(declared.min(UPFRONT_RESERVATION)));
-        match reserved {
-            Ok(reservation) => {
-                req.extensions_mut().insert(SharedReservation::new(reservation));
-                Box::pin(self.inner.call(req))
-            }
-            Err(e) => {
-                let refusal = (self.refuse)(req, e);
-                Box::pin(async move { Ok(refusal.await) })
-            }
-        }
-    }
-}
-
-/// A [`Reservation`] in request extensions (which must be `Clone`); the handler takes it out once.
-#[derive(Clone, Debug)]
-pub struct SharedReservation(Arc<std::sync::Mutex<Option<Reservation>>>);
-
-impl SharedReservation {
-    fn new(r: Reservation) -> Self {
-        SharedReservation(Arc::new(std::sync::Mutex::new(Some(r))))
-    }
-
-    /// Takes the reservation out (once).
-    pub fn take(&self) -> Option<Reservation> {
-        self.0.lock().ok().and_then(|mut slot| slot.take())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -247,39 +165,25 @@ mod tests {
         assert_eq!(budget.reserve(101).unwrap_err(), MemoryError::TooLarge { needed: 101, limit: 100 });
     }
 
-    #[tokio::test]
-    async fn the_layer_refuses_before_the_inner_service_runs() {
-        use tower::ServiceExt;
+    #[test]
+    fn admission_refuses_what_does_not_fit_before_anything_is_reserved() {
         let budget = MemoryBudget::new(10);
         let _held = budget.reserve(8).unwrap();
-        let inner = tower::service_fn(|req: Request<()>| async move {
-            Ok::<_, std::convert::Infallible>(
-                req.extensions().get::<SharedReservation>().and_then(|r| r.take()).map(|r| r.bytes()),
-            )
-        });
-        let svc = MemoryLimitLayer::new(Arc::clone(&budget), |_: Request<()>, _e| std::future::ready(Some(usize::MAX)))
-            .layer(inner);
-        let req = |len: &str| Request::builder().header("content-length", len).body(()).unwrap();
-        assert_eq!(svc.clone().oneshot(req("2")).await.unwrap(), Some(2));
-        assert_eq!(svc.oneshot(req("3")).await.unwrap(), Some(usize::MAX), "refused: 8 + 3 > 10");
+        assert_eq!(budget.admit(2).unwrap().bytes(), 2);
+        assert_eq!(budget.admit(3).unwrap_err(), MemoryError::Exhausted { held: 8, limit: 10 }, "8 + 3 > 10");
+        assert_eq!(budget.held(), 8, "a refusal holds nothing");
+        assert_eq!(budget.admit(0).unwrap().bytes(), 0, "no declared length: nothing up front");
     }
 
-    #[tokio::test]
-    async fn a_large_declared_length_reserves_only_the_upfront_amount() {
-        use tower::ServiceExt;
+    #[test]
+    fn a_large_declared_length_reserves_only_the_upfront_amount() {
         let budget = MemoryBudget::new(20 << 20);
-        let inner = tower::service_fn(|req: Request<()>| async move {
-            Ok::<_, std::convert::Infallible>(req.extensions().get::<SharedReservation>().and_then(|r| r.take()))
-        });
-        let svc =
-            MemoryLimitLayer::new(Arc::clone(&budget), |_: Request<()>, _e| std::future::ready(None)).layer(inner);
-        let req = || Request::builder().header("content-length", "10485760").body(()).unwrap();
         // Two idle requests declaring 10 MiB each no longer hold the whole 20 MiB budget.
-        let a = svc.clone().oneshot(req()).await.unwrap().unwrap();
-        let b = svc.clone().oneshot(req()).await.unwrap().unwrap();
+        let a = budget.admit(10 << 20).unwrap();
+        let b = budget.admit(10 << 20).unwrap();
         assert_eq!((a.bytes(), b.bytes()), (UPFRONT_RESERVATION, UPFRONT_RESERVATION));
-        assert!(svc.clone().oneshot(req()).await.unwrap().is_some(), "a third still gets in");
-        let too_big = Request::builder().header("content-length", "20971521").body(()).unwrap();
-        assert!(svc.oneshot(too_big).await.unwrap().is_none(), "more than the whole limit is refused at once");
+        assert!(budget.admit(10 << 20).is_ok(), "a third still gets in");
+        let too_big = budget.admit((20 << 20) + 1).unwrap_err();
+        assert!(matches!(too_big, MemoryError::TooLarge { .. }), "more than the whole limit is refused at once");
     }
 }

@@ -1,7 +1,7 @@
 //! Bearer tokens (`--auth-token-file`): who may write.
 //!
 //! The check runs after routing and before the memory reservation, so an unauthenticated request costs neither
-//! memory nor decoding; its body is only drained (never kept) so that an HTTP/1.1 client hears the 401 instead of
+//! memory nor decoding; its body is only drained by the rescue (never kept) so that an HTTP/1.1 client hears the 401 instead of
 //! a broken pipe. Tokens are kept as SHA-256 digests and a presented token is compared with every one of them in
 //! constant time (`subtle`), so neither the position of a mismatch nor the length of an accepted token shows in
 //! the timing. A presented token is never logged, echoed or put in a metric label.
@@ -9,23 +9,15 @@
 //! The file is read again every [`POLL_INTERVAL`] and compared with what was last read, for the same reasons as
 //! the TLS files (Secret volumes change by symlink swap): a new set of tokens applies to the next request.
 
-use std::convert::Infallible;
-use std::future::Future;
 use std::path::{Path, PathBuf};
-use std::pin::Pin;
 use std::sync::{Arc, RwLock, Weak};
-use std::task::{Context, Poll};
 use std::time::Duration;
 
-use bytes::Bytes;
-use http::{header, Request, Response};
-use http_body_util::Full;
-use hyper::body::Incoming;
+use http::HeaderValue;
 use ring::digest::{digest, SHA256};
 use subtle::{Choice, ConstantTimeEq};
-use tower::{Layer, Service};
 
-use super::{content_type, declared_length, Format, ReceiveError, Route};
+use super::ReceiveError;
 use crate::telemetry::Telemetry;
 
 /// How often the token file is read again.
@@ -127,7 +119,7 @@ impl Tokens {
     }
 
     /// Whether `authorization` (the request's header, if any) carries an accepted bearer token.
-    pub fn check(&self, authorization: Option<&http::HeaderValue>) -> Result<(), AuthFailure> {
+    pub fn check(&self, authorization: Option<&HeaderValue>) -> Result<(), AuthFailure> {
         let value = authorization.ok_or(AuthFailure::Missing)?;
         let value = value.to_str().map_err(|_| AuthFailure::Malformed)?.trim();
         let (scheme, token) = value.split_once([' ', '\t']).unwrap_or((value, ""));
@@ -173,76 +165,19 @@ fn sha256(bytes: &[u8]) -> [u8; 32] {
     out
 }
 
-/// Puts [`Auth`] in front of a service.
-#[derive(Clone)]
-pub struct AuthLayer {
-    tokens: Arc<Tokens>,
-    telemetry: Arc<Telemetry>,
-    discard_limit: usize,
-    discard_timeout: Duration,
-}
-
-impl AuthLayer {
-    /// Checks requests against `tokens`; refusals drain at most `discard_limit` bytes for `discard_timeout`.
-    pub fn new(
-        tokens: Arc<Tokens>,
-        telemetry: Arc<Telemetry>,
-        discard_limit: usize,
-        discard_timeout: Duration,
-    ) -> AuthLayer {
-        for failure in AuthFailure::ALL {
-            telemetry.auth_refused(failure.reason(), 0);
-        }
-        AuthLayer { tokens, telemetry, discard_limit, discard_timeout }
+/// The auth step: lets the request in when no tokens are configured (`tokens` is `None`) or `authorization` carries
+/// an accepted one. It runs before the reservation and before a byte of the body is read.
+pub(crate) fn authorize(tokens: Option<&Tokens>, authorization: Option<&HeaderValue>) -> Result<(), ReceiveError> {
+    match tokens {
+        None => Ok(()),
+        Some(tokens) => tokens.check(authorization).map_err(ReceiveError::Unauthorized),
     }
 }
 
-impl<S> Layer<S> for AuthLayer {
-    type Service = Auth<S>;
-    fn layer(&self, inner: S) -> Auth<S> {
-        Auth { inner, layer: self.clone() }
-    }
-}
-
-/// Answers 401 to requests without an accepted bearer token; passes the others on.
-#[derive(Clone)]
-pub struct Auth<S> {
-    inner: S,
-    layer: AuthLayer,
-}
-
-impl<S> Service<Request<Incoming>> for Auth<S>
-where
-    S: Service<Request<Incoming>, Response = Response<Full<Bytes>>, Error = Infallible>,
-    S::Future: Send + 'static,
-{
-    type Response = Response<Full<Bytes>>;
-    type Error = Infallible;
-    type Future = Pin<Box<dyn Future<Output = Result<Response<Full<Bytes>>, Infallible>> + Send>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, req: Request<Incoming>) -> Self::Future {
-        match self.layer.tokens.check(req.headers().get(header::AUTHORIZATION)) {
-            Ok(()) => Box::pin(self.inner.call(req)),
-            Err(failure) => {
-                self.layer.telemetry.auth_refused(failure.reason(), 1);
-                tracing::debug!(path = req.uri().path(), reason = failure.reason(), "request refused: {failure}");
-                let format = match req.extensions().get::<Route>() {
-                    Some(route) => route.format,
-                    None => Format::for_errors(content_type(&req)),
-                };
-                let response = ReceiveError::Unauthorized(failure).into_response(format);
-                let declared = declared_length(&req);
-                let (limit, timeout) = (self.layer.discard_limit, self.layer.discard_timeout);
-                Box::pin(async move {
-                    super::body::discard(req.into_body(), declared, limit, timeout).await;
-                    Ok(response)
-                })
-            }
-        }
+/// Starts the auth failure counters at zero for every reason, so that a dashboard sees 0 rather than no series.
+pub(crate) fn count_from_zero(telemetry: &Telemetry) {
+    for failure in AuthFailure::ALL {
+        telemetry.auth_refused(failure.reason(), 0);
     }
 }
 
@@ -255,8 +190,17 @@ mod tests {
     }
 
     fn check(t: &Tokens, header: Option<&str>) -> Result<(), AuthFailure> {
-        let value = header.map(|h| http::HeaderValue::from_str(h).unwrap());
+        let value = header.map(|h| HeaderValue::from_str(h).unwrap());
         t.check(value.as_ref())
+    }
+
+    #[test]
+    fn the_step_admits_everyone_without_tokens_and_refuses_with_the_reason() {
+        assert!(authorize(None, None).is_ok());
+        let t = tokens("s3cret\n");
+        assert!(authorize(Some(&t), Some(&HeaderValue::from_static("Bearer s3cret"))).is_ok());
+        let refused = authorize(Some(&t), None).unwrap_err();
+        assert!(matches!(refused, ReceiveError::Unauthorized(AuthFailure::Missing)), "{refused:?}");
     }
 
     #[test]

@@ -1,5 +1,9 @@
 //! Catching panics of request handling, so that a bug answers 500 with a `google.rpc.Status` instead of resetting
 //! the connection (and every other request multiplexed on it with HTTP/2).
+//!
+//! The answer is [`ReceiveError::Internal`] through the rescue point's [`answer`], like every other error. This
+//! layer sits outside the handler, so it reads `Content-Type` itself: the panic may have struck before (or while)
+//! the handler parsed the request head.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -13,7 +17,9 @@ use http::{Request, Response};
 use http_body_util::Full;
 use tower::{Layer, Service};
 
-use super::respond::{Format, ReceiveError};
+use super::error::ReceiveError;
+use super::rescue::answer;
+use super::respond::Format;
 
 /// Wraps a service so that a panic in `call` or in its future becomes a 500 answer.
 #[derive(Debug, Clone, Copy, Default)]
@@ -51,7 +57,7 @@ where
         match std::panic::catch_unwind(AssertUnwindSafe(|| self.inner.call(req))) {
             Ok(future) => Box::pin(async move {
                 match AssertUnwindSafe(future).catch_unwind().await {
-                    Ok(answer) => answer,
+                    Ok(response) => response,
                     Err(panic) => Ok(answer_panic(panic, format)),
                 }
             }),
@@ -70,10 +76,8 @@ fn answer_panic(panic: Box<dyn std::any::Any + Send>, format: Format) -> Respons
         .or_else(|| panic.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "unknown panic".to_string());
     tracing::error!("a request handler panicked (a bug; please report it): {what}");
-    ReceiveError::Internal(
-        "the bridge failed while handling this request (a bug, logged); the data was not accepted".into(),
-    )
-    .into_response(format)
+    let bug = "the bridge failed while handling this request (a bug, logged); the data was not accepted";
+    answer(ReceiveError::Internal(bug.into()), format)
 }
 
 #[cfg(test)]
