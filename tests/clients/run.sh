@@ -28,67 +28,12 @@ set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$HERE/../.." && pwd)"
-T0=$SECONDS
-log() { printf '[clients %3ds] %s\n' "$((SECONDS - T0))" "$*"; }
-
-# Hermetic: the SDKs and the bridge read OTEL_* / OTLP_BRIDGE_* variables; none of the caller's apply here.
-while read -r v; do unset "$v"; done < <(compgen -e | grep -E '^(OTEL_|OTLP_BRIDGE_)' || true)
-# Local traffic never goes through a proxy (the registries still may).
-export NO_PROXY="127.0.0.1,localhost${NO_PROXY:+,$NO_PROXY}" no_proxy="127.0.0.1,localhost${no_proxy:+,$no_proxy}"
-
-WORK="$(mktemp -d /tmp/otlp-bridge-clients.XXXXXX)"
-PIDS=()
-OK=0
-# shellcheck disable=SC2317 # reached through the EXIT trap
-cleanup() {
-  local pid
-  for pid in "${PIDS[@]}"; do
-    if kill -0 "$pid" 2>/dev/null; then
-      kill -TERM "$pid" 2>/dev/null || true
-      for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-      kill -KILL "$pid" 2>/dev/null || true
-    fi
-  done
-  # Nothing is printed here: the verdict line stays the last line.
-  if [ "$OK" = 1 ] && [ "${KEEP_WORK:-0}" != 1 ]; then rm -rf "$WORK"; fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-show() { # show FILE [LINES]: the tail of a log, indented
-  [ -s "$1" ] || return 0
-  echo "----- $(basename "$1") (last ${2:-40} lines) -----"
-  tail -n "${2:-40}" "$1" | sed 's/^/  /'
-}
-setup_failed() {
-  log "SETUP FAILED: $*"
-  for f in "$WORK"/*.log; do [ -e "$f" ] && show "$f"; done
-  echo "work directory kept: $WORK"
-  echo "0 passed, 1 failed"
-  exit 1
-}
+SUITE=clients
+# shellcheck source=../common/script.sh
+. "$ROOT/tests/common/script.sh"
 
 # ---------------------------------------------------------------- Python venv (pinned)
-PY="${PYTHON:-$(command -v python3.11 || command -v python3 || true)}"
-[ -n "$PY" ] || setup_failed "no python3 on PATH"
-KEY="$({ "$PY" --version 2>&1; cat "$HERE/requirements.txt"; } | sha256sum | cut -c1-12)"
-VENV="${CLIENTS_VENV:-/tmp/otlp-bridge-clients-venv-$KEY}"
-exec 9>"$VENV.lock"
-flock -w 900 9 || setup_failed "another run holds $VENV.lock"
-if [ ! -f "$VENV/.installed-$KEY" ]; then
-  log "creating $VENV ($("$PY" --version 2>&1)) and installing requirements.txt"
-  rm -rf "$VENV"
-  timeout 120 "$PY" -m venv "$VENV" >"$WORK/venv.log" 2>&1 || setup_failed "python -m venv failed (Debian: apt-get install python3-venv)"
-  timeout 900 "$VENV/bin/pip" install --disable-pip-version-check --no-input -q -r "$HERE/requirements.txt" \
-    >>"$WORK/venv.log" 2>&1 || setup_failed "pip install -r requirements.txt failed"
-  touch "$VENV/.installed-$KEY"
-else
-  log "using $VENV"
-fi
-flock -u 9
-VPY="$VENV/bin/python"
-H=("$VPY" "$HERE/harness.py")
+python_venv
 
 # ---------------------------------------------------------------- Node packages (lockfile)
 log "npm ci"
@@ -96,15 +41,7 @@ log "npm ci"
   || setup_failed "npm ci failed"
 
 # ---------------------------------------------------------------- the bridge
-if [ -n "${BRIDGE_BIN:-}" ]; then
-  [ -x "$BRIDGE_BIN" ] || setup_failed "BRIDGE_BIN=$BRIDGE_BIN is not executable"
-else
-  BRIDGE_BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release/otlp-bridge"
-  log "cargo build --release --bin otlp-bridge (a no-op when up to date; minutes from scratch)"
-  (cd "$ROOT" && timeout 3000 cargo build --release --bin otlp-bridge) >"$WORK/cargo.log" 2>&1 \
-    || setup_failed "cargo build failed"
-fi
-log "bridge: $BRIDGE_BIN ($("$BRIDGE_BIN" --version 2>&1 | head -n 1 || true))"
+bridge_bin
 
 # ---------------------------------------------------------------- one round: backend + bridge + both clients
 CHECKS=()
