@@ -1,10 +1,10 @@
 //! Bearer tokens (`--auth-token-file`): who may write.
 //!
 //! The check runs after routing and before the memory reservation, so an unauthenticated request costs neither
-//! memory nor decoding; its body is only drained by the rescue (never kept) so that an HTTP/1.1 client hears the 401 instead of
-//! a broken pipe. Tokens are kept as SHA-256 digests and a presented token is compared with every one of them in
-//! constant time (`subtle`), so neither the position of a mismatch nor the length of an accepted token shows in
-//! the timing. A presented token is never logged, echoed or put in a metric label.
+//! memory nor decoding; the rescue only drains its body (never keeps it) so that an HTTP/1.1 client hears the 401
+//! instead of a broken pipe. Tokens are kept as SHA-256 digests and a presented token is compared with every one of
+//! them in constant time (`subtle`), so neither the position of a mismatch nor the length of an accepted token
+//! shows in the timing. A presented token is never logged, echoed or put in a metric label.
 //!
 //! The file is read again every [`POLL_INTERVAL`] and compared with what was last read, for the same reasons as
 //! the TLS files (Secret volumes change by symlink swap): a new set of tokens applies to the next request.
@@ -82,6 +82,12 @@ impl Tokens {
             tracing::warn!(file = %path.display(), "the token file holds no tokens: every request will get 401");
         }
         Ok(Arc::new(Tokens { path: path.to_path_buf(), digests: RwLock::new(Arc::new(digests)) }))
+    }
+
+    /// Tokens from the text of a token file, without a file (tests of the steps that use them).
+    #[cfg(test)]
+    pub(crate) fn from_text(text: &str) -> Tokens {
+        Tokens { path: PathBuf::new(), digests: RwLock::new(Arc::new(parse(text))) }
     }
 
     /// Re-reads the file every [`POLL_INTERVAL`] for as long as these `Tokens` are alive.
@@ -186,7 +192,7 @@ mod tests {
     use super::*;
 
     fn tokens(text: &str) -> Tokens {
-        Tokens { path: PathBuf::new(), digests: RwLock::new(Arc::new(parse(text))) }
+        Tokens::from_text(text)
     }
 
     fn check(t: &Tokens, header: Option<&str>) -> Result<(), AuthFailure> {

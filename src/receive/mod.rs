@@ -11,7 +11,8 @@
 //!   auth     auth::authorize(tokens, ..)      -> ()            401       | before a byte of the body:
 //!   reserve  budget.admit(content_length)     -> Reservation   503, 413  | a refused body is drained
 //!   forward  head.forwarded                   -> metadata      400       | (bounded) by the rescue
-//!   read     body::read_limited(body, ..)     -> Bytes         413, 408, 400, 503 (reservation follows the bytes)
+//!   read     body::read_limited(body, ..)     -> Bytes         413, 408, 400, 503 (reservation follows the bytes;
+//!                                                             a 503 part way drains the rest of the body itself)
 //!   inflate  body::inflate(encoding, ..)      -> Bytes         413, 400, 503      | large bodies: both on
 //!   decode   decode::decode::<S>(format, ..)  -> Decoded       400, 503           | the blocking pool
 //!   split    decode::split(decoded, max)      -> chunks        (at whole resource/scope/item entries)
@@ -218,3 +219,6 @@ async fn accept<S: Signal>(
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

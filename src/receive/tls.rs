@@ -10,21 +10,23 @@
 //! keep theirs. A bad set is logged once, with the reason, and the old one stays in service; a half-finished update
 //! (new certificate, old key) is therefore harmless and is taken as soon as the key follows.
 
+mod stream;
+
 use std::io;
 use std::path::Path;
-use std::pin::Pin;
 use std::sync::{Arc, RwLock, Weak};
-use std::task::{Context, Poll};
 use std::time::Duration;
 
-use bytes::{Buf, Bytes};
+use bytes::Bytes;
 use rustls::server::WebPkiClientVerifier;
 use rustls::{RootCertStore, ServerConfig};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
+use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 use tokio_rustls::server::TlsStream;
+
+pub use stream::{ClientStream, Rewind};
 
 use crate::config::ServerTlsFiles;
 use crate::telemetry::Telemetry;
@@ -195,15 +197,6 @@ fn build(files: &ServerTlsFiles, snapshot: &Snapshot) -> Result<ServerConfig, Tl
     Ok(config)
 }
 
-/// A client connection, in clear or over TLS.
-#[derive(Debug)]
-pub enum ClientStream {
-    /// Plain TCP (HTTP/1.1 or h2c).
-    Plain(TcpStream),
-    /// TLS, with the first bytes of the HTTP exchange already read (see [`accept`]).
-    Tls(Box<Rewind<TlsStream<TcpStream>>>),
-}
-
 /// Why a TLS connection did not get as far as its first request.
 #[derive(Debug, thiserror::Error)]
 pub enum AcceptError {
@@ -253,7 +246,7 @@ pub async fn accept(
     let started = async {
         let mut stream = acceptor.accept(stream).await.map_err(AcceptError::Handshake)?;
         let prefix = read_request_start(&mut stream).await?;
-        Ok(ClientStream::Tls(Box::new(Rewind { prefix, inner: stream })))
+        Ok(ClientStream::Tls(Box::new(Rewind::new(prefix, stream))))
     };
     tokio::time::timeout(timeout, started).await.map_err(|_| AcceptError::Timeout(timeout))?
 }
@@ -306,93 +299,3 @@ async fn read_request_start(stream: &mut TlsStream<TcpStream>) -> Result<Bytes, 
     buf.truncate(filled);
     Ok(Bytes::from(buf))
 }
-
-/// A stream whose first bytes were read ahead and are handed out again before the rest.
-#[derive(Debug)]
-pub struct Rewind<T> {
-    prefix: Bytes,
-    inner: T,
-}
-
-impl<T: AsyncRead + Unpin> AsyncRead for Rewind<T> {
-    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
-        if !self.prefix.is_empty() {
-            let n = self.prefix.len().min(buf.remaining());
-            buf.put_slice(&self.prefix[..n]);
-            self.prefix.advance(n);
-            return Poll::Ready(Ok(()));
-        }
-        Pin::new(&mut self.inner).poll_read(cx, buf)
-    }
-}
-
-impl<T: AsyncWrite + Unpin> AsyncWrite for Rewind<T> {
-    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
-    }
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
-    }
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
-    }
-}
-
-macro_rules! both {
-    ($self:ident, $s:ident => $e:expr) => {
-        match $self.get_mut() {
-            ClientStream::Plain($s) => {
-                let $s = Pin::new($s);
-                $e
-            }
-            ClientStream::Tls($s) => {
-                let $s = Pin::new($s.as_mut());
-                $e
-            }
-        }
-    };
-}
-
-impl AsyncRead for ClientStream {
-    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
-        both!(self, s => s.poll_read(cx, buf))
-    }
-}
-
-impl AsyncWrite for ClientStream {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        both!(self, s => s.poll_write(cx, buf))
-    }
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        both!(self, s => s.poll_write_vectored(cx, bufs))
-    }
-    fn is_write_vectored(&self) -> bool {
-        match self {
-            ClientStream::Plain(s) => s.is_write_vectored(),
-            ClientStream::Tls(s) => s.is_write_vectored(),
-        }
-    }
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        both!(self, s => s.poll_flush(cx))
-    }
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        both!(self, s => s.poll_shutdown(cx))
-    }
-}
-
-#[cfg(test)]
-mod tests;
