@@ -24,8 +24,8 @@ use opentelemetry_proto::tonic::metrics::v1::{
 };
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{span, status, ResourceSpans, ScopeSpans, Span, Status};
-use otlp_bridge::signal::{Logs, Metrics, Signal, Traces};
-use otlp_bridge::{json, wire};
+use otlp_bridge::internals::{json, wire};
+use otlp_bridge::{Logs, Metrics, Signal, Traces};
 use prost::Message;
 
 const ITEMS: usize = 100;

@@ -82,7 +82,7 @@ fn masked(config: &Config) -> Config {
 }
 
 /// `scheme://user:secret@host` -> `scheme://user:****@host` (and a lone `user@` -> `****@`: it may be a token).
-pub fn mask_url(url: &str) -> String {
+pub(crate) fn mask_url(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else { return url.to_string() };
     let authority_end = rest.find('/').unwrap_or(rest.len());
     let Some(at) = rest[..authority_end].rfind('@') else { return url.to_string() };

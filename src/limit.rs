@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 /// Most a request reserves before its body has sent a byte: one read buffer's worth. Reserving the whole declared
 /// length up front let two idle connections declaring 10 MiB each shut every other client out (issue 9).
-pub const UPFRONT_RESERVATION: usize = 64 * 1024;
+pub(crate) const UPFRONT_RESERVATION: usize = 64 * 1024;
 
 /// The shared budget.
 #[derive(Debug)]

@@ -9,7 +9,7 @@ use std::ffi::OsString;
 use std::process::ExitCode;
 
 use clap::Parser;
-use otlp_bridge::config::{explain_cli_error, Cli, LogFormat};
+use otlp_bridge::{explain_cli_error, Cli, LogFormat};
 use otlp_bridge::{Config, Listeners};
 use tracing_subscriber::EnvFilter;
 
@@ -46,7 +46,7 @@ fn main() -> ExitCode {
         }
     };
     if check {
-        let report = runtime.block_on(otlp_bridge::check::check(&config));
+        let report = runtime.block_on(otlp_bridge::check(&config));
         print!("{}", report.text);
         return if report.ok { ExitCode::SUCCESS } else { ExitCode::FAILURE };
     }

@@ -13,7 +13,7 @@ use crate::config::RetryConfig;
 
 /// The shortest `Retry-After` we send: HTTP speaks in whole seconds, and a refusal that clears as soon as load moves
 /// on (memory busy, shutting down, a slow backend) is worth retrying after about one.
-pub const RETRY_AFTER_MIN: Duration = Duration::from_secs(1);
+pub(crate) const RETRY_AFTER_MIN: Duration = Duration::from_secs(1);
 
 /// The shortest attempt the budget still allows: below this a gRPC round trip cannot complete, so a last attempt
 /// that short would only turn into DEADLINE_EXCEEDED.
@@ -21,7 +21,7 @@ const MIN_ATTEMPT: Duration = Duration::from_millis(100);
 
 /// What to do after a failed attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Decision {
+pub(crate) enum Decision {
     /// Try again after this delay.
     RetryAfter(Duration),
     /// Stop; answer the client. `retry_after` is the hint to pass on when the failure was retryable.
@@ -33,7 +33,7 @@ pub enum Decision {
 
 /// Whether OTLP allows retrying `code` (specification, "Failures"): RESOURCE_EXHAUSTED only when the server sent
 /// `RetryInfo`, because without it the server may be out of something a retry cannot bring back.
-pub fn is_retryable(code: Code, has_retry_info: bool) -> bool {
+pub(crate) fn is_retryable(code: Code, has_retry_info: bool) -> bool {
     match code {
         Code::Cancelled
         | Code::DeadlineExceeded
@@ -47,13 +47,13 @@ pub fn is_retryable(code: Code, has_retry_info: bool) -> bool {
 }
 
 /// The delay a status asks for in its `google.rpc.RetryInfo` detail, if any.
-pub fn retry_info_delay(status: &Status) -> Option<Duration> {
+pub(crate) fn retry_info_delay(status: &Status) -> Option<Duration> {
     status.get_details_retry_info().and_then(|info| info.retry_delay)
 }
 
 /// Jittered exponential backoff: each delay is uniformly random in [d/2, 3d/2), d doubling up to the maximum.
 #[derive(Debug, Clone)]
-pub struct Backoff {
+pub(crate) struct Backoff {
     current: Duration,
     max: Duration,
     rng: fastrand::Rng,
@@ -61,17 +61,18 @@ pub struct Backoff {
 
 impl Backoff {
     /// Starts at `initial`.
-    pub fn new(config: &RetryConfig) -> Backoff {
+    pub(crate) fn new(config: &RetryConfig) -> Backoff {
         Backoff { current: config.initial_interval, max: config.max_interval, rng: fastrand::Rng::new() }
     }
 
     /// Deterministic jitter for tests.
-    pub fn with_seed(config: &RetryConfig, seed: u64) -> Backoff {
+    #[cfg(test)]
+    pub(crate) fn with_seed(config: &RetryConfig, seed: u64) -> Backoff {
         Backoff { rng: fastrand::Rng::with_seed(seed), ..Backoff::new(config) }
     }
 
     /// The next delay.
-    pub fn next_delay(&mut self) -> Duration {
+    pub(crate) fn next_delay(&mut self) -> Duration {
         let base = self.current;
         self.current = (self.current * 2).min(self.max);
         base.mul_f64(0.5 + self.rng.f64())
@@ -79,7 +80,7 @@ impl Backoff {
 }
 
 /// Decides after a failure, with `left` of the retry budget remaining.
-pub fn decide(backoff: &mut Backoff, status: &Status, left: Duration) -> Decision {
+pub(crate) fn decide(backoff: &mut Backoff, status: &Status, left: Duration) -> Decision {
     let hint = retry_info_delay(status);
     if !is_retryable(status.code(), hint.is_some()) {
         return Decision::GiveUp { retry_after: hint };
@@ -94,7 +95,7 @@ pub fn decide(backoff: &mut Backoff, status: &Status, left: Duration) -> Decisio
 
 /// The final failure of [`export_with_retry`].
 #[derive(Debug, Clone)]
-pub struct Failure {
+pub(crate) struct Failure {
     /// The last status.
     pub status: Status,
     /// When the client may retry, for retryable failures.
@@ -106,7 +107,7 @@ pub struct Failure {
 /// Runs `attempt(timeout)` until it succeeds, fails for good, or `deadline` (the end of the retry budget, counted
 /// from when the client's request arrived, so time spent queued for an export slot counts too) would pass.
 /// Without a deadline, one attempt. `on_retry` is told about each retry (for metrics and logs).
-pub async fn export_with_retry<T, F, Fut>(
+pub(crate) async fn export_with_retry<T, F, Fut>(
     config: &RetryConfig,
     attempt_timeout: Duration,
     deadline: Option<Instant>,

@@ -16,7 +16,7 @@ use crate::queue::{Appender, QueueError};
 use crate::signal::{PartialSuccess, SignalKind};
 
 /// One client request's accepted data.
-pub struct Submission {
+pub(crate) struct Submission {
     /// The signal of the request.
     pub kind: SignalKind,
     /// Valid export requests of `kind` (the request, or its split chunks), each with its item count.
@@ -29,7 +29,7 @@ pub struct Submission {
 
 /// Why a sink could not take a request's data.
 #[derive(Debug, thiserror::Error)]
-pub enum SinkError {
+pub(crate) enum SinkError {
     /// Direct mode: a backend did not acknowledge the data.
     #[error(transparent)]
     Export(#[from] ExportError),
@@ -39,16 +39,16 @@ pub enum SinkError {
 }
 
 /// The answer of a sink.
-pub type SinkFuture<'a> = Pin<Box<dyn Future<Output = Result<PartialSuccess, SinkError>> + Send + 'a>>;
+pub(crate) type SinkFuture<'a> = Pin<Box<dyn Future<Output = Result<PartialSuccess, SinkError>> + Send + 'a>>;
 
 /// Takes accepted data and answers when its delivery promise holds.
-pub trait Sink: Send + Sync + 'static {
+pub(crate) trait Sink: Send + Sync + 'static {
     /// Takes `submission`; success means the mode's promise holds for all of its chunks.
     fn submit(&self, submission: Submission) -> SinkFuture<'_>;
 }
 
 /// Direct mode: data is batched and exported at once; the answer is the backends' acknowledgement.
-pub struct Direct {
+pub(crate) struct Direct {
     /// Per-signal pipelines, by [`SignalKind::index`].
     pub pipelines: [Pipeline; SignalKind::COUNT],
 }
@@ -64,7 +64,7 @@ impl Sink for Direct {
 
 /// Queued mode: data is appended to the durable queue; the answer comes once it is fsynced. The queue's readers
 /// deliver it to the backends later.
-pub struct Queued {
+pub(crate) struct Queued {
     /// The queue's append side.
     pub appender: Appender,
 }

@@ -19,7 +19,7 @@ mod balance;
 mod process;
 mod queue;
 
-pub use admin::{admin, Readiness};
+pub(crate) use admin::{admin, Readiness};
 
 use crate::signal::SignalKind;
 
@@ -53,7 +53,7 @@ fn per_signal(prefix: &'static str, kind: SignalKind) -> &'static str {
 }
 
 /// Metrics of one bridge.
-pub struct Telemetry {
+pub(crate) struct Telemetry {
     recorder: PrometheusRecorder,
     handle: PrometheusHandle,
 }
@@ -66,7 +66,7 @@ impl std::fmt::Debug for Telemetry {
 
 impl Telemetry {
     /// A fresh registry with every metric described.
-    pub fn new() -> Arc<Telemetry> {
+    pub(crate) fn new() -> Arc<Telemetry> {
         let seconds = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
         let items = [1.0, 10.0, 100.0, 500.0, 1000.0, 2000.0, 4000.0, 8192.0, 16384.0];
         let bytes = [1024.0, 4096.0, 16384.0, 65536.0, 262_144.0, 1_048_576.0, 2_097_152.0, 4_194_304.0, 16_777_216.0];
@@ -164,7 +164,7 @@ impl Telemetry {
 
     /// Registers at 0 every label set known at start (signals x encodings, each signal's backends, flush reasons),
     /// so a counter exists before its first event: `rate()` and alerts then see 0, not "no data".
-    pub fn register_known(&self, backends: &[Vec<String>; SignalKind::COUNT]) {
+    pub(crate) fn register_known(&self, backends: &[Vec<String>; SignalKind::COUNT]) {
         for kind in SignalKind::ALL {
             for encoding in ["json", "protobuf"] {
                 self.accepted(kind, encoding, 0);
@@ -208,26 +208,26 @@ impl Telemetry {
     }
 
     /// Items decoded from a request.
-    pub fn accepted(&self, kind: SignalKind, encoding: &'static str, items: u64) {
+    pub(crate) fn accepted(&self, kind: SignalKind, encoding: &'static str, items: u64) {
         let labels =
             vec![Label::new("transport", "http"), Label::new("signal", kind.name()), Label::new("encoding", encoding)];
         self.counter(per_signal("accepted", kind), labels).increment(items);
     }
 
     /// Items decoded but not delivered; the client got an error.
-    pub fn refused(&self, kind: SignalKind, items: u64) {
+    pub(crate) fn refused(&self, kind: SignalKind, items: u64) {
         let labels = vec![Label::new("transport", "http"), Label::new("signal", kind.name())];
         self.counter(per_signal("refused", kind), labels).increment(items);
     }
 
     /// Items lost without the client being told (it had gone, or a backend rejected them in a partial success).
-    pub fn dropped(&self, kind: SignalKind, reason: &'static str, items: u64) {
+    pub(crate) fn dropped(&self, kind: SignalKind, reason: &'static str, items: u64) {
         let labels = vec![Label::new("signal", kind.name()), Label::new("reason", reason)];
         self.counter("otlp_bridge_dropped_items_total", labels).increment(items);
     }
 
     /// One answered HTTP request.
-    pub fn request(&self, kind: Option<SignalKind>, status: StatusCode, elapsed: Duration) {
+    pub(crate) fn request(&self, kind: Option<SignalKind>, status: StatusCode, elapsed: Duration) {
         let signal = kind.map_or("none", SignalKind::name);
         let code = SharedString::from(status.as_str().to_string());
         self.counter("otlp_bridge_http_requests_total", vec![Label::new("signal", signal), Label::new("code", code)])
@@ -237,7 +237,7 @@ impl Telemetry {
     }
 
     /// A backend acknowledged `items`, of which it rejected `rejected`.
-    pub fn exported(&self, kind: SignalKind, backend: &str, items: u64, rejected: u64) {
+    pub(crate) fn exported(&self, kind: SignalKind, backend: &str, items: u64, rejected: u64) {
         let labels = vec![Label::new("signal", kind.name()), Label::new("backend", backend.to_string())];
         self.counter(per_signal("sent", kind), labels).increment(items.saturating_sub(rejected));
         if rejected > 0 {
@@ -247,32 +247,32 @@ impl Telemetry {
     }
 
     /// A backend did not take `items`.
-    pub fn export_failed(&self, kind: SignalKind, backend: &str, items: u64) {
+    pub(crate) fn export_failed(&self, kind: SignalKind, backend: &str, items: u64) {
         let labels = vec![Label::new("signal", kind.name()), Label::new("backend", backend.to_string())];
         self.counter(per_signal("send_failed", kind), labels).increment(items);
     }
 
     /// One gRPC attempt.
-    pub fn export_attempt(&self, kind: SignalKind, backend: &str) {
+    pub(crate) fn export_attempt(&self, kind: SignalKind, backend: &str) {
         let labels = vec![Label::new("signal", kind.name()), Label::new("backend", backend.to_string())];
         self.counter("otlp_bridge_export_attempts_total", labels).increment(1);
     }
 
     /// How long one export to one backend took, retries included.
-    pub fn export_duration(&self, kind: SignalKind, backend: &str, elapsed: Duration) {
+    pub(crate) fn export_duration(&self, kind: SignalKind, backend: &str, elapsed: Duration) {
         let labels = vec![Label::new("signal", kind.name()), Label::new("backend", backend.to_string())];
         self.histogram("otlp_bridge_export_duration_seconds", labels).record(elapsed.as_secs_f64());
     }
 
     /// One retry after a failed attempt.
-    pub fn export_retry(&self, kind: SignalKind, backend: &str) {
+    pub(crate) fn export_retry(&self, kind: SignalKind, backend: &str) {
         let labels = vec![Label::new("signal", kind.name()), Label::new("backend", backend.to_string())];
         self.counter("otlp_bridge_export_retries_total", labels).increment(1);
     }
 
     /// Registers at 0 the flush counters of every signal for each of `reasons` (the batcher's, which this module
     /// does not know: modules below it own their vocabulary).
-    pub fn register_flush_reasons(&self, reasons: &[&'static str]) {
+    pub(crate) fn register_flush_reasons(&self, reasons: &[&'static str]) {
         for kind in SignalKind::ALL {
             for &reason in reasons {
                 self.counter(
@@ -285,7 +285,7 @@ impl Telemetry {
     }
 
     /// A batch left the batcher, for `reason` (a label [`Telemetry::register_flush_reasons`] was given).
-    pub fn batch_flushed(&self, kind: SignalKind, reason: &'static str, items: u64, bytes: usize) {
+    pub(crate) fn batch_flushed(&self, kind: SignalKind, reason: &'static str, items: u64, bytes: usize) {
         let signal = Label::new("signal", kind.name());
         self.counter("otlp_bridge_batch_flushes_total", vec![signal.clone(), Label::new("reason", reason)])
             .increment(1);
@@ -294,59 +294,59 @@ impl Telemetry {
     }
 
     /// Items waiting in a signal's batcher (the Collector's queue size).
-    pub fn queue_size(&self, kind: SignalKind, items: u64) {
+    pub(crate) fn queue_size(&self, kind: SignalKind, items: u64) {
         self.gauge("otelcol_exporter_queue_size", vec![Label::new("signal", kind.name())]).set(items as f64);
     }
 
     /// A request the memory limit refused.
-    pub fn memory_refused(&self) {
+    pub(crate) fn memory_refused(&self) {
         self.counter("otlp_bridge_memory_refused_requests_total", Vec::new()).increment(1);
     }
 
     /// Bytes held against the memory limit, and the limit.
-    pub fn memory(&self, held: usize, limit: usize) {
+    pub(crate) fn memory(&self, held: usize, limit: usize) {
         self.gauge("otlp_bridge_memory_held_bytes", Vec::new()).set(held as f64);
         self.gauge("otlp_bridge_memory_limit_bytes", Vec::new()).set(limit as f64);
     }
 
     /// Open client connections.
-    pub fn connections(&self, open: usize) {
+    pub(crate) fn connections(&self, open: usize) {
         self.gauge("otlp_bridge_connections_open", Vec::new()).set(open as f64);
     }
 
     /// A connection the cap closed at once.
-    pub fn connection_refused(&self, listener: &'static str) {
+    pub(crate) fn connection_refused(&self, listener: &'static str) {
         self.counter("otlp_bridge_connections_refused_total", listener_label(listener)).increment(1);
     }
 
     /// A connection closed because it sent no request within the header timeout.
-    pub fn connection_timed_out(&self, listener: &'static str) {
+    pub(crate) fn connection_timed_out(&self, listener: &'static str) {
         self.counter("otlp_bridge_connections_timed_out_total", listener_label(listener)).increment(1);
     }
 
     /// `n` TLS connections that failed before their first request (handshake refused, e.g. no client certificate).
-    pub fn tls_handshake_failed(&self, n: u64) {
+    pub(crate) fn tls_handshake_failed(&self, n: u64) {
         self.counter("otlp_bridge_tls_handshake_failures_total", Vec::new()).increment(n);
     }
 
     /// A changed set of TLS files: `ok` (now in service) or `rejected` (the old set stays).
-    pub fn tls_reload(&self, outcome: &'static str, n: u64) {
+    pub(crate) fn tls_reload(&self, outcome: &'static str, n: u64) {
         self.counter("otlp_bridge_tls_reloads_total", vec![Label::new("outcome", outcome)]).increment(n);
     }
 
     /// `n` requests refused for want of an accepted bearer token, by reason.
-    pub fn auth_refused(&self, reason: &'static str, n: u64) {
+    pub(crate) fn auth_refused(&self, reason: &'static str, n: u64) {
         self.counter("otlp_bridge_auth_refused_requests_total", vec![Label::new("reason", reason)]).increment(n);
     }
 
     /// A request refused because the batcher's bound on open forwarded-header partitions was reached.
-    pub fn partition_refused(&self, kind: SignalKind) {
+    pub(crate) fn partition_refused(&self, kind: SignalKind) {
         self.counter("otlp_bridge_partition_refused_requests_total", vec![Label::new("signal", kind.name())])
             .increment(1);
     }
 
     /// Prometheus text exposition, this process's `process_*` metrics included.
-    pub fn render(&self) -> String {
+    pub(crate) fn render(&self) -> String {
         let mut text = self.handle.render();
         process::render(&mut text);
         text

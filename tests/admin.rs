@@ -39,8 +39,8 @@ async fn health_is_ok_and_ready_follows_the_backend() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     drop(listener);
-    let config = otlp_bridge::Config::default()
-        .with_backends(vec![otlp_bridge::config::BackendTarget::Grpc(format!("http://{addr}"))]);
+    let config =
+        otlp_bridge::Config::default().with_backends(vec![otlp_bridge::BackendTarget::Grpc(format!("http://{addr}"))]);
     let bridge = Bridge::start(config).await;
     assert_eq!(get(&format!("http://{}/health", bridge.admin)).await.status, 200);
     let not_ready = get(&format!("http://{}/ready", bridge.admin)).await;

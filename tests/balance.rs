@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::*;
-use otlp_bridge::config::{BackendTarget, Config};
+use otlp_bridge::{BackendTarget, Config};
 use tokio::net::TcpListener;
 use tokio::time::Instant;
 

@@ -32,7 +32,7 @@ async fn every_request_is_one_json_line_even_when_batched() {
     assert_eq!(lines.len(), 20, "one line per request:\n{text}");
     for line in lines {
         let request: opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest =
-            otlp_bridge::json::decode(line.as_bytes()).unwrap();
+            otlp_bridge::internals::json::decode(line.as_bytes()).unwrap();
         assert_eq!(request.resource_spans[0].scope_spans[0].spans.len(), 2);
     }
 }

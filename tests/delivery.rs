@@ -27,9 +27,9 @@ fn compress(encoding: &str, data: &[u8]) -> Vec<u8> {
 /// The official examples, decoded by our JSON decoder: the expected messages.
 fn expected() -> (ExportTraceServiceRequest, ExportMetricsServiceRequest, ExportLogsServiceRequest) {
     (
-        otlp_bridge::json::decode(&example("trace.json")).unwrap(),
-        otlp_bridge::json::decode(&example("metrics.json")).unwrap(),
-        otlp_bridge::json::decode(&example("logs.json")).unwrap(),
+        otlp_bridge::internals::json::decode(&example("trace.json")).unwrap(),
+        otlp_bridge::internals::json::decode(&example("metrics.json")).unwrap(),
+        otlp_bridge::internals::json::decode(&example("logs.json")).unwrap(),
     )
 }
 
@@ -166,7 +166,7 @@ mod roundtrip {
                 }
                 let backend = MockBackend::start().await;
                 let bridge = Bridge::with_backend(&backend).await;
-                let json = otlp_bridge::json::encode(&request);
+                let json = otlp_bridge::internals::json::encode(&request);
                 let a = post(&bridge.url("/v1/traces"), "application/json", json).await;
                 assert_eq!(a.status, 200, "{}", a.text());
                 let got = backend.traces();

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use common::tls::{https, swap_symlink, Ca, ClientTls, Leaf, TempDir};
 use common::*;
-use otlp_bridge::config::ServerTlsFiles;
+use otlp_bridge::ServerTlsFiles;
 use prost::Message;
 
 const PB: (&str, &str) = ("content-type", "application/x-protobuf");

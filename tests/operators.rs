@@ -7,7 +7,7 @@ mod common;
 
 use common::process::{free_addr, BridgeProcess, Ports};
 use common::*;
-use otlp_bridge::config::BackendTarget;
+use otlp_bridge::BackendTarget;
 
 const HTTP_PORT_HINT: &str = "answered HTTP 404 to a gRPC call: is it an OTLP/HTTP port? OTLP/gRPC is usually 4317";
 const HTTP1_HINT: &str = "answered in HTTP/1.1, not HTTP/2: it is not a gRPC server";

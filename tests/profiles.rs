@@ -14,7 +14,7 @@ use opentelemetry_proto::tonic::profiles::v1development::{
     ValueType,
 };
 use opentelemetry_proto::tonic::resource::v1::Resource;
-use otlp_bridge::signal::SignalKind;
+use otlp_bridge::SignalKind;
 use prost::Message;
 
 /// A request of `n` CPU profiles whose samples index into its own dictionary (`tag` makes each request's strings,

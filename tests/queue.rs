@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use common::*;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use otlp_bridge::config::Config;
-use otlp_bridge::queue::QueueConfig;
+use otlp_bridge::Config;
+use otlp_bridge::QueueConfig;
 use prost::Message;
 use tonic::Code;
 

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use common::tls::TempDir;
 use common::*;
-use otlp_bridge::config::BackendTarget;
+use otlp_bridge::BackendTarget;
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
 use tonic::transport::{Certificate, Identity, ServerTlsConfig};
 

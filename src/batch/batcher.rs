@@ -15,7 +15,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 /// Something with a size in items and bytes.
-pub trait Weighed {
+pub(crate) trait Weighed {
     /// Items (spans, points, records).
     fn items(&self) -> u64;
     /// Bytes of protobuf.
@@ -24,7 +24,7 @@ pub trait Weighed {
 
 /// Why a batch left the batcher.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FlushReason {
+pub(crate) enum FlushReason {
     /// It reached `max_items` or `max_bytes`.
     Size,
     /// It reached `timeout` while exports were in flight.
@@ -39,11 +39,11 @@ pub enum FlushReason {
 
 impl FlushReason {
     /// Every reason, for metrics registered before the first flush.
-    pub const ALL: [FlushReason; 5] =
+    pub(crate) const ALL: [FlushReason; 5] =
         [FlushReason::Size, FlushReason::Timeout, FlushReason::Linger, FlushReason::Idle, FlushReason::Shutdown];
 
     /// The metric label.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             FlushReason::Size => "size",
             FlushReason::Timeout => "timeout",
@@ -56,7 +56,7 @@ impl FlushReason {
 
 /// Entries that leave together.
 #[derive(Debug)]
-pub struct Batch<T> {
+pub(crate) struct Batch<T> {
     /// In arrival order.
     pub entries: Vec<T>,
     /// Sum of the entries' items.
@@ -69,7 +69,7 @@ pub struct Batch<T> {
 
 /// Limits of a batch.
 #[derive(Debug, Clone, Copy)]
-pub struct Limits {
+pub(crate) struct Limits {
     /// Items that fill a batch.
     pub max_items: u64,
     /// Bytes that fill a batch.
@@ -81,7 +81,7 @@ pub struct Limits {
 impl Limits {
     /// These limits for `kind`: a self-contained signal's entries (profiles, whose indices point into their own
     /// request's dictionary) each fill a batch alone, even an empty one, so no export merges two requests.
-    pub fn for_signal(self, kind: crate::signal::SignalKind) -> Limits {
+    pub(crate) fn for_signal(self, kind: crate::signal::SignalKind) -> Limits {
         if kind.self_contained() {
             Limits { max_items: 0, ..self }
         } else {
@@ -92,7 +92,7 @@ impl Limits {
 
 /// The open batch; see the module docs.
 #[derive(Debug)]
-pub struct Batcher<T> {
+pub(crate) struct Batcher<T> {
     limits: Limits,
     open: Vec<T>,
     items: u64,
@@ -102,13 +102,13 @@ pub struct Batcher<T> {
 
 impl<T: Weighed> Batcher<T> {
     /// An empty batcher.
-    pub fn new(limits: Limits) -> Batcher<T> {
+    pub(crate) fn new(limits: Limits) -> Batcher<T> {
         Batcher { limits, open: Vec::new(), items: 0, bytes: 0, opened_at: None }
     }
 
     /// Adds an entry; returns the batches this sealed (at most two: the one it did not fit in, and its own if it
     /// fills one alone).
-    pub fn offer(&mut self, entry: T, now: Instant) -> Vec<Batch<T>> {
+    pub(crate) fn offer(&mut self, entry: T, now: Instant) -> Vec<Batch<T>> {
         let mut sealed = Vec::new();
         let fits =
             self.items + entry.items() <= self.limits.max_items && self.bytes + entry.bytes() <= self.limits.max_bytes;
@@ -129,7 +129,13 @@ impl<T: Weighed> Batcher<T> {
 
     /// Whether the open batch should go now, given the exports in flight, the slots for them, and how long data
     /// may wait for more while other exports are in flight.
-    pub fn due(&self, now: Instant, in_flight: usize, max_in_flight: usize, linger: Duration) -> Option<FlushReason> {
+    pub(crate) fn due(
+        &self,
+        now: Instant,
+        in_flight: usize,
+        max_in_flight: usize,
+        linger: Duration,
+    ) -> Option<FlushReason> {
         let opened_at = self.opened_at?;
         let age = now.saturating_duration_since(opened_at);
         if in_flight == 0 {
@@ -146,12 +152,12 @@ impl<T: Weighed> Batcher<T> {
     }
 
     /// When the open batch may go out on a free slot, if there is one.
-    pub fn deadline(&self, linger: Duration) -> Option<Instant> {
+    pub(crate) fn deadline(&self, linger: Duration) -> Option<Instant> {
         self.opened_at.map(|t| t + self.limits.timeout.min(linger))
     }
 
     /// Takes the open batch, if any.
-    pub fn take(&mut self, reason: FlushReason) -> Option<Batch<T>> {
+    pub(crate) fn take(&mut self, reason: FlushReason) -> Option<Batch<T>> {
         self.opened_at.take()?;
         let batch = Batch { entries: std::mem::take(&mut self.open), items: self.items, bytes: self.bytes, reason };
         self.items = 0;
@@ -160,7 +166,7 @@ impl<T: Weighed> Batcher<T> {
     }
 
     /// Items in the open batch.
-    pub fn items(&self) -> u64 {
+    pub(crate) fn items(&self) -> u64 {
         self.items
     }
 }

@@ -14,8 +14,8 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-pub use batcher::{Batch, Batcher, FlushReason, Limits, Weighed};
-pub use partition::{PartitionKey, Partitions, MAX_PARTITIONS};
+pub(crate) use batcher::{Batch, Batcher, FlushReason, Limits, Weighed};
+pub(crate) use partition::{PartitionKey, Partitions};
 
 use crate::export::{combine, Export, ExportError, Payload, Rejections};
 use crate::limit::Reservation;
@@ -28,7 +28,7 @@ mod tests;
 type Reply = oneshot::Sender<Result<PartialSuccess, ExportError>>;
 
 /// One request's data (or one chunk of it) waiting to be exported.
-pub struct Entry {
+pub(crate) struct Entry {
     payload: Bytes,
     items: u64,
     /// End of the retry budget, counted from the request's arrival.
@@ -53,7 +53,7 @@ impl Weighed for Entry {
 /// The sending side of a signal's pipeline; cheap to clone. When every handle is dropped, the worker flushes what
 /// it holds, waits for its exports and ends.
 #[derive(Clone)]
-pub struct Pipeline {
+pub(crate) struct Pipeline {
     tx: mpsc::Sender<Entry>,
     retry_budget: Option<Duration>,
 }
@@ -61,7 +61,7 @@ pub struct Pipeline {
 impl Pipeline {
     /// Starts the worker of `kind`. Each request's data may spend `retry_budget` (from its arrival) queued and in
     /// retries before its client is answered; `None` means one attempt and no retries.
-    pub fn start<E: Export>(
+    pub(crate) fn start<E: Export>(
         kind: SignalKind,
         exporter: E,
         limits: Limits,
@@ -78,7 +78,7 @@ impl Pipeline {
 
     /// Exports `chunks` (valid requests, split from one client request) with `headers` as gRPC metadata, and waits
     /// for their outcome: success only when every backend acknowledged every chunk.
-    pub async fn submit(
+    pub(crate) async fn submit(
         &self,
         chunks: Vec<(Bytes, u64)>,
         headers: Vec<(String, String)>,
@@ -109,7 +109,7 @@ struct Worker<E> {
     kind: SignalKind,
     exporter: Arc<E>,
     max_in_flight: usize,
-    /// Partitions with an open batch at most (see [`MAX_PARTITIONS`]).
+    /// Partitions with an open batch at most (see [`MAX_PARTITIONS`](crate::config::MAX_PARTITIONS)).
     max_partitions: usize,
     telemetry: Arc<Telemetry>,
 }

@@ -5,7 +5,7 @@
 //! Requests without any of the headers form their own partition (the empty key). Without `--forward-header` every
 //! request has the empty key and this is exactly one [`Batcher`].
 //!
-//! Live partitions (those with an open batch) are bounded by [`MAX_PARTITIONS`]: data of a new partition past the
+//! Live partitions (those with an open batch) are bounded by [`MAX_PARTITIONS`](crate::config::MAX_PARTITIONS): data of a new partition past the
 //! bound is refused, never merged into another one; the receiver answers 503 with `Retry-After`, and the client's
 //! retry gets in as soon as some partition's batch has gone out (which takes at most the batch timeout).
 
@@ -18,14 +18,11 @@ use tokio::time::Instant;
 use super::batcher::{Batch, Batcher, FlushReason, Limits, Weighed};
 
 /// Forwarded header values: (lowercase name, value) in `--forward-header` order, absent headers left out.
-pub type PartitionKey = Arc<Vec<(String, String)>>;
-
-/// The default bound on partitions with an open batch, per signal; a configuration value, so defined with the rest.
-pub use crate::config::MAX_PARTITIONS;
+pub(crate) type PartitionKey = Arc<Vec<(String, String)>>;
 
 /// The open batches, by partition.
 #[derive(Debug)]
-pub struct Partitions<T> {
+pub(crate) struct Partitions<T> {
     limits: Limits,
     open: HashMap<PartitionKey, Batcher<T>>,
     max: usize,
@@ -33,13 +30,18 @@ pub struct Partitions<T> {
 
 impl<T: Weighed> Partitions<T> {
     /// No open batch yet; at most `max` partitions at once.
-    pub fn new(limits: Limits, max: usize) -> Partitions<T> {
+    pub(crate) fn new(limits: Limits, max: usize) -> Partitions<T> {
         Partitions { limits, open: HashMap::new(), max }
     }
 
     /// Adds `entry` to its partition's batch and returns the batches this sealed, each with its key; gives the
-    /// entry back if its partition is new and [`MAX_PARTITIONS`] are already open.
-    pub fn offer(&mut self, key: &PartitionKey, entry: T, now: Instant) -> Result<Vec<(PartitionKey, Batch<T>)>, T> {
+    /// entry back if its partition is new and [`MAX_PARTITIONS`](crate::config::MAX_PARTITIONS) are already open.
+    pub(crate) fn offer(
+        &mut self,
+        key: &PartitionKey,
+        entry: T,
+        now: Instant,
+    ) -> Result<Vec<(PartitionKey, Batch<T>)>, T> {
         if !self.open.contains_key(key) && self.open.len() >= self.max {
             return Err(entry);
         }
@@ -53,7 +55,7 @@ impl<T: Weighed> Partitions<T> {
     }
 
     /// The batch that should go now, if any: of the due ones, the one opened first.
-    pub fn due(
+    pub(crate) fn due(
         &mut self,
         now: Instant,
         in_flight: usize,
@@ -71,17 +73,17 @@ impl<T: Weighed> Partitions<T> {
     }
 
     /// Takes every open batch (shutdown).
-    pub fn take_all(&mut self, reason: FlushReason) -> Vec<(PartitionKey, Batch<T>)> {
+    pub(crate) fn take_all(&mut self, reason: FlushReason) -> Vec<(PartitionKey, Batch<T>)> {
         self.open.drain().filter_map(|(key, mut b)| Some((key, b.take(reason)?))).collect()
     }
 
     /// When the earliest open batch may go out on a free slot.
-    pub fn deadline(&self, linger: Duration) -> Option<Instant> {
+    pub(crate) fn deadline(&self, linger: Duration) -> Option<Instant> {
         self.open.values().filter_map(|b| b.deadline(linger)).min()
     }
 
     /// Items in open batches.
-    pub fn items(&self) -> u64 {
+    pub(crate) fn items(&self) -> u64 {
         self.open.values().map(Batcher::items).sum()
     }
 }
@@ -89,6 +91,7 @@ impl<T: Weighed> Partitions<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::MAX_PARTITIONS;
 
     #[derive(Debug)]
     struct E(u64);

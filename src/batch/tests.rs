@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use super::*;
+use crate::config::MAX_PARTITIONS;
 use crate::export::ExportFuture;
 use crate::limit::MemoryBudget;
 

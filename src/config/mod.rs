@@ -22,7 +22,7 @@ use crate::signal::SignalKind;
 
 /// Most `--forward-header` partitions with an open batch, per signal. The Collector's batch processor bounds the
 /// same thing with `metadata_cardinality_limit`, whose default is also 1000.
-pub const MAX_PARTITIONS: usize = 1000;
+pub(crate) const MAX_PARTITIONS: usize = 1000;
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum LogFormat {

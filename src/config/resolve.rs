@@ -6,8 +6,6 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::Parser;
-
 use super::parse::{parse_backend, parse_forward_headers, parse_header, percent_decode};
 use super::{
     BackendTarget, BatchConfig, Cli, Config, ConfigError, QueueConfig, RetryConfig, ServerTlsFiles, TlsFiles,
@@ -16,12 +14,6 @@ use super::{
 use crate::signal::SignalKind;
 
 impl Config {
-    /// Reads flags and the process environment.
-    pub fn from_args_and_env() -> Result<Config, ConfigError> {
-        let env: HashMap<String, String> = std::env::vars().collect();
-        Config::from_cli_and_env(Cli::parse(), &env)
-    }
-
     /// Builds a config from parsed flags (which already include `OTLP_BRIDGE_*` variables) and the standard
     /// `OTEL_EXPORTER_OTLP_*` variables in `env`.
     pub fn from_cli_and_env(cli: Cli, env: &HashMap<String, String>) -> Result<Config, ConfigError> {

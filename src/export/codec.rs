@@ -17,7 +17,7 @@ use crate::signal::PartialSuccess;
 
 /// A request body in parts; the concatenation of the parts is one valid `Export*ServiceRequest`.
 #[derive(Debug, Clone, Default)]
-pub struct Payload {
+pub(crate) struct Payload {
     /// The parts, in order.
     pub parts: Vec<Bytes>,
     /// gRPC metadata of this call only: the `--forward-header` values its data came with (lowercase names).
@@ -26,19 +26,14 @@ pub struct Payload {
 
 impl Payload {
     /// Total length in bytes.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.parts.iter().map(Bytes::len).sum()
-    }
-
-    /// Whether there are no bytes at all.
-    pub fn is_empty(&self) -> bool {
-        self.parts.iter().all(Bytes::is_empty)
     }
 }
 
 /// See the module docs.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct PassThroughCodec;
+pub(crate) struct PassThroughCodec;
 
 impl Codec for PassThroughCodec {
     type Encode = Payload;
@@ -57,7 +52,7 @@ impl Codec for PassThroughCodec {
 
 /// Writes the payload's parts into the frame.
 #[derive(Debug)]
-pub struct PayloadEncoder;
+pub(crate) struct PayloadEncoder;
 
 impl Encoder for PayloadEncoder {
     type Item = Payload;
@@ -79,7 +74,7 @@ impl Encoder for PayloadEncoder {
 
 /// Reads the backend's `partial_success`.
 #[derive(Debug)]
-pub struct ResponseDecoder;
+pub(crate) struct ResponseDecoder;
 
 impl Decoder for ResponseDecoder {
     type Item = PartialSuccess;

@@ -9,11 +9,11 @@ use crate::signal::{Logs, Metrics, PartialSuccess, Profiles, Signal, SignalKind,
 
 /// Prints exports; see the module docs.
 #[derive(Debug, Default)]
-pub struct DebugBackend;
+pub(crate) struct DebugBackend;
 
 impl DebugBackend {
     /// Prints each part of `payload` (one client request each, as batched) as one OTLP/JSON line of `kind`.
-    pub fn export(&self, kind: SignalKind, payload: &Payload) -> Result<PartialSuccess, tonic::Status> {
+    pub(crate) fn export(&self, kind: SignalKind, payload: &Payload) -> Result<PartialSuccess, tonic::Status> {
         let mut lines = String::new();
         for part in &payload.parts {
             match kind {

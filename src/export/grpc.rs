@@ -48,7 +48,7 @@ pub enum SetupError {
 
 /// A gRPC backend: one lazily connecting channel per address of its host name, balanced (see [`super::balance`]).
 #[derive(Debug, Clone)]
-pub struct GrpcBackend {
+pub(crate) struct GrpcBackend {
     url: String,
     balancer: Arc<Balancer>,
     metadata: MetadataMap,
@@ -59,7 +59,7 @@ pub struct GrpcBackend {
 impl GrpcBackend {
     /// Prepares `url`'s channels; connection errors surface as UNAVAILABLE on export, and a host name is resolved
     /// in the background (now, and every `--backend-resolve-interval`).
-    pub fn new(url: &str, config: &Config, telemetry: Arc<Telemetry>) -> Result<GrpcBackend, SetupError> {
+    pub(crate) fn new(url: &str, config: &Config, telemetry: Arc<Telemetry>) -> Result<GrpcBackend, SetupError> {
         let bad = |reason: String| SetupError::Endpoint { url: url.to_string(), reason };
         let origin: http::Uri = url.parse().map_err(|e: http::uri::InvalidUri| bad(e.to_string()))?;
         let https = origin.scheme_str() == Some("https");
@@ -108,18 +108,18 @@ impl GrpcBackend {
     }
 
     /// The URL, as a label.
-    pub fn url(&self) -> &str {
+    pub(crate) fn url(&self) -> &str {
         &self.url
     }
 
     /// Host and port of the URL.
-    pub fn authority(&self) -> (&str, u16) {
+    pub(crate) fn authority(&self) -> (&str, u16) {
         (&self.authority.0, self.authority.1)
     }
 
     /// One export attempt with deadline `timeout`, on the next address other than `previous` (the address of this
     /// batch's previous attempt, which failed) when there is another; `previous` is set to the address used.
-    pub async fn export_balanced(
+    pub(crate) async fn export_balanced(
         &self,
         kind: SignalKind,
         payload: Payload,
@@ -139,7 +139,7 @@ impl GrpcBackend {
 
     /// The same export to every address at once (not counted, no cooldown): the first success, or the last
     /// failure when none succeeds. What the readiness probe needs: at least one address takes exports.
-    pub async fn export(
+    pub(crate) async fn export(
         &self,
         kind: SignalKind,
         payload: Payload,

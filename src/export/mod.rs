@@ -2,12 +2,12 @@
 //! batch's outcome combines theirs.
 
 mod balance;
-pub mod codec;
+pub(crate) mod codec;
 mod debug;
 mod grpc;
 mod http_status;
 mod outcome;
-pub mod probe;
+pub(crate) mod probe;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -16,10 +16,11 @@ use std::time::Duration;
 use futures_util::future::join_all;
 use tokio::time::Instant;
 
-pub use codec::Payload;
-pub use debug::DebugBackend;
-pub use grpc::{GrpcBackend, SetupError};
-pub use outcome::{combine, ExportError, Rejections};
+pub(crate) use codec::Payload;
+pub(crate) use debug::DebugBackend;
+pub(crate) use grpc::GrpcBackend;
+pub use grpc::SetupError;
+pub(crate) use outcome::{combine, ExportError, Rejections};
 
 use crate::config::{BackendTarget, Config, RetryConfig};
 use crate::retry::export_with_retry;
@@ -29,11 +30,12 @@ use outcome::{failure, hint, sane_partial_success};
 
 /// The future of one [`Export::export`] call; boxed so the trait stays object safe (the queue's readers hold
 /// `dyn Export`), at one allocation per batch.
-pub type ExportFuture<'a> = std::pin::Pin<Box<dyn Future<Output = Result<PartialSuccess, ExportError>> + Send + 'a>>;
+pub(crate) type ExportFuture<'a> =
+    std::pin::Pin<Box<dyn Future<Output = Result<PartialSuccess, ExportError>> + Send + 'a>>;
 
 /// Takes one batch and says what became of it; what the batch worker and the queue's readers are generic over, as
 /// tower's `Buffer` worker is over a `Service`: [`Exporter`] in the bridge, a fake that records calls in their tests.
-pub trait Export: Send + Sync + 'static {
+pub(crate) trait Export: Send + Sync + 'static {
     /// Exports `payload` (`items` items), retrying until `deadline` (`None`: one attempt); the outcome is final.
     fn export(&self, payload: Payload, items: u64, deadline: Option<Instant>) -> ExportFuture<'_>;
 }
@@ -48,7 +50,7 @@ impl Export for Exporter {
 // A bridge has a handful of these, each behind an Arc: boxing the larger variant would buy nothing.
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
-pub enum Backend {
+pub(crate) enum Backend {
     /// OTLP/gRPC.
     Grpc(GrpcBackend),
     /// Prints to stdout.
@@ -57,7 +59,7 @@ pub enum Backend {
 
 impl Backend {
     /// The label of logs and metrics.
-    pub fn label(&self) -> &str {
+    pub(crate) fn label(&self) -> &str {
         match self {
             Backend::Grpc(g) => g.url(),
             Backend::Debug(_) => "debug",
@@ -67,7 +69,7 @@ impl Backend {
 
 /// Sends a signal's batches to all of its backends.
 #[derive(Debug)]
-pub struct Exporter {
+pub(crate) struct Exporter {
     kind: SignalKind,
     backends: Vec<Arc<Backend>>,
     buffers: Arc<ExportBuffers>,
@@ -79,7 +81,7 @@ pub struct Exporter {
 impl Exporter {
     /// An exporter for `kind` over `backends` (shared between signals: one channel per backend), whose attempts'
     /// frame copies share `buffers`.
-    pub fn new(
+    pub(crate) fn new(
         kind: SignalKind,
         backends: Vec<Arc<Backend>>,
         buffers: Arc<ExportBuffers>,
@@ -90,7 +92,7 @@ impl Exporter {
     }
 
     /// Exports one batch to every backend, retrying until `deadline`, and combines the outcomes.
-    pub async fn export(
+    pub(crate) async fn export(
         &self,
         payload: Payload,
         items: u64,
@@ -167,14 +169,14 @@ impl Exporter {
 /// its batch (the frame tonic sends), one per backend. Without a cap those copies, up to `--batch-max-bytes` times
 /// the export slots times the backends, come on top of the limit; with it, they add at most a quarter of it.
 #[derive(Debug)]
-pub struct ExportBuffers {
+pub(crate) struct ExportBuffers {
     kib: tokio::sync::Semaphore,
     capacity_kib: u32,
 }
 
 impl ExportBuffers {
     /// Room for `bytes` of frame copies at once.
-    pub fn new(bytes: usize) -> Arc<ExportBuffers> {
+    pub(crate) fn new(bytes: usize) -> Arc<ExportBuffers> {
         let capacity_kib = u32::try_from(bytes / 1024).unwrap_or(u32::MAX).max(1);
         Arc::new(ExportBuffers { kib: tokio::sync::Semaphore::new(capacity_kib as usize), capacity_kib })
     }
@@ -187,7 +189,7 @@ impl ExportBuffers {
     }
 }
 /// Creates one backend per distinct target of the configuration (signals share channels).
-pub fn build_backends(
+pub(crate) fn build_backends(
     config: &Config,
     telemetry: &Arc<Telemetry>,
 ) -> Result<Vec<(BackendTarget, Arc<Backend>)>, SetupError> {

@@ -76,7 +76,7 @@ impl ExportError {
 
 /// How the rejection counts of combined outcomes add up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Rejections {
+pub(crate) enum Rejections {
     /// The outcomes are of the same items (fan-out to backends): the largest count.
     Overlap,
     /// The outcomes are of different items (the chunks of a split request): the sum.
@@ -88,7 +88,7 @@ pub enum Rejections {
 /// All succeeded: the rejection counts combined as `rejections` says, and every distinct message. Any failed: a
 /// retryable failure wins over a permanent one, so that no backend loses data for want of a client retry; among
 /// retryable ones, the longest `Retry-After`.
-pub fn combine(
+pub(crate) fn combine(
     results: impl IntoIterator<Item = Result<PartialSuccess, ExportError>>,
     rejections: Rejections,
 ) -> Result<PartialSuccess, ExportError> {

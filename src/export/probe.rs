@@ -19,7 +19,7 @@ use crate::signal::SignalKind;
 /// Why a backend did not pass the probe.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("the backend at {url} {problem}")]
-pub struct ProbeError {
+pub(crate) struct ProbeError {
     /// The backend's URL (for logs, `/ready` and `--check`; never for client-facing bodies).
     pub url: String,
     /// What it did, and what to do about it.
@@ -27,7 +27,7 @@ pub struct ProbeError {
 }
 
 /// Sends one empty export of `kind` and waits up to `timeout` for the answer.
-pub async fn probe(backend: &GrpcBackend, kind: SignalKind, timeout: Duration) -> Result<(), ProbeError> {
+pub(crate) async fn probe(backend: &GrpcBackend, kind: SignalKind, timeout: Duration) -> Result<(), ProbeError> {
     let outcome = tokio::time::timeout(timeout, backend.export(kind, Payload::default(), timeout)).await;
     let mut problem = match outcome {
         Ok(Ok(_)) => return Ok(()),
@@ -79,7 +79,7 @@ async fn sniff(host: &str, port: u16) -> Option<Sniffed> {
 
 /// Every message of an error and of its sources, outermost first, without repeats (tonic nests "transport error"
 /// in "transport error").
-pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+pub(crate) fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
     let mut parts: Vec<String> = Vec::new();
     let mut next = Some(error);
     while let Some(e) = next {
@@ -94,7 +94,7 @@ pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
 }
 
 /// What a failed gRPC call says about the backend, as a sentence that continues "the backend at URL ...".
-pub fn diagnose(status: &Status, url: &str, kind: SignalKind) -> String {
+pub(crate) fn diagnose(status: &Status, url: &str, kind: SignalKind) -> String {
     let mut detail = status.message().to_string();
     if let Some(source) = std::error::Error::source(status) {
         let chain = error_chain(source);

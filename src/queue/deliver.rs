@@ -27,7 +27,7 @@ use crate::signal::{PartialSuccess, SignalKind};
 
 /// How readers deliver.
 #[derive(Debug, Clone, Copy)]
-pub struct DeliveryConfig {
+pub(crate) struct DeliveryConfig {
     /// Batch limits.
     pub limits: Limits,
     /// Exports in flight per backend.
@@ -39,7 +39,7 @@ pub struct DeliveryConfig {
 }
 
 /// A backend's exporters, by signal (`None`: the backend does not take that signal).
-pub type ReaderExport = [Option<Arc<dyn Export>>; SignalKind::COUNT];
+pub(crate) type ReaderExport = [Option<Arc<dyn Export>>; SignalKind::COUNT];
 
 /// Shortest interval between two cursor writes while data flows (each is an fsync and a rename).
 const STORE_INTERVAL: Duration = Duration::from_millis(200);
@@ -73,7 +73,7 @@ type Outcome = (SignalKind, Vec<Pos>, u64, usize, Result<PartialSuccess, ExportE
 
 impl Queue {
     /// Starts one reader per backend (in the order given to [`Queue::open`]); they run until `stop` turns true.
-    pub fn start_readers(
+    pub(crate) fn start_readers(
         &self,
         exporters: Vec<ReaderExport>,
         config: DeliveryConfig,

@@ -31,10 +31,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot, watch};
 
-pub use crate::config::QueueConfig;
-pub use deliver::{DeliveryConfig, ReaderExport};
-pub use record::Record;
-pub use segment::Pos;
+pub(crate) use crate::config::QueueConfig;
+pub(crate) use deliver::{DeliveryConfig, ReaderExport};
+pub(crate) use record::Record;
+pub(crate) use segment::Pos;
 
 use crate::signal::SignalKind;
 use crate::telemetry::Telemetry;
@@ -103,7 +103,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 /// Wall-clock milliseconds since the Unix epoch (queued data outlives the process, so not a monotonic clock).
-pub fn now_ms() -> u64 {
+pub(crate) fn now_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
@@ -200,13 +200,13 @@ impl Shared {
 
 /// Takes appends; cheap to clone. When every clone is gone, the writer finishes what it was given and stops.
 #[derive(Clone)]
-pub struct Appender {
+pub(crate) struct Appender {
     tx: mpsc::Sender<writer::Append>,
 }
 
 impl Appender {
     /// Appends one request's chunks as records and waits until they are durable (all of them or none).
-    pub async fn append(
+    pub(crate) async fn append(
         &self,
         kind: SignalKind,
         chunks: Vec<(Bytes, u64)>,
@@ -224,7 +224,7 @@ impl Appender {
 }
 
 /// An open queue: its shared state and the writer thread.
-pub struct Queue {
+pub(crate) struct Queue {
     shared: Arc<Shared>,
     writer: Mutex<Option<std::thread::JoinHandle<()>>>,
     _lock: File,
@@ -232,7 +232,7 @@ pub struct Queue {
 
 /// A backend the queue delivers to: its label and the signals it takes.
 #[derive(Debug, Clone)]
-pub struct QueueBackend {
+pub(crate) struct QueueBackend {
     /// The label of logs, metrics and the cursor file.
     pub label: String,
     /// Which signals, by [`SignalKind::index`].
@@ -242,7 +242,7 @@ pub struct QueueBackend {
 impl Queue {
     /// Opens (or creates) the queue at `config.dir` for `backends`: takes the lock, recovers the segments (torn
     /// tails cut, corrupt segments quarantined) and the cursors, and starts the writer on a new segment.
-    pub fn open(
+    pub(crate) fn open(
         config: &QueueConfig,
         backends: &[QueueBackend],
         telemetry: Arc<Telemetry>,
@@ -310,7 +310,7 @@ impl Queue {
     }
 
     /// Whether the queue accepts data now; why not, if not.
-    pub fn accepting(&self) -> Result<(), String> {
+    pub(crate) fn accepting(&self) -> Result<(), String> {
         if lock(&self.writer).as_ref().is_none_or(std::thread::JoinHandle::is_finished) {
             return Err("the queue writer has stopped".into());
         }
@@ -325,7 +325,7 @@ impl Queue {
     }
 
     /// Sets the queue's gauges (called before /metrics renders).
-    pub fn observe(&self) {
+    pub(crate) fn observe(&self) {
         let segments = lock(&self.shared.segments).clone();
         let total: u64 = segments.values().sum();
         let now = now_ms();
@@ -343,7 +343,7 @@ impl Queue {
 
     /// Waits (on the blocking pool) for the writer to answer every append it was given; call after every
     /// [`Appender`] is dropped.
-    pub async fn close(&self) {
+    pub(crate) async fn close(&self) {
         let thread = lock(&self.writer).take();
         if let Some(thread) = thread {
             let _ = tokio::task::spawn_blocking(move || thread.join()).await;

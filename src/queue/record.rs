@@ -28,7 +28,7 @@ const VERSION: u8 = 1;
 
 /// What the queue keeps of one chunk of a request: all that delivery needs later.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Record {
+pub(crate) struct Record {
     /// The signal.
     pub kind: SignalKind,
     /// Wall-clock milliseconds since the Unix epoch when the record was accepted (for `--queue-max-age`).

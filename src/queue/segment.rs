@@ -10,7 +10,7 @@ use super::record::{self, DecodeError, FrameHeader, Record, FRAME_HEADER, MAX_BO
 
 /// A place in the log: a segment and a byte offset in it (always at a record boundary).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
-pub struct Pos {
+pub(crate) struct Pos {
     /// Segment id (segments are numbered in the order they were created).
     pub segment: u64,
     /// Byte offset of a record's frame in the segment.

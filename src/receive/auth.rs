@@ -21,7 +21,7 @@ use super::ReceiveError;
 use crate::telemetry::Telemetry;
 
 /// How often the token file is read again.
-pub const POLL_INTERVAL: Duration = Duration::from_secs(2);
+pub(crate) const POLL_INTERVAL: Duration = Duration::from_secs(2);
 
 /// Why a request was not let in. The metric label of each is [`AuthFailure::reason`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -68,14 +68,14 @@ pub struct TokenFileError {
 
 /// The accepted tokens, replaced as a whole when the file changes.
 #[derive(Debug)]
-pub struct Tokens {
+pub(crate) struct Tokens {
     path: PathBuf,
     digests: RwLock<Arc<Vec<[u8; 32]>>>,
 }
 
 impl Tokens {
     /// Reads the file once.
-    pub fn load(path: &Path) -> Result<Arc<Tokens>, TokenFileError> {
+    pub(crate) fn load(path: &Path) -> Result<Arc<Tokens>, TokenFileError> {
         let text = read(path)?;
         let digests = parse(&text);
         if digests.is_empty() {
@@ -91,7 +91,7 @@ impl Tokens {
     }
 
     /// Re-reads the file every [`POLL_INTERVAL`] for as long as these `Tokens` are alive.
-    pub fn watch(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+    pub(crate) fn watch(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
         let weak: Weak<Tokens> = Arc::downgrade(self);
         let mut last = read(&self.path).ok();
         tokio::spawn(async move {
@@ -125,7 +125,7 @@ impl Tokens {
     }
 
     /// Whether `authorization` (the request's header, if any) carries an accepted bearer token.
-    pub fn check(&self, authorization: Option<&HeaderValue>) -> Result<(), AuthFailure> {
+    pub(crate) fn check(&self, authorization: Option<&HeaderValue>) -> Result<(), AuthFailure> {
         let value = authorization.ok_or(AuthFailure::Missing)?;
         let value = value.to_str().map_err(|_| AuthFailure::Malformed)?.trim();
         let (scheme, token) = value.split_once([' ', '\t']).unwrap_or((value, ""));

@@ -44,7 +44,7 @@ impl ContentEncoding {
 /// Reads the whole body, failing with 413 as soon as it passes `limit` bytes, and with 408 when no byte arrives for
 /// `idle`. The reservation follows the bytes that arrived (never the declared length), so a client holds about what
 /// it has sent, and only for as long as it keeps sending.
-pub async fn read_limited<B>(
+pub(crate) async fn read_limited<B>(
     mut body: B,
     declared: Option<usize>,
     limit: usize,
@@ -124,7 +124,7 @@ const REFUSAL_DISCARD_TIMEOUT: std::time::Duration = std::time::Duration::from_s
 /// An HTTP/1.1 server that answers without reading the body must close the connection, and a client still
 /// writing its body then sees a broken pipe instead of the answer (a 503 with `Retry-After` it could act on).
 /// Nothing is kept, so this costs no memory; bodies declared larger than `limit` are not waited for.
-pub async fn discard<B>(mut body: B, declared: Option<usize>, limit: usize, timeout: std::time::Duration)
+pub(crate) async fn discard<B>(mut body: B, declared: Option<usize>, limit: usize, timeout: std::time::Duration)
 where
     B: Body<Data = Bytes> + Unpin,
 {

@@ -23,8 +23,8 @@
 //! ```
 
 mod age;
-pub mod auth;
-pub mod body;
+pub(crate) mod auth;
+pub(crate) mod body;
 mod cors;
 mod decode;
 mod error;
@@ -34,8 +34,8 @@ mod panic;
 mod rescue;
 mod respond;
 mod route;
-pub mod server;
-pub mod tls;
+pub(crate) mod server;
+pub(crate) mod tls;
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -48,10 +48,10 @@ use hyper::body::Incoming;
 use tokio::time::Instant;
 use tower::{Service, ServiceBuilder};
 
-pub use body::ContentEncoding;
+pub(crate) use body::ContentEncoding;
 pub use error::ReceiveError;
-pub use respond::Format;
-pub use server::serve;
+pub(crate) use respond::Format;
+pub(crate) use server::serve;
 
 use decode::Decoded;
 use head::RequestHead;
@@ -71,7 +71,7 @@ const BLOCKING_THRESHOLD: usize = 1 << 20;
 const BLOCKING_THRESHOLD_COMPRESSED: usize = 16 << 10;
 
 /// What the receiver needs, shared by all connections.
-pub struct Receiver {
+pub(crate) struct Receiver {
     /// Where accepted data goes (direct or queued delivery).
     pub sink: Arc<dyn Sink>,
     /// The memory budget.
@@ -93,7 +93,7 @@ pub struct Receiver {
 }
 
 /// The service for one client request: the cross-cutting layers around [`handle`].
-pub fn stack(
+pub(crate) fn stack(
     receiver: Arc<Receiver>,
     cors_allowed_origins: &[String],
 ) -> impl Service<Request<Incoming>, Response = Response<Full<Bytes>>, Error = Infallible, Future: Send> + Clone + Send

@@ -10,7 +10,7 @@ use crate::signal::{PartialSuccess, Signal};
 
 /// The body encoding of a request, mirrored in its response.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Format {
+pub(crate) enum Format {
     /// `application/x-protobuf`.
     Protobuf,
     /// `application/json`.
@@ -19,7 +19,7 @@ pub enum Format {
 
 impl Format {
     /// The request's format from its `Content-Type`, if it is one OTLP allows (parameters such as charset are fine).
-    pub fn from_content_type(value: Option<&str>) -> Option<Format> {
+    pub(crate) fn from_content_type(value: Option<&str>) -> Option<Format> {
         let media = value?.split(';').next()?.trim();
         if media.eq_ignore_ascii_case("application/x-protobuf") || media.eq_ignore_ascii_case("application/protobuf") {
             Some(Format::Protobuf)
@@ -31,7 +31,7 @@ impl Format {
     }
 
     /// The format of error bodies: the request's when it has a valid one, else JSON (readable with curl).
-    pub fn for_errors(value: Option<&str>) -> Format {
+    pub(crate) fn for_errors(value: Option<&str>) -> Format {
         Format::from_content_type(value).unwrap_or(Format::Json)
     }
 

@@ -37,7 +37,7 @@ const PREFACE_PEEK_INTERVAL: Duration = Duration::from_millis(5);
 
 /// Limits of the accept loop.
 #[derive(Debug, Clone, Copy)]
-pub struct ServeLimits {
+pub(crate) struct ServeLimits {
     /// Open connections at most.
     pub max_connections: usize,
     /// Time to send request headers.
@@ -54,7 +54,7 @@ pub struct ServeLimits {
 /// Serves `service` on `listener` until `shutdown` resolves, then lets open connections finish their requests
 /// (new requests are refused) for up to `limits.drain`. `open` counts open connections. With `tls`, connections
 /// are TLS (h2 or http/1.1 by ALPN).
-pub async fn serve<S>(
+pub(crate) async fn serve<S>(
     listener: TcpListener,
     tls: Option<Arc<ServerTls>>,
     service: S,

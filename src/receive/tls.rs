@@ -26,13 +26,13 @@ use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 use tokio_rustls::server::TlsStream;
 
-pub use stream::{ClientStream, Rewind};
+pub(crate) use stream::{ClientStream, Rewind};
 
 use crate::config::ServerTlsFiles;
 use crate::telemetry::Telemetry;
 
 /// How often the certificate files are read again.
-pub const POLL_INTERVAL: Duration = Duration::from_secs(2);
+pub(crate) const POLL_INTERVAL: Duration = Duration::from_secs(2);
 
 /// Why TLS material could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -75,20 +75,20 @@ struct Snapshot {
 
 /// The receiver's TLS configuration, replaced as a whole when the files change.
 #[derive(Debug)]
-pub struct ServerTls {
+pub(crate) struct ServerTls {
     files: ServerTlsFiles,
     current: RwLock<Arc<ServerConfig>>,
 }
 
 impl ServerTls {
     /// Loads the files once; an error here stops the start-up (there is no old configuration to keep).
-    pub fn load(files: &ServerTlsFiles) -> Result<Arc<ServerTls>, TlsError> {
+    pub(crate) fn load(files: &ServerTlsFiles) -> Result<Arc<ServerTls>, TlsError> {
         let config = build(files, &read(files)?)?;
         Ok(Arc::new(ServerTls { files: files.clone(), current: RwLock::new(Arc::new(config)) }))
     }
 
     /// Re-reads the files every [`POLL_INTERVAL`] for as long as this `ServerTls` is alive, counting reloads.
-    pub fn watch(self: &Arc<Self>, telemetry: Arc<Telemetry>) -> tokio::task::JoinHandle<()> {
+    pub(crate) fn watch(self: &Arc<Self>, telemetry: Arc<Telemetry>) -> tokio::task::JoinHandle<()> {
         let weak: Weak<ServerTls> = Arc::downgrade(self);
         let mut last = read(&self.files).ok();
         telemetry.tls_handshake_failed(0);
@@ -199,7 +199,7 @@ fn build(files: &ServerTlsFiles, snapshot: &Snapshot) -> Result<ServerConfig, Tl
 
 /// Why a TLS connection did not get as far as its first request.
 #[derive(Debug, thiserror::Error)]
-pub enum AcceptError {
+pub(crate) enum AcceptError {
     /// The handshake failed (no or untrusted client certificate, protocol mismatch, not TLS at all).
     #[error("TLS handshake failed: {0}")]
     Handshake(io::Error),
@@ -232,7 +232,7 @@ const PLAIN_HTTP_DISCARD_MAX: usize = 64 * 1024;
 /// The wait matters for the same reason as the plain path's peek: hyper's header timeout starts only once its
 /// HTTP/1-or-2 detection has bytes, so a client that shakes hands and then stays silent would hold its connection
 /// slot forever. The bytes read here are replayed to hyper by [`Rewind`].
-pub async fn accept(
+pub(crate) async fn accept(
     tls: Option<&ServerTls>,
     stream: TcpStream,
     timeout: Duration,

@@ -9,13 +9,13 @@ use http_body_util::Full;
 use super::Telemetry;
 
 /// What `/ready` checks.
-pub trait Readiness: Send + Sync + 'static {
+pub(crate) trait Readiness: Send + Sync + 'static {
     /// Whether the bridge can deliver: listening, and every backend reachable.
     fn ready(&self) -> impl Future<Output = Result<(), String>> + Send;
 }
 
 /// Answers one admin request.
-pub async fn admin<R: Readiness>(
+pub(crate) async fn admin<R: Readiness>(
     telemetry: &Telemetry,
     before_render: impl Fn(),
     readiness: &R,

@@ -15,19 +15,19 @@ impl Telemetry {
     }
 
     /// The number of addresses `backend` has now.
-    pub fn backend_addresses(&self, backend: &str, known: usize) {
+    pub(crate) fn backend_addresses(&self, backend: &str, known: usize) {
         self.gauge("otlp_bridge_backend_addresses", vec![Label::new("backend", backend.to_string())]).set(known as f64);
     }
 
     /// A new address of `backend`: its counters start at 0.
-    pub fn backend_address_known(&self, backend: &str, address: &str) {
+    pub(crate) fn backend_address_known(&self, backend: &str, address: &str) {
         for outcome in ["ok", "failed"] {
             self.address_counter(backend, address, outcome).increment(0);
         }
     }
 
     /// One export attempt on one address of `backend`.
-    pub fn backend_address_export(&self, backend: &str, address: &str, ok: bool) {
+    pub(crate) fn backend_address_export(&self, backend: &str, address: &str, ok: bool) {
         self.address_counter(backend, address, if ok { "ok" } else { "failed" }).increment(1);
     }
 

@@ -14,7 +14,7 @@ const REFUSAL_REASONS: [&str; 3] = ["full", "no_space", "io_error"];
 
 impl Telemetry {
     /// Describes the queue's metrics and registers their known label sets at 0.
-    pub fn register_queue(&self, capacity: u64, backends: &[String]) {
+    pub(crate) fn register_queue(&self, capacity: u64, backends: &[String]) {
         self.describe_gauge("otlp_bridge_queue_capacity_bytes", "disk the durable queue may use (--queue-max-bytes)");
         self.describe_gauge("otlp_bridge_queue_used_bytes", "disk the durable queue's segments use now");
         self.describe_gauge("otlp_bridge_queue_bytes", "queued bytes a backend has not yet acknowledged, by backend");
@@ -62,12 +62,12 @@ impl Telemetry {
     }
 
     /// Disk used by the segments.
-    pub fn queue_used(&self, bytes: u64) {
+    pub(crate) fn queue_used(&self, bytes: u64) {
         self.gauge("otlp_bridge_queue_used_bytes", Vec::new()).set(bytes as f64);
     }
 
     /// What `backend` has not yet acknowledged.
-    pub fn queue_backlog(&self, backend: &str, bytes: u64, items: u64, oldest_age_seconds: f64) {
+    pub(crate) fn queue_backlog(&self, backend: &str, bytes: u64, items: u64, oldest_age_seconds: f64) {
         let labels = || vec![Label::new("backend", backend.to_string())];
         self.gauge("otlp_bridge_queue_bytes", labels()).set(bytes as f64);
         self.gauge("otlp_bridge_queue_items", labels()).set(items as f64);
@@ -75,27 +75,27 @@ impl Telemetry {
     }
 
     /// One group commit's fdatasync.
-    pub fn queue_fsync(&self, took: Duration) {
+    pub(crate) fn queue_fsync(&self, took: Duration) {
         self.histogram("otlp_bridge_queue_fsync_duration_seconds", Vec::new()).record(took.as_secs_f64());
     }
 
     /// Records found at start still to deliver.
-    pub fn queue_replayed(&self, records: u64) {
+    pub(crate) fn queue_replayed(&self, records: u64) {
         self.counter("otlp_bridge_queue_replayed_records_total", Vec::new()).increment(records);
     }
 
     /// Records quarantined at start.
-    pub fn queue_quarantined(&self, records: u64) {
+    pub(crate) fn queue_quarantined(&self, records: u64) {
         self.counter("otlp_bridge_queue_quarantined_records_total", Vec::new()).increment(records);
     }
 
     /// An append refused.
-    pub fn queue_refused(&self, reason: &'static str) {
+    pub(crate) fn queue_refused(&self, reason: &'static str) {
         self.counter("otlp_bridge_queue_refused_requests_total", vec![Label::new("reason", reason)]).increment(1);
     }
 
     /// Queued items dropped for `backend`.
-    pub fn queue_dropped(&self, kind: SignalKind, backend: &str, reason: &'static str, items: u64) {
+    pub(crate) fn queue_dropped(&self, kind: SignalKind, backend: &str, reason: &'static str, items: u64) {
         let labels = vec![
             Label::new("signal", kind.name()),
             Label::new("backend", backend.to_string()),

@@ -18,8 +18,8 @@ use hyper_util::rt::TokioExecutor;
 use opentelemetry_proto::tonic::collector::{
     logs::v1::ExportLogsServiceRequest, metrics::v1::ExportMetricsServiceRequest, trace::v1::ExportTraceServiceRequest,
 };
-use otlp_bridge::config::{BackendTarget, Config};
-use otlp_bridge::signal::SignalKind;
+use otlp_bridge::SignalKind;
+use otlp_bridge::{BackendTarget, Config};
 use prost::Message;
 use tokio::sync::{oneshot, Notify};
 use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};

@@ -20,8 +20,8 @@ use http_body_util::{BodyExt, StreamBody};
 use hyper::body::{Frame, Incoming};
 use hyper::{Request, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use otlp_bridge::config::{BackendTarget, Config};
-use otlp_bridge::receive::body::ContentEncoding;
+use otlp_bridge::internals::ContentEncoding;
+use otlp_bridge::{BackendTarget, Config};
 use tokio::net::TcpListener;
 
 /// How long the bridge may take to answer one request.

@@ -11,11 +11,11 @@ pub mod http;
 mod items;
 
 use bytes::Bytes;
-use otlp_bridge::limit::MemoryBudget;
-use otlp_bridge::receive::body::{inflate as inflate_body, ContentEncoding};
-use otlp_bridge::receive::ReceiveError;
-use otlp_bridge::signal::{Logs, Metrics, Signal, Traces};
-use otlp_bridge::{json, wire};
+use otlp_bridge::internals::MemoryBudget;
+use otlp_bridge::internals::ReceiveError;
+use otlp_bridge::internals::{inflate as inflate_body, ContentEncoding};
+use otlp_bridge::internals::{json, wire};
+use otlp_bridge::{Logs, Metrics, Signal, Traces};
 use prost::Message;
 
 pub use items::Items;

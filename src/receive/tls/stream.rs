@@ -11,7 +11,7 @@ use tokio_rustls::server::TlsStream;
 
 /// A client connection, in clear or over TLS.
 #[derive(Debug)]
-pub enum ClientStream {
+pub(crate) enum ClientStream {
     /// Plain TCP (HTTP/1.1 or h2c).
     Plain(TcpStream),
     /// TLS, with the first bytes of the HTTP exchange already read (see [`accept`]).
@@ -20,7 +20,7 @@ pub enum ClientStream {
 
 /// A stream whose first bytes were read ahead and are handed out again before the rest.
 #[derive(Debug)]
-pub struct Rewind<T> {
+pub(crate) struct Rewind<T> {
     prefix: Bytes,
     inner: T,
 }
