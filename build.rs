@@ -57,8 +57,13 @@ const ITEMS: &[&str] = &[
 ];
 
 /// `bytes` fields that are ids: hex in OTLP/JSON (spec, "JSON Protobuf Encoding"), and empty or exactly this many
-/// bytes on the wire (the Collector's pdata rejects other lengths).
-const IDS: &[(&str, usize)] = &[("trace_id", 16), ("span_id", 8), ("parent_span_id", 8), ("profile_id", 16)];
+/// bytes on the wire (the Collector's pdata rejects other lengths); last, the kind of id as JSON errors name it.
+const IDS: &[(&str, usize, &str)] = &[
+    ("trace_id", 16, "trace id"),
+    ("span_id", 8, "span id"),
+    ("parent_span_id", 8, "span id"),
+    ("profile_id", 16, "profile id"),
+];
 
 // ---- the schema, as read from the descriptors ----
 
@@ -285,10 +290,16 @@ impl Schema {
             let m = self.msg(full);
             let items = if ITEMS.contains(&full.as_str()) { ", items" } else { "" };
             let real_oneofs = m.real_oneofs();
-            // `message!` names the oneof enum by an identifier (its variants are matched as `Enum::Variant`).
+            // `message!` names the oneof enum by an identifier (its variants are matched as `Enum::Variant`); only the
+            // tree decoder builds them, so the import is compiled where it is.
             for oneof in real_oneofs.values() {
                 let enum_path = format!("{}::{}", module_path(&m.package, &m.parents, m.name()), upper_camel(oneof));
-                let _ = writeln!(s, "use {enum_path} as {}{}Oneof;", m.ident(), upper_camel(oneof));
+                let _ = writeln!(
+                    s,
+                    "#[cfg(any(test, feature = \"json-tree\"))]\nuse {enum_path} as {}{}Oneof;",
+                    m.ident(),
+                    upper_camel(oneof)
+                );
             }
             let _ = writeln!(s, "message! {{\n    {} as {}Field, {:?}{items} {{", m.rust(), m.ident(), m.name());
             for f in m.desc.field.iter().filter(|f| !f.oneof_index.is_some_and(|i| real_oneofs.contains_key(&i))) {
@@ -330,6 +341,15 @@ impl Schema {
             }
         }
         s.push('\n');
+        let kinds: BTreeSet<&str> = IDS.iter().map(|(_, _, what)| *what).collect();
+        for what in kinds {
+            let marker = id_marker(what);
+            let _ = writeln!(
+                s,
+                "/// Names {what}s in errors.\npub struct {marker};\nimpl IdName for {marker} {{\n    const WHAT: &'static \
+                 str = {what:?};\n}}\n"
+            );
+        }
         for full in enums {
             let e = &self.enums[&full];
             let path = rust_path(&e.package, &e.parents, e.desc.name());
@@ -360,8 +380,8 @@ impl Schema {
             Type::Sfixed64 => "SFixed64".into(),
             Type::Fixed32 => "Fixed32".into(),
             Type::Double => "F64".into(),
-            Type::Bytes => match id_len(f) {
-                Some(n) => format!("Hex<{n}>"),
+            Type::Bytes => match id(f) {
+                Some((n, what)) => format!("Hex<{n}, {}>", id_marker(what)),
                 None => "Bytes".into(),
             },
             Type::Enum => {
@@ -503,10 +523,20 @@ fn wire_kind(f: &FieldDescriptorProto, repeated: bool, public: &BTreeMap<&str, &
 }
 
 fn id_len(f: &FieldDescriptorProto) -> Option<usize> {
+    id(f).map(|(n, _)| n)
+}
+
+/// An id field's length in bytes and the kind of id it holds (`"trace id"`).
+fn id(f: &FieldDescriptorProto) -> Option<(usize, &'static str)> {
     if f.r#type() != Type::Bytes || f.label() == Label::Repeated {
         return None;
     }
-    IDS.iter().find(|(name, _)| *name == f.name()).map(|(_, n)| *n)
+    IDS.iter().find(|(name, _, _)| *name == f.name()).map(|(_, n, what)| (*n, *what))
+}
+
+/// The marker type naming a kind of id in JSON errors: `"trace id"` -> `TraceId`.
+fn id_marker(what: &str) -> String {
+    upper_camel(&what.replace(' ', "_"))
 }
 
 /// `json_name` as protoc and protox record it; computed the way protoc does when a descriptor lacks it.

@@ -1,13 +1,13 @@
-//! Decoding of OTLP/JSON objects into prost messages: the object loop and the `Opt` / `Rep` wrappers the generated
-//! tables (`schema.rs`) use.
+//! The [`Msg`] trait the generated tables (`schema.rs`) implement, and the `Obj` / `Opt` / `Rep` kinds they are
+//! written in: shared by the transcoder (`tc_*`) and the tree decoder (`de_tree`, tests and `json-tree` only).
 
 use std::fmt;
 use std::marker::PhantomData;
 
-use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, Visitor};
 
-use super::de_scalar::{Kind, Seed};
-use super::error::{Ctx, Seg};
+#[cfg(any(test, feature = "json-tree"))]
+use super::error::Ctx;
 use super::tc_out::Tc;
 
 /// A prost message decodable from a JSON object. Implemented through [`message!`].
@@ -21,6 +21,8 @@ pub trait Msg: Default {
     fn bit(f: Self::Field) -> u32;
     /// The lowerCamelCase name, for error paths.
     fn name(f: Self::Field) -> &'static str;
+    /// Decodes the value of field `f` into `self`.
+    #[cfg(any(test, feature = "json-tree"))]
     fn decode_field<'de, A: MapAccess<'de>>(
         &mut self,
         f: Self::Field,
@@ -38,21 +40,8 @@ pub trait Msg: Default {
     ) -> Result<(), A::Error>;
 }
 
-/// Marker: decode a message `M` (`null` -> default message).
+/// Marker: a message `M` (`null` -> default message).
 pub struct Obj<M>(PhantomData<M>);
-
-impl<M: Msg> Kind for Obj<M> {
-    type Out = M;
-    #[inline]
-    fn decode<'de, D: Deserializer<'de>>(d: D, ctx: &mut Ctx) -> Result<M, D::Error> {
-        d.deserialize_any(MsgV::<M>(ctx, PhantomData))
-    }
-}
-
-/// Decodes the top-level message, which must be a JSON object (`null`, arrays... are errors).
-pub fn decode_top<'de, M: Msg, D: Deserializer<'de>>(d: D, ctx: &mut Ctx) -> Result<M, D::Error> {
-    d.deserialize_map(MsgV::<M>(ctx, PhantomData))
-}
 
 /// A key of message `M`: `Some(field)`, or `None` for an unknown key.
 pub(super) struct KeySeed<M>(pub(super) PhantomData<M>);
@@ -75,99 +64,10 @@ impl<'de, M: Msg> Visitor<'de> for KeySeed<M> {
     }
 }
 
-struct MsgV<'c, M>(&'c mut Ctx, PhantomData<M>);
-impl<'de, M: Msg> Visitor<'de> for MsgV<'_, M> {
-    type Value = M;
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} JSON object", M::NAME)
-    }
-    fn visit_unit<E: de::Error>(self) -> Result<M, E> {
-        Ok(M::default())
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<M, A::Error> {
-        let ctx = self.0;
-        let mut out = M::default();
-        let mut seen = 0u32;
-        while let Some(key) = map.next_key_seed(KeySeed::<M>(PhantomData))? {
-            let Some(f) = key else {
-                map.next_value::<IgnoredAny>()?;
-                continue;
-            };
-            let bit = M::bit(f);
-            if seen & bit != 0 {
-                ctx.push(Seg::Field(M::name(f)));
-                return Err(duplicate_field());
-            }
-            seen |= bit;
-            if let Err(e) = out.decode_field(f, &mut map, ctx) {
-                ctx.push(Seg::Field(M::name(f)));
-                return Err(e);
-            }
-        }
-        Ok(out)
-    }
-}
-
-/// `null` -> `None`, anything else decoded as `K`: optional messages and `optional double`.
+/// `null` -> `None`, anything else as `K`: optional messages and `optional double`.
 pub struct Opt<K>(PhantomData<K>);
-struct OptV<'c, K>(&'c mut Ctx, PhantomData<K>);
-impl<'de, K: Kind> Visitor<'de> for OptV<'_, K> {
-    type Value = Option<K::Out>;
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a value or null")
-    }
-    fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        K::decode(d, self.0).map(Some)
-    }
-}
-impl<K: Kind> Kind for Opt<K> {
-    type Out = Option<K::Out>;
-    #[inline]
-    fn decode<'de, D: Deserializer<'de>>(d: D, ctx: &mut Ctx) -> Result<Self::Out, D::Error> {
-        d.deserialize_option(OptV::<K>(ctx, PhantomData))
-    }
-}
-
 /// A repeated field: a JSON array of `K` (`null` -> empty). Element errors get their index in the path.
 pub struct Rep<K>(PhantomData<K>);
-struct RepV<'c, K>(&'c mut Ctx, PhantomData<K>);
-impl<'de, K: Kind> Visitor<'de> for RepV<'_, K> {
-    type Value = Vec<K::Out>;
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("an array")
-    }
-    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-        Ok(Vec::new())
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-        let ctx = self.0;
-        let mut out = Vec::new();
-        loop {
-            match seq.next_element_seed(Seed::<K>::new(&mut *ctx)) {
-                Ok(Some(v)) => out.push(v),
-                Ok(None) => return Ok(out),
-                Err(e) => {
-                    ctx.push(Seg::Index(out.len()));
-                    return Err(e);
-                }
-            }
-        }
-    }
-}
-impl<K: Kind> Kind for Rep<K> {
-    type Out = Vec<K::Out>;
-    #[inline]
-    fn decode<'de, D: Deserializer<'de>>(d: D, ctx: &mut Ctx) -> Result<Self::Out, D::Error> {
-        d.deserialize_any(RepV::<K>(ctx, PhantomData))
-    }
-}
-
 /// Error for a known field given twice.
 pub fn duplicate_field<E: de::Error>() -> E {
     E::custom("duplicate field (given twice, perhaps once in camelCase and once in snake_case)")

@@ -7,7 +7,7 @@ use std::marker::PhantomData;
 
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use base64::Engine as _;
-use serde::de::{self, DeserializeSeed, Deserializer, Visitor};
+use serde::de::{self, Deserializer, Visitor};
 
 use super::error::{Ctx, Quoted};
 
@@ -16,24 +16,6 @@ use super::error::{Ctx, Quoted};
 pub trait Kind {
     type Out;
     fn decode<'de, D: Deserializer<'de>>(d: D, ctx: &mut Ctx) -> Result<Self::Out, D::Error>;
-}
-
-/// serde entry point for a [`Kind`], carrying the shared decoder state down the tree.
-pub struct Seed<'c, K>(&'c mut Ctx, PhantomData<fn() -> K>);
-
-impl<'c, K> Seed<'c, K> {
-    #[inline]
-    pub fn new(ctx: &'c mut Ctx) -> Self {
-        Seed(ctx, PhantomData)
-    }
-}
-
-impl<'de, K: Kind> DeserializeSeed<'de> for Seed<'_, K> {
-    type Value = K::Out;
-    #[inline]
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<K::Out, D::Error> {
-        K::decode(d, self.0)
-    }
 }
 
 /// Kinds whose visitor needs no decoder state.
@@ -67,7 +49,6 @@ impl<'de> Visitor<'de> for StrV {
         Ok(String::new())
     }
 }
-stateless_kind!(Str, String, StrV);
 
 /// `true` / `false` (`null` -> false). Strings are not booleans, as in proto3 JSON.
 pub struct Bool;
@@ -228,12 +209,21 @@ impl<'de> Visitor<'de> for F64V {
 }
 stateless_kind!(F64, f64, F64V);
 
-/// A trace id (16 bytes) or span id (8 bytes): case-insensitive hex of exact length; "" or null = absent.
-pub struct Hex<const N: usize>;
+/// An id of `N` bytes (trace id 16, span id 8, profile id 16): case-insensitive hex of exactly `2 * N` characters;
+/// "" or null = absent. `W` names the kind of id in error messages; both come from build.rs's `IDS` overlay.
+pub struct Hex<const N: usize, W>(PhantomData<W>);
 
-pub(super) struct HexV<const N: usize>;
-impl<const N: usize> HexV<N> {
-    const WHAT: &'static str = if N == 16 { "trace id" } else { "span id" };
+/// The kind of id a [`Hex`] field holds, as error messages name it (`"trace id"`); generated from build.rs's `IDS`.
+pub trait IdName {
+    /// E.g. `"trace id"`.
+    const WHAT: &'static str;
+}
+
+pub(super) struct HexV<const N: usize, W>(PhantomData<W>);
+impl<const N: usize, W: IdName> HexV<N, W> {
+    pub(super) const fn new() -> Self {
+        HexV(PhantomData)
+    }
 }
 
 /// Value of each hex digit, 0xFF for other bytes.
@@ -254,7 +244,7 @@ const HEX: [u8; 256] = {
 };
 
 /// A hex id of exactly `2 * N` characters; `None` for "" (absent).
-pub(super) fn parse_hex<const N: usize, E: de::Error>(v: &str) -> Result<Option<[u8; N]>, E> {
+pub(super) fn parse_hex<const N: usize, W: IdName, E: de::Error>(v: &str) -> Result<Option<[u8; N]>, E> {
     if v.is_empty() {
         return Ok(None);
     }
@@ -262,7 +252,7 @@ pub(super) fn parse_hex<const N: usize, E: de::Error>(v: &str) -> Result<Option<
     if b.len() != 2 * N {
         return Err(E::custom(format_args!(
             "invalid {} {}: expected {} hex characters, got {}",
-            HexV::<N>::WHAT,
+            W::WHAT,
             Quoted(v),
             2 * N,
             v.chars().count()
@@ -282,30 +272,19 @@ pub(super) fn parse_hex<const N: usize, E: de::Error>(v: &str) -> Result<Option<
     // All of `v` before `pos` is ASCII hex digits, so `pos` is a char boundary.
     let pos = b.iter().position(|&c| HEX[usize::from(c)] == 0xFF).unwrap_or(0);
     let c = v.get(pos..).and_then(|s| s.chars().next()).unwrap_or('?');
-    Err(E::custom(format_args!(
-        "invalid {} {}: {c:?} at position {pos} is not a hex digit",
-        HexV::<N>::WHAT,
-        Quoted(v)
-    )))
+    Err(E::custom(format_args!("invalid {} {}: {c:?} at position {pos} is not a hex digit", W::WHAT, Quoted(v))))
 }
 
-impl<'de, const N: usize> Visitor<'de> for HexV<N> {
+impl<'de, const N: usize, W: IdName> Visitor<'de> for HexV<N, W> {
     type Value = Vec<u8>;
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "a {} ({} hex characters)", Self::WHAT, 2 * N)
+        write!(f, "a {} ({} hex characters)", W::WHAT, 2 * N)
     }
     fn visit_str<E: de::Error>(self, v: &str) -> Result<Vec<u8>, E> {
-        Ok(parse_hex::<N, E>(v)?.map_or_else(Vec::new, |id| id.to_vec()))
+        Ok(parse_hex::<N, W, E>(v)?.map_or_else(Vec::new, |id| id.to_vec()))
     }
     fn visit_unit<E: de::Error>(self) -> Result<Vec<u8>, E> {
         Ok(Vec::new())
-    }
-}
-impl<const N: usize> Kind for Hex<N> {
-    type Out = Vec<u8>;
-    #[inline]
-    fn decode<'de, D: Deserializer<'de>>(d: D, _: &mut Ctx) -> Result<Vec<u8>, D::Error> {
-        d.deserialize_any(HexV::<N>)
     }
 }
 
@@ -338,7 +317,6 @@ impl<'de> Visitor<'de> for BytesV {
         Ok(Vec::new())
     }
 }
-stateless_kind!(Bytes, Vec<u8>, BytesV);
 
 /// A proto enum: accepted as any int32 (unknown values are kept) or as its proto name.
 pub trait EnumName {

@@ -3,9 +3,11 @@
 //! The receiver's path is [`transcode_within`]: OTLP/JSON in, the protobuf encoding of the same message out, in one
 //! pass with no message tree (serde_json's streaming deserializer driven by hand-written visitors: no
 //! `serde_json::Value`, no `flatten`, no second parse), so nothing of the request goes through a prost type.
-//! [`decode`] builds the prost messages with the same rules; it is kept as the oracle the transcoder is checked
-//! against (tests, fuzz properties, benchmarks). Both follow the OTLP spec, and accept what the OpenTelemetry
-//! Collector accepts beyond it, but never drop data silently:
+//! `decode` builds the prost messages from the same tables and visitors; the binary never does, so it exists only
+//! under `cfg(test)` or the `json-tree` feature (tests, benchmarks and fuzz targets, which compare the two). The
+//! transcoder's independent oracle is elsewhere: `tests/oracle.rs` checks it against prost-reflect's proto3 JSON
+//! mapping. Both paths follow the OTLP spec, and accept what the OpenTelemetry Collector accepts beyond it, but
+//! never drop data silently:
 //!
 //! - keys in lowerCamelCase and their snake_case (proto field name) aliases; unknown keys are skipped;
 //!   a known field given twice is an error;
@@ -27,7 +29,8 @@
 //! Errors name the field path and the line/column: see [`JsonError`].
 //!
 //! The schema tables (`table.rs`'s `message!`: field names, JSON rules, field numbers and wire forms), generated
-//! once by `build.rs` from `proto/` into `schema.rs`, drive both, and the encoder too.
+//! once by `build.rs` from `proto/` into `schema.rs`, drive both, and the encoder too. An id field's error names its
+//! kind and length (`invalid profile id "...": expected 32 hex characters`), from build.rs's `IDS` overlay.
 //!
 //! Encoding (answers' bodies and the debug backend, from prost types) writes spec-conformant OTLP/JSON on one line: lowerCamelCase keys, lowercase hex ids,
 //! 64-bit integers as decimal strings, enums as integers, standard padded base64, non-finite doubles as
@@ -35,6 +38,8 @@
 
 mod de_common;
 mod de_scalar;
+#[cfg(any(test, feature = "json-tree"))]
+mod de_tree;
 mod encode;
 mod error;
 mod schema;
@@ -52,11 +57,15 @@ pub use error::JsonError;
 /// traits.
 pub trait JsonMessage: Sized + de_common::Msg + encode::Encode {}
 
-/// Decodes an OTLP/JSON body (UTF-8 JSON object, nothing but whitespace after it).
+/// Decodes an OTLP/JSON body (UTF-8 JSON object, nothing but whitespace after it) into the prost message.
+///
+/// Accepts and rejects exactly what [`transcode`] does, with the same [`JsonError`], and returns the message the
+/// transcoder's bytes decode to (the fuzz targets and `cargo test` check both claims).
+#[cfg(any(test, feature = "json-tree"))]
 pub fn decode<T: JsonMessage>(body: &[u8]) -> Result<T, JsonError> {
     let mut ctx = error::Ctx::default();
     let mut de = serde_json::Deserializer::from_slice(body);
-    let result = de_common::decode_top::<T, _>(&mut de, &mut ctx).and_then(|msg| {
+    let result = de_tree::decode_top::<T, _>(&mut de, &mut ctx).and_then(|msg| {
         de.end()?;
         Ok(msg)
     });
@@ -66,10 +75,9 @@ pub fn decode<T: JsonMessage>(body: &[u8]) -> Result<T, JsonError> {
 /// OTLP/JSON straight to the protobuf encoding of the same message; returns the item count (spans, metric
 /// data points as the Collector counts them, log records).
 ///
-/// One pass, no message tree: the protobuf bytes are appended to `out` while the JSON is read. Accepts and
-/// rejects exactly what [`decode`] does, with the same [`JsonError`]; on success the bytes decode (prost)
-/// to the message `decode` returns. Fields are written in the order the JSON gives them, which protobuf
-/// permits; defaults are omitted as prost omits them. On error, `out` is left as it was.
+/// One pass, no message tree: the protobuf bytes are appended to `out` while the JSON is read. Fields are written
+/// in the order the JSON gives them, which protobuf permits; defaults are omitted as prost omits them. On error,
+/// `out` is left as it was, and the [`JsonError`] names the field path and the position.
 ///
 /// `out` gets `body.len()` bytes of spare capacity up front. The protobuf form is usually under half the
 /// size of the JSON, but is not bounded by it (`"bucketCounts":[1,2]` grows: fixed64 takes 8 bytes each).

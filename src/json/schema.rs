@@ -6,7 +6,7 @@
 
 use super::de_common::{Obj, Opt, Rep};
 use super::de_scalar::{
-    Bool, Bytes, Enum, EnumName, Fixed32, Fixed64, Hex, SFixed64, SInt32, Str, F64, I32, I64, U32, U64,
+    Bool, Bytes, Enum, EnumName, Fixed32, Fixed64, Hex, IdName, SFixed64, SInt32, Str, F64, I32, I64, U32, U64,
 };
 use super::encode::{write_base64, write_bool, write_f64, write_i32, write_i64_quoted, write_str, Encode, Obj as Out};
 use super::table::message;

@@ -1,5 +1,5 @@
 //! The schema of each OTLP message, generated once (build.rs, from proto/): [`message!`] turns a field table into both the decoder
-//! (JSON -> prost, [`Msg::decode_field`](super::de_common::Msg::decode_field)) and the transcoder
+//! (JSON -> prost, `Msg::decode_field`, tests and `json-tree` only) and the transcoder
 //! (JSON -> protobuf bytes, [`Msg::transcode_field`](super::de_common::Msg::transcode_field)), so the two
 //! cannot disagree about names, JSON rules or nesting.
 
@@ -50,13 +50,14 @@ macro_rules! message {
                 }
             }
             #[inline]
+            #[cfg(any(test, feature = "json-tree"))]
             fn decode_field<'de, A: serde::de::MapAccess<'de>>(
                 &mut self,
                 f: $F,
                 map: &mut A,
                 ctx: &mut super::error::Ctx,
             ) -> Result<(), A::Error> {
-                use super::de_scalar::Seed;
+                use super::de_tree::Seed;
                 $(
                     fn member_name(v: &$Enum) -> &'static str {
                         match v { $( $Enum::$var(_) => $vcamel, )* }

@@ -11,8 +11,8 @@ use serde::de::{self, DeserializeSeed, Deserializer, SeqAccess, Visitor};
 
 use super::de_common::{Opt, Rep};
 use super::de_scalar::{
-    decode_base64, parse_hex, Bool, Bytes, BytesV, Enum, EnumName, Fixed32, Fixed64, Hex, HexV, Kind, SFixed64, SInt32,
-    Str, StrV, F64, I32, I64, U32, U64,
+    decode_base64, parse_hex, Bool, Bytes, BytesV, Enum, EnumName, Fixed32, Fixed64, Hex, HexV, IdName, Kind, SFixed64,
+    SInt32, Str, StrV, F64, I32, I64, U32, U64,
 };
 use super::error::Seg;
 use super::tc_out::{Out, Tc, I32 as W32, I64 as W64, VARINT};
@@ -153,20 +153,20 @@ impl<'de> Visitor<'de> for Direct<'_, '_, StrV> {
     }
 }
 
-impl<const N: usize> Wire for Hex<N> {
+impl<const N: usize, W: IdName> Wire for Hex<N, W> {
     #[inline]
     fn field<'de, D: Deserializer<'de>>(d: D, tc: &mut Tc<'_>, num: u32, keep: bool) -> Result<bool, D::Error> {
-        d.deserialize_any(Direct { out: &mut tc.out, num, keep, rules: HexV::<N> }).map(|()| true)
+        d.deserialize_any(Direct { out: &mut tc.out, num, keep, rules: HexV::<N, W>::new() }).map(|()| true)
     }
 }
-impl<'de, const N: usize> Visitor<'de> for Direct<'_, '_, HexV<N>> {
+impl<'de, const N: usize, W: IdName> Visitor<'de> for Direct<'_, '_, HexV<N, W>> {
     type Value = ();
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         self.rules.expecting(f)
     }
     #[inline]
     fn visit_str<E: de::Error>(self, v: &str) -> Result<(), E> {
-        match parse_hex::<N, E>(v)? {
+        match parse_hex::<N, W, E>(v)? {
             Some(id) => self.out.bytes(self.num, &id),
             None if self.keep => self.out.bytes(self.num, &[]),
             None => {}

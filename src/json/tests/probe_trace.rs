@@ -49,6 +49,21 @@ fn malformed_ids_are_rejected_naming_the_field() {
     assert_err(&e, &p, "expected a trace id (32 hex characters)");
     let e = log_err(r#""traceId":"5b8efff798""#);
     assert_err(&e, &format!("{LOG_PATH}.traceId"), "got 10");
+    let e = span_err(r#""parentSpanId":"eee19b7e""#);
+    assert_err(&e, &format!("{SPAN_PATH}.parentSpanId"), "invalid span id \"eee19b7e\": expected 16 hex characters");
+}
+
+#[test]
+fn a_malformed_profile_id_is_named_a_profile_id() {
+    let profile =
+        |fields: &str| format!(r#"{{"resourceProfiles":[{{"scopeProfiles":[{{"profiles":[{{{fields}}}]}}]}}]}}"#);
+    let p = "resourceProfiles[0].scopeProfiles[0].profiles[0].profileId";
+    let e = err::<ExportProfilesServiceRequest>(&profile(&format!(r#""profileId":"{}""#, &TID[..31])));
+    assert_err(&e, p, "invalid profile id \"5b8efff798038103d269b633813fc60\": expected 32 hex characters, got 31");
+    let e = err::<ExportProfilesServiceRequest>(&profile(r#""profileId":7"#));
+    assert_err(&e, p, "expected a profile id (32 hex characters)");
+    let req: ExportProfilesServiceRequest = ok(&profile(&format!(r#""profileId":"{TID}""#)));
+    assert_eq!(req.resource_profiles[0].scope_profiles[0].profiles[0].profile_id, hex(TID));
 }
 
 #[test]
