@@ -21,6 +21,9 @@ pub trait Msg: Default {
     fn bit(f: Self::Field) -> u32;
     /// The lowerCamelCase name, for error paths.
     fn name(f: Self::Field) -> &'static str;
+    /// Every key of the message, lowerCamelCase with its snake_case alias, in declaration order (oneof members
+    /// last).
+    const KEYS: &'static [(&'static str, &'static str)];
     /// Decodes the value of field `f` into `self`.
     #[cfg(any(test, feature = "json-tree"))]
     fn decode_field<'de, A: MapAccess<'de>>(

@@ -114,6 +114,12 @@ pub fn transcode_within<T: JsonMessage>(
     }
 }
 
+/// The top-level keys of message `T`, each lowerCamelCase with its snake_case alias, from the generated tables: what
+/// the receiver's hints name when a request's keys belong to another signal.
+pub(crate) fn keys<T: JsonMessage>() -> &'static [(&'static str, &'static str)] {
+    <T as de_common::Msg>::KEYS
+}
+
 /// Encodes a message as compact, one-line OTLP/JSON.
 pub fn encode<T: JsonMessage>(msg: &T) -> String {
     let mut out = String::new();

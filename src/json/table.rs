@@ -49,6 +49,8 @@ macro_rules! message {
                     $( $( $F::$var => $vcamel, )* )?
                 }
             }
+            const KEYS: &'static [(&'static str, &'static str)] =
+                &[ $( ($camel, $snake), )* $( $( ($vcamel, $vsnake), )* )? ];
             #[inline]
             #[cfg(any(test, feature = "json-tree"))]
             fn decode_field<'de, A: serde::de::MapAccess<'de>>(

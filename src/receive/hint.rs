@@ -6,15 +6,19 @@ use std::fmt;
 
 use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
 
-use crate::signal::SignalKind;
+use crate::signal::{Logs, Metrics, Profiles, Signal, SignalKind, Traces};
 
-/// The top-level key of each signal's request, and where it goes.
-const TOP_KEYS: [(&str, &str, &str); 4] = [
-    ("resourceSpans", "traces", "/v1/traces"),
-    ("resourceMetrics", "metrics", "/v1/metrics"),
-    ("resourceLogs", "logs", "/v1/logs"),
-    ("resourceProfiles", "profiles", "/v1development/profiles"),
-];
+/// The top-level keys of `kind`'s request (lowerCamelCase, snake_case), from the generated JSON tables, so they
+/// follow `proto/`: `resourceSpans`, and for profiles `resourceProfiles` and `dictionary`. The first is the one
+/// that carries the items.
+fn request_keys(kind: SignalKind) -> &'static [(&'static str, &'static str)] {
+    match kind {
+        SignalKind::Traces => crate::json::keys::<<Traces as Signal>::Request>(),
+        SignalKind::Metrics => crate::json::keys::<<Metrics as Signal>::Request>(),
+        SignalKind::Logs => crate::json::keys::<<Logs as Signal>::Request>(),
+        SignalKind::Profiles => crate::json::keys::<<Profiles as Signal>::Request>(),
+    }
+}
 
 /// At most this many keys are named, each cut to this many characters: the message quotes the client's input.
 const MAX_KEYS: usize = 8;
@@ -23,7 +27,7 @@ const MAX_KEY_CHARS: usize = 64;
 /// For an OTLP/JSON request of `kind` that decoded to no items: a warning naming the top-level keys it ignored
 /// and the path those keys belong to, or `None` when it had none (a truly empty request, which is fine).
 pub(crate) fn ignored_top_level_keys(kind: SignalKind, body: &[u8]) -> Option<String> {
-    let own = TOP_KEYS.iter().find(|(_, signal, _)| *signal == kind.name()).map_or("", |(key, _, _)| *key);
+    let own = request_keys(kind);
     let keys = top_level_keys(body)?;
     let unknown: Vec<&String> = keys.iter().filter(|k| !is_key(k, own)).collect();
     if unknown.is_empty() {
@@ -36,26 +40,30 @@ pub(crate) fn ignored_top_level_keys(kind: SignalKind, body: &[u8]) -> Option<St
         kind.item_name().replace('_', " "),
         kind.name()
     );
-    let elsewhere = unknown.iter().find_map(|k| TOP_KEYS.iter().find(|(key, _, _)| is_key(k, key)));
+    // Another signal's own key (the first of its request), named as the tables spell it.
+    let elsewhere = unknown.iter().find_map(|k| {
+        SignalKind::ALL.into_iter().filter(|other| *other != kind).find_map(|other| {
+            let key = request_keys(other).first()?;
+            is_key(k, std::slice::from_ref(key)).then_some((key.0, other))
+        })
+    });
     match elsewhere {
-        Some((key, signal, path)) => {
-            message.push_str(&format!("; {key:?} is the top-level key of {signal}: did you mean {path}?"))
+        Some((key, other)) => message.push_str(&format!(
+            "; {key:?} is the top-level key of {}: did you mean {}?",
+            other.name(),
+            other.http_path()
+        )),
+        None => {
+            let first = own.first().map_or("", |k| k.0);
+            message.push_str(&format!("; a {} request is {{\"{first}\": [...]}}", kind.name()))
         }
-        None => message.push_str(&format!("; a {} request is {{\"{own}\": [...]}}", kind.name())),
     }
     Some(message)
 }
 
-/// `resourceSpans` or its proto name `resource_spans`.
-fn is_key(key: &str, camel: &str) -> bool {
-    if key == camel {
-        return true;
-    }
-    let snake: String = camel
-        .chars()
-        .flat_map(|c| if c.is_ascii_uppercase() { vec!['_', c.to_ascii_lowercase()] } else { vec![c] })
-        .collect();
-    key == snake
+/// Whether `key` is one of `keys`, in lowerCamelCase or as its proto name.
+fn is_key(key: &str, keys: &[(&str, &str)]) -> bool {
+    keys.iter().any(|(camel, snake)| key == *camel || key == *snake)
 }
 
 /// The keys of a JSON object, values skipped (no tree is built: the body may be large).
@@ -116,5 +124,31 @@ mod tests {
         assert_eq!(ignored_top_level_keys(SignalKind::Logs, b"{}"), None);
         assert_eq!(ignored_top_level_keys(SignalKind::Logs, br#"{"resourceLogs":[]}"#), None);
         assert_eq!(ignored_top_level_keys(SignalKind::Metrics, br#"{"resource_metrics":[]}"#), None);
+    }
+
+    #[test]
+    fn every_key_of_a_request_is_its_own_and_the_first_carries_the_items() {
+        // The profiles request has two keys: its dictionary alone is no mistake to warn about.
+        assert_eq!(ignored_top_level_keys(SignalKind::Profiles, br#"{"dictionary":{}}"#), None);
+        let m = ignored_top_level_keys(SignalKind::Profiles, br#"{"resourceLogs":[]}"#).unwrap_or_default();
+        assert!(m.starts_with("no profiles in this request"), "{m}");
+        assert!(m.ends_with(r#""resourceLogs" is the top-level key of logs: did you mean /v1/logs?"#), "{m}");
+        let m = ignored_top_level_keys(SignalKind::Traces, br#"{"resource_profiles":[]}"#).unwrap_or_default();
+        assert!(
+            m.ends_with(
+                r#""resourceProfiles" is the top-level key of profiles: did you mean /v1development/profiles?"#
+            ),
+            "{m}"
+        );
+        let firsts: Vec<_> = SignalKind::ALL.iter().map(|k| request_keys(*k)[0]).collect();
+        assert_eq!(
+            firsts,
+            [
+                ("resourceSpans", "resource_spans"),
+                ("resourceMetrics", "resource_metrics"),
+                ("resourceLogs", "resource_logs"),
+                ("resourceProfiles", "resource_profiles"),
+            ]
+        );
     }
 }
