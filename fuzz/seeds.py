@@ -20,6 +20,7 @@ import zlib
 from google.protobuf import json_format
 from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
 from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2
+from opentelemetry.proto.collector.profiles.v1development import profiles_service_pb2
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 from opentelemetry.proto.common.v1 import common_pb2
 
@@ -30,8 +31,27 @@ SIGNALS = {  # name: (request type, wire selector, http path index)
     "traces": (trace_service_pb2.ExportTraceServiceRequest, 0, 0),
     "metrics": (metrics_service_pb2.ExportMetricsServiceRequest, 1, 1),
     "logs": (logs_service_pb2.ExportLogsServiceRequest, 2, 2),
+    "profiles": (profiles_service_pb2.ExportProfilesServiceRequest, 3, 5),
 }
-HEX_ID_KEYS = {"traceId", "spanId", "parentSpanId"}
+HEX_ID_KEYS = {"traceId", "spanId", "parentSpanId", "profileId"}
+
+# No official example and no benchmark generator for profiles: a small CPU profile of two samples, written here.
+PROFILE_JSON = (
+    b'{"resourceProfiles":[{"resource":{"attributes":[{"key":"service.name","value":{"stringValue":"checkout"}}]},'
+    b'"scopeProfiles":[{"scope":{"name":"ebpf-profiler","version":"0.1"},"profiles":[{"sampleType":{"typeStrindex":1,'
+    b'"unitStrindex":2},"samples":[{"stackIndex":1,"values":["3"],"timestampsUnixNano":["1700000000000000001"],'
+    b'"linkIndex":1},{"stackIndex":2,"values":[5],"attributeIndices":[1]}],"timeUnixNano":"1700000000000000000",'
+    b'"durationNano":"10000000000","periodType":{"typeStrindex":3,"unitStrindex":4},"period":"10000000",'
+    b'"profileId":"5b8efff798038103d269b633813fc60c","droppedAttributesCount":0}]}]}],"dictionary":{'
+    b'"mappingTable":[{},{"memoryStart":"4194304","memoryLimit":"8388608","fileOffset":"0","filenameStrindex":5}],'
+    b'"locationTable":[{},{"mappingIndex":1,"address":"4198400","lines":[{"functionIndex":1,"line":"42",'
+    b'"column":"7"}]},{"mappingIndex":1,"address":"4198656","lines":[{"functionIndex":2,"line":"9"}]}],'
+    b'"functionTable":[{},{"nameStrindex":6,"systemNameStrindex":6,"filenameStrindex":7,"startLine":"40"},'
+    b'{"nameStrindex":8,"filenameStrindex":7}],"linkTable":[{},{"traceId":"5b8efff798038103d269b633813fc60c",'
+    b'"spanId":"eee19b7ec3c1b174"}],"stringTable":["","cpu","nanoseconds","cpu","nanoseconds","/usr/bin/app",'
+    b'"main","main.go","work","thread.name"],"attributeTable":[{},{"keyStrindex":9,"value":{"stringValue":"worker-1"}}],'
+    b'"stackTable":[{},{"locationIndices":[1]},{"locationIndices":[2,1]}]}}'
+)
 
 EDGE_JSON = {
     "traces": [
@@ -58,6 +78,14 @@ EDGE_JSON = {
         b'"exponentialHistogram":{"dataPoints":[{"scale":-3,"zeroCount":"1","positive":{"offset":-2,"bucketCounts":'
         b'[1]},"negative":{}}]}},{"name":"q","summary":{"dataPoints":[{"quantileValues":[{"quantile":0.5,"value":'
         b'"NaN"}]}]}}]}]}]}',
+    ],
+    "profiles": [
+        b'{}',
+        b'{"dictionary":{"stringTable":[""]}}',
+        b'{"resource_profiles":[{"scope_profiles":[{"profiles":[{"profile_id":"5B8EFFF798038103D269B633813FC60C",'
+        b'"samples":[{"values":["-1",null],"timestamps_unix_nano":[1]},null],"period":"-7","original_payload_format":'
+        b'"pprof","original_payload":"-_8","attribute_indices":[0]}]}]}],"dictionary":{"link_table":[{"trace_id":"",'
+        b'"span_id":null}],"attribute_table":[{"key_strindex":1,"value":{"doubleValue":"NaN"},"unit_strindex":1}]}}',
     ],
     "logs": [
         b'{}',
@@ -115,10 +143,11 @@ def main():
             with open(os.path.join(examples, fname), "rb") as f:
                 text = f.read()
             payloads[(signal, "example-" + fname.split(".")[0])] = (text, json_to_pb(signal, text))
+    payloads[("profiles", "cpu")] = (PROFILE_JSON, json_to_pb("profiles", PROFILE_JSON))
     with tempfile.TemporaryDirectory() as tmp:
         gen = os.path.join(SHARED, "tools", "bench", "gen_payloads.py")
         subprocess.run([sys.executable, gen, tmp, "--spans", "5"], check=True, stdout=subprocess.DEVNULL)
-        for signal in SIGNALS:
+        for signal in ("traces", "metrics", "logs"):
             with open(os.path.join(tmp, signal + ".json"), "rb") as f:
                 text = f.read()
             with open(os.path.join(tmp, signal + ".pb"), "rb") as f:
@@ -158,7 +187,7 @@ def main():
 
     ct = {"pb": 0, "json": 1}
     for signal, (_, _, path) in SIGNALS.items():
-        text, pb = payloads[(signal, "bench5")]
+        text, pb = payloads[(signal, "cpu" if signal == "profiles" else "bench5")]
         for fmt, body in (("pb", pb), ("json", text)):
             head = [0, path, ct[fmt]]
             write("http_request", f"{signal}-{fmt}.bin", bytes(head + [0, 0, 0]) + body)

@@ -51,6 +51,11 @@ fn json_logs() {
 }
 
 #[test]
+fn json_profiles() {
+    replay("json_profiles", fuzz_props::json_profiles);
+}
+
+#[test]
 fn wire_scan() {
     replay("wire_scan", fuzz_props::wire_scan);
 }

@@ -42,7 +42,7 @@ const PATHS: [&str; 16] = [
     "/v1/logs",
     "/v1/traces",
     "/v1/metrics",
-    "/v1/logs",
+    "/v1development/profiles",
     "/v1/traces/",
     "/",
     "/v1/logs?x=1&y",

@@ -2,12 +2,14 @@
 
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+use opentelemetry_proto::tonic::collector::profiles::v1development::ExportProfilesServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::logs::v1::{ResourceLogs, ScopeLogs};
 use opentelemetry_proto::tonic::metrics::v1::metric::Data;
 use opentelemetry_proto::tonic::metrics::v1::{
     Exemplar, ExponentialHistogram, Gauge, Histogram, Metric, ResourceMetrics, ScopeMetrics, Sum, Summary,
 };
+use opentelemetry_proto::tonic::profiles::v1development::{ResourceProfiles, ScopeProfiles};
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans};
 use prost::Message;
 
@@ -15,7 +17,8 @@ use prost::Message;
 pub trait Items {
     /// Each item as the protobuf of a request holding only it, under its resource, scope (and metric).
     fn items(&self) -> Vec<Vec<u8>>;
-    /// Whether every trace id is 0 or 16 bytes and every span id 0 or 8 (the Collector's rule the scan adds).
+    /// Whether every trace (and profile) id is 0 or 16 bytes and every span id 0 or 8 (the Collector's rule the scan
+    /// adds).
     fn ids_ok(&self) -> bool;
 }
 
@@ -152,5 +155,39 @@ impl Items for ExportMetricsServiceRequest {
     fn ids_ok(&self) -> bool {
         let mut metrics = self.resource_metrics.iter().flat_map(|r| &r.scope_metrics).flat_map(|s| &s.metrics);
         metrics.all(|m| exemplars(m).iter().all(|e| id_ok(&e.trace_id, 16) && id_ok(&e.span_id, 8)))
+    }
+}
+
+impl Items for ExportProfilesServiceRequest {
+    /// Each profile with its resource, scope and the request's dictionary (which its indices point into).
+    fn items(&self) -> Vec<Vec<u8>> {
+        let mut out = Vec::new();
+        for rp in &self.resource_profiles {
+            for sp in &rp.scope_profiles {
+                for profile in &sp.profiles {
+                    let one = ExportProfilesServiceRequest {
+                        resource_profiles: vec![ResourceProfiles {
+                            resource: rp.resource.clone(),
+                            schema_url: rp.schema_url.clone(),
+                            scope_profiles: vec![ScopeProfiles {
+                                scope: sp.scope.clone(),
+                                schema_url: sp.schema_url.clone(),
+                                profiles: vec![profile.clone()],
+                            }],
+                        }],
+                        dictionary: self.dictionary.clone(),
+                    };
+                    out.push(one.encode_to_vec());
+                }
+            }
+        }
+        out
+    }
+
+    fn ids_ok(&self) -> bool {
+        let mut profiles = self.resource_profiles.iter().flat_map(|r| &r.scope_profiles).flat_map(|s| &s.profiles);
+        let links = self.dictionary.iter().flat_map(|d| &d.link_table);
+        profiles.all(|p| id_ok(&p.profile_id, 16))
+            && links.into_iter().all(|l| id_ok(&l.trace_id, 16) && id_ok(&l.span_id, 8))
     }
 }

@@ -15,12 +15,12 @@ use otlp_bridge::internals::MemoryBudget;
 use otlp_bridge::internals::ReceiveError;
 use otlp_bridge::internals::{inflate as inflate_body, ContentEncoding};
 use otlp_bridge::internals::{json, wire};
-use otlp_bridge::{Logs, Metrics, Signal, Traces};
+use otlp_bridge::{Logs, Metrics, Profiles, Signal, Traces};
 use prost::Message;
 
 pub use items::Items;
 
-/// `json_traces`, `json_metrics`, `json_logs`: neither OTLP/JSON path panics, and
+/// `json_traces`, `json_metrics`, `json_logs`, `json_profiles`: neither OTLP/JSON path panics, and
 /// - `json::transcode` (the receiver's path, JSON straight to protobuf) accepts exactly what `json::decode` accepts,
 ///   rejects the rest with the same message and leaves its output buffer as it was;
 /// - on success its bytes decode (prost) to the message `decode` returns, with the item count `Signal::count` gives,
@@ -102,19 +102,27 @@ pub fn json_logs(data: &[u8]) {
     json_signal::<Logs>(data);
 }
 
-/// `wire_scan`: input = signal selector byte, `max_bytes` (u16 LE), protobuf body.
+/// `json_profiles`.
+pub fn json_profiles(data: &[u8]) {
+    json_signal::<Profiles>(data);
+}
+
+/// `wire_scan`: input = signal selector byte (`% 4`: traces, metrics, logs, profiles), `max_bytes` (u16 LE),
+/// protobuf body.
 ///
 /// The scan never panics. What it accepts, prost decodes, with the same item count and valid id lengths; what prost
 /// decodes, it accepts, unless it holds groups or bad id lengths. Entries are in order, inside the body, and hold
 /// every item. `split` gives chunks that each scan with the item count they claim, fit `max_bytes` unless they hold
-/// a single item, and together carry the same items in the same order under the same resource, scope and metric.
+/// a single item, and together carry the same items in the same order under the same resource, scope and metric;
+/// a profiles request (self-contained: its profiles index into its own dictionary) comes back whole.
 pub fn wire_scan(data: &[u8]) {
     let [selector, lo, hi, body @ ..] = data else { return };
     let max_bytes = usize::from(u16::from_le_bytes([*lo, *hi]));
-    match selector % 3 {
+    match selector % 4 {
         0 => wire_signal::<Traces>(body, max_bytes),
         1 => wire_signal::<Metrics>(body, max_bytes),
-        _ => wire_signal::<Logs>(body, max_bytes),
+        2 => wire_signal::<Logs>(body, max_bytes),
+        _ => wire_signal::<Profiles>(body, max_bytes),
     }
 }
 
@@ -151,15 +159,15 @@ where
     let want = msg.items();
     assert_eq!(want.len() as u64, scan.items);
     let chunks = wire::split(schema, &body, &scan, max_bytes);
-    if body.len() <= max_bytes {
-        assert!(chunks.len() == 1 && chunks[0].body == body, "a body that fits comes back whole");
+    if body.len() <= max_bytes || S::KIND.self_contained() {
+        assert!(chunks.len() == 1 && chunks[0].body == body, "a body that fits (or must stay whole) comes back whole");
     }
     let mut got = Vec::new();
     for chunk in &chunks {
         let s = wire::scan(schema, &chunk.body).unwrap_or_else(|e| panic!("split made a chunk the scan refuses: {e}"));
         assert_eq!(s.items, chunk.items, "a chunk's item count is wrong");
         assert!(
-            chunk.body.len() <= max_bytes || chunk.items <= 1,
+            chunk.body.len() <= max_bytes || chunk.items <= 1 || S::KIND.self_contained(),
             "a chunk of {} bytes holds {} items (max {max_bytes})",
             chunk.body.len(),
             chunk.items
