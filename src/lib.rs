@@ -67,7 +67,11 @@ pub mod internals {
 
     /// OTLP/JSON: the receiver's transcoder, and the tree decoder and encoder the properties check it against.
     pub mod json {
-        pub use crate::json::{decode, encode, transcode, transcode_within};
+        /// The tree decoder exists only with the `json-tree` feature (which tests, benchmarks and fuzz targets
+        /// turn on): the bridge itself never builds a message tree.
+        #[cfg(feature = "json-tree")]
+        pub use crate::json::decode;
+        pub use crate::json::{encode, transcode, transcode_within};
     }
 
     /// The protobuf wire scan (validate and count) and the split at entry boundaries.
