@@ -98,17 +98,6 @@ impl WireError {
     pub fn kind(&self) -> &ErrorKind {
         &self.0.kind
     }
-
-    /// Byte offset in the body where the problem was found.
-    pub fn offset(&self) -> usize {
-        self.0.offset
-    }
-
-    /// The field path, e.g. `resource_spans[0].scope_spans[1].spans[7].name (field 5)`;
-    /// empty when the problem is in the top-level message itself.
-    pub fn path(&self) -> String {
-        format_path(&self.0.path)
-    }
 }
 
 /// Formats the segments (innermost first) outermost first, joined by dots.

@@ -17,17 +17,6 @@ pub struct Schema {
 }
 
 impl Schema {
-    /// The protobuf message name, e.g. `ExportTraceServiceRequest`.
-    pub fn name(&self) -> &'static str {
-        self.name
-    }
-
-    /// The field that holds one entry of this message's repeated top-level field 1,
-    /// e.g. `resource_spans` for [`TRACES`].
-    pub fn entry_name(&self) -> &'static str {
-        self.fields.first().map_or("", |f| f.name)
-    }
-
     /// Looks a field up by number; `None` for unknown or reserved numbers.
     #[inline]
     pub(super) fn field(&self, num: u32) -> Option<&'static Field> {

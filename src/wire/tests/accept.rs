@@ -241,6 +241,6 @@ fn schema_tables_are_indexed_by_field_number() {
     }
     // 3 requests, 3 resource, 3 scope entries, common (7), trace (4), metrics (13), logs (1).
     assert_eq!(seen.len(), 34);
-    assert_eq!(TRACES.entry_name(), "resource_spans");
-    assert_eq!(METRICS.name(), "ExportMetricsServiceRequest");
+    assert_eq!(TRACES.fields.first().map(|f| f.name), Some("resource_spans"));
+    assert_eq!(METRICS.name, "ExportMetricsServiceRequest");
 }
