@@ -567,21 +567,16 @@ fn wire_static(full: &str) -> String {
 
 /// The Rust module of a message's nested types (prost: the snake_case message name).
 fn module_path(package: &str, parents: &[String], name: &str) -> String {
-    let mut p = format!(
-        "opentelemetry_proto::tonic::{}",
-        package.trim_start_matches("opentelemetry.proto.").replace('.', "::")
-    );
-    for parent in parents {
-        p.push_str("::");
-        p.push_str(&snake(parent));
-    }
-    p.push_str("::");
-    p.push_str(&snake(name));
-    p
+    format!("{}::{}", scope_path(package, parents), snake(name))
 }
 
 /// The path of a prost type: package modules, then one snake_case module per enclosing message.
 fn rust_path(package: &str, parents: &[String], name: &str) -> String {
+    format!("{}::{name}", scope_path(package, parents))
+}
+
+/// The Rust module a type declared in `package` inside the messages `parents` lives in.
+fn scope_path(package: &str, parents: &[String]) -> String {
     let mut p = format!(
         "opentelemetry_proto::tonic::{}",
         package.trim_start_matches("opentelemetry.proto.").replace('.', "::")
@@ -590,8 +585,6 @@ fn rust_path(package: &str, parents: &[String], name: &str) -> String {
         p.push_str("::");
         p.push_str(&snake(parent));
     }
-    p.push_str("::");
-    p.push_str(name);
     p
 }
 
