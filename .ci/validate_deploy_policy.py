@@ -14,7 +14,7 @@ import sys
 
 import yaml
 
-# DESIGN.md section 1: the OTLP_BRIDGE_* variables every build has (the fixed CLI contract). The binary may have more:
+# The OTLP_BRIDGE_* variables every build has (the fixed CLI contract the README documents). The binary may have more:
 # known_env() adds those its clap definitions in src/ declare.
 CONTRACT_ENV = {
     "OTLP_BRIDGE_LISTEN",
@@ -25,7 +25,7 @@ CONTRACT_ENV = {
     "OTLP_BRIDGE_CORS_ALLOWED_ORIGINS",
     "OTLP_BRIDGE_MEMORY_LIMIT_MIB",
 }
-# Assumed default of --memory-limit-mib when a manifest does not set it (DESIGN.md leaves the number to the code).
+# Assumed default of --memory-limit-mib when a manifest does not set it (the code chooses the number).
 DEFAULT_MEMORY_LIMIT_MIB = 20
 # "Well below the container limit": at most this share of it.
 MAX_SHARE_OF_CONTAINER_LIMIT = 0.5
@@ -425,7 +425,7 @@ def main():
     root = os.path.abspath(sys.argv[1])
     in_src = known_env(root)
     missing = sorted(CONTRACT_ENV - in_src)
-    if in_src and missing:  # informational: the code is the other engineers' to align with DESIGN.md
+    if in_src and missing:  # informational: the code is the other engineers' to align with the contract
         print(f"note policy: contract variables not declared in src/: {', '.join(missing)}")
     checks = {"dockerfile": check_dockerfile, "k8s": check_k8s, "compose": check_compose, "consistency": check_consistency}
     ok = True

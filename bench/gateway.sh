@@ -2,7 +2,8 @@
 # The gateway's costs: the same bridge binary, plain HTTP vs HTTPS vs HTTPS + bearer token (+ a forwarded tenant
 # header), alternated in one run against the same sink, so the ratios compare like with like on a noisy machine.
 #
-#   ../shared/tools/bench/run.sh            # once: installs wrk, makes the payloads, downloads the pinned rotel
+#   $HARNESS/run.sh      # once: the shared benchmark harness (outside this repository) installs wrk, makes the
+#                        # payloads and downloads the pinned rotel into $WORK
 #   BRIDGE=/tmp/otlp-bridge-bench bench/gateway.sh
 #
 # Each variant: a fresh bridge, 2 s warm-up, DURATION s of `wrk -t1 -c CONNS` keep-alive POSTs of the traces_pb
@@ -14,9 +15,9 @@ WORK=${WORK:-/tmp/otlp-bench}
 BRIDGE=${BRIDGE:-target/release/otlp-bridge}
 DURATION=${DURATION:-10} CONNS=${CONNS:-16} REPS=${REPS:-3} PAYLOAD=${PAYLOAD:-traces_pb}
 ROTEL_BIN=${ROTEL_BIN:-$(find "$WORK" -maxdepth 3 -path '*/rotel/rotel-agent' 2>/dev/null | head -1)}
-POST_LUA=${POST_LUA:-$(dirname "$0")/../../shared/tools/bench/post.lua}
+POST_LUA=${POST_LUA:-$(dirname "$0")/post.lua}
 [[ -x $BRIDGE && -x ${ROTEL_BIN:-} && -s $WORK/payloads/manifest.tsv && -s $POST_LUA ]] ||
-  { echo "needs \$BRIDGE, and rotel, payloads and post.lua from ../shared/tools/bench/run.sh (run it once)" >&2; exit 2; }
+  { echo "needs \$BRIDGE, and rotel, payloads and post.lua in $WORK from the shared harness's run.sh (run it once)" >&2; exit 2; }
 for tool in wrk openssl curl; do command -v $tool >/dev/null || { echo "needs $tool" >&2; exit 2; }; done
 
 T=$(mktemp -d /tmp/otlp-bench-gateway.XXXXXX)

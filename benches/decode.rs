@@ -1,5 +1,5 @@
 //! Decode throughput per signal, in MB/s of request body, on the payload shapes of the shared benchmark
-//! (`../shared/tools/bench/gen_payloads.py`: 100 spans / log records / metric data points per request).
+//! (`bench/gen_payloads.py`: 100 spans / log records / metric data points per request).
 //!
 //! - `json_transcode/<signal>`: OTLP/JSON straight to protobuf bytes, what the bridge does with a JSON request;
 //! - `json_decode_encode/<signal>`: OTLP/JSON -> prost types -> protobuf bytes, for comparison;

@@ -1,11 +1,11 @@
 #!/usr/bin/env python3
 """Regenerate the seed corpora in fuzz/corpus/ from real payloads.
 
-Usage: python3 fuzz/seeds.py   (from the repo root, with ../shared beside it; needs the PyPI packages
-opentelemetry-proto and protobuf, e.g. the venv ../shared/tools/bench/run.sh makes: /tmp/otlp-bench-venv)
+Usage: python3 fuzz/seeds.py   (from the repo root; needs the PyPI packages opentelemetry-proto and protobuf:
+python3 -m venv /tmp/v && /tmp/v/bin/pip install opentelemetry-proto protobuf)
 
-Sources: the official OTLP/JSON examples (../shared/data/otlp-examples), the benchmark's payload generator
-(../shared/tools/bench/gen_payloads.py, 5 items per request so seeds stay small) and a few hand-written edge cases
+Sources: the official OTLP/JSON examples (tests/data/otlp-examples), the benchmark's payload generator
+(bench/gen_payloads.py, 5 items per request so seeds stay small) and a few hand-written edge cases
 the Collector accepts. Each target's input layout is described in tests/fuzz_props/.
 """
 import base64
@@ -25,7 +25,6 @@ from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 from opentelemetry.proto.common.v1 import common_pb2
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SHARED = os.path.join(os.path.dirname(ROOT), "shared")
 CORPUS = os.path.join(ROOT, "fuzz", "corpus")
 SIGNALS = {  # name: (request type, wire selector, http path index)
     "traces": (trace_service_pb2.ExportTraceServiceRequest, 0, 0),
@@ -145,7 +144,7 @@ def main():
             payloads[(signal, "example-" + fname.split(".")[0])] = (text, json_to_pb(signal, text))
     payloads[("profiles", "cpu")] = (PROFILE_JSON, json_to_pb("profiles", PROFILE_JSON))
     with tempfile.TemporaryDirectory() as tmp:
-        gen = os.path.join(SHARED, "tools", "bench", "gen_payloads.py")
+        gen = os.path.join(ROOT, "bench", "gen_payloads.py")
         subprocess.run([sys.executable, gen, tmp, "--spans", "5"], check=True, stdout=subprocess.DEVNULL)
         for signal in ("traces", "metrics", "logs"):
             with open(os.path.join(tmp, signal + ".json"), "rb") as f:

@@ -1,4 +1,4 @@
-//! The OTLP/HTTP rules of DESIGN.md section 2: routes, methods, content types, encodings, limits, response format.
+//! The OTLP/HTTP rules of the OTLP specification (and the Collector's receiver where it is silent): routes, methods, content types, encodings, limits, response format.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
 
 mod common;

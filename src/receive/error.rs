@@ -149,8 +149,9 @@ impl ReceiveError {
     }
 }
 
-/// HTTP status for a backend's gRPC outcome, as the Collector maps it (DESIGN.md section 2). Retryable gRPC codes
-/// become 503 so that clients retry; never 500 for something a retry can fix.
+/// HTTP status for a backend's gRPC outcome, as the Collector's otlpreceiver maps it (CANCELLED, DEADLINE_EXCEEDED,
+/// ABORTED, OUT_OF_RANGE, UNAVAILABLE, DATA_LOSS -> 503; RESOURCE_EXHAUSTED -> 429). Retryable gRPC codes become 503
+/// so that clients retry; never 500 for something a retry can fix.
 pub(crate) fn http_status_for_grpc(code: tonic::Code) -> StatusCode {
     use tonic::Code::*;
     match code {

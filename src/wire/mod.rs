@@ -1,7 +1,7 @@
 //! Validating, counting and splitting OTLP protobuf request bodies without decoding them.
 //!
 //! The bridge forwards the client's bytes unchanged so that fields unknown to this build survive
-//! (DESIGN.md §3). Before forwarding it must reject what the backend would reject and count the
+//! (a protobuf request is forwarded byte for byte; only JSON is transcoded). Before forwarding it must reject what the backend would reject and count the
 //! items (spans, metric data points, log records). A prost decode does both but costs about as
 //! much CPU as the whole forwarding path, so [`scan`] walks the wire format instead, guided by a
 //! static [`Schema`], accepting only what prost would accept (plus the Collector's id-length

@@ -557,7 +557,7 @@ pub async fn get(url: &str) -> Answer {
 // ---------------------------------------------------------------- payloads
 
 pub fn example(name: &str) -> Vec<u8> {
-    std::fs::read(format!("{}/../shared/data/otlp-examples/{name}", env!("CARGO_MANIFEST_DIR")))
+    std::fs::read(format!("{}/tests/data/otlp-examples/{name}", env!("CARGO_MANIFEST_DIR")))
         .unwrap_or_else(|e| panic!("official example {name}: {e}"))
 }
 

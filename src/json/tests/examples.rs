@@ -1,4 +1,5 @@
-//! The official OTLP/JSON examples (opentelemetry-proto `examples/`), read from `../shared/data/otlp-examples`.
+//! The official OTLP/JSON examples (opentelemetry-proto `examples/`), vendored in
+//! `tests/data/otlp-examples` (v1.10.0, see its README).
 
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
@@ -11,16 +12,10 @@ use opentelemetry_proto::tonic::metrics::v1::number_data_point::Value as NumberV
 use super::super::encode;
 use super::*;
 
-/// The example's text, or `None` (test skipped) when the shared data folder is not beside the crate.
-fn example(name: &str) -> Option<String> {
-    let path = format!("{}/../shared/data/otlp-examples/{name}", env!("CARGO_MANIFEST_DIR"));
-    match std::fs::read_to_string(&path) {
-        Ok(s) => Some(s),
-        Err(e) => {
-            eprintln!("skipping: cannot read {path}: {e}");
-            None
-        }
-    }
+/// The example's text. The files are in the repository, so a missing one fails the test instead of skipping it.
+fn example(name: &str) -> String {
+    let path = format!("{}/tests/data/otlp-examples/{name}", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("official example {path}: {e}"))
 }
 
 fn value(kv: &KeyValue) -> Option<&Value> {
@@ -31,7 +26,7 @@ const T0: u64 = 1_544_712_660_300_000_000;
 
 #[test]
 fn trace_example_decodes_with_ids_kind_times_and_attributes() {
-    let Some(json) = example("trace.json") else { return };
+    let json = example("trace.json");
     let req: ExportTraceServiceRequest = ok(&json);
     let rs = &req.resource_spans[0];
     let res_attr = &rs.resource.as_ref().unwrap().attributes[0];
@@ -53,7 +48,7 @@ fn trace_example_decodes_with_ids_kind_times_and_attributes() {
 
 #[test]
 fn metrics_example_decodes_all_four_metric_kinds() {
-    let Some(json) = example("metrics.json") else { return };
+    let json = example("metrics.json");
     let req: ExportMetricsServiceRequest = ok(&json);
     let m = &req.resource_metrics[0].scope_metrics[0].metrics;
     assert_eq!(m.len(), 4);
@@ -83,7 +78,7 @@ fn metrics_example_decodes_all_four_metric_kinds() {
 
 #[test]
 fn logs_example_decodes_all_six_attribute_types() {
-    let Some(json) = example("logs.json") else { return };
+    let json = example("logs.json");
     let req: ExportLogsServiceRequest = ok(&json);
     let l = &req.resource_logs[0].scope_logs[0].log_records[0];
     assert_eq!((l.time_unix_nano, l.observed_time_unix_nano), (T0, T0));
@@ -106,7 +101,7 @@ fn logs_example_decodes_all_six_attribute_types() {
 
 #[test]
 fn events_example_decodes_event_name_and_kvlist_body() {
-    let Some(json) = example("events.json") else { return };
+    let json = example("events.json");
     let req: ExportLogsServiceRequest = ok(&json);
     let l = &req.resource_logs[0].scope_logs[0].log_records[0];
     assert_eq!((l.event_name.as_str(), l.severity_number), ("browser.page_view", 9));
