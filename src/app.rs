@@ -255,6 +255,7 @@ pub async fn run(config: Config, listeners: Listeners, shutdown: impl Future<Out
         auth,
         body_idle_timeout: config.read_timeout.min(BODY_IDLE_TIMEOUT),
         forward_headers: config.forward_headers.clone(),
+        grpc_warned: std::sync::atomic::AtomicBool::new(false),
     });
     let open_connections = Arc::new(AtomicUsize::new(0));
 
@@ -273,22 +274,21 @@ pub async fn run(config: Config, listeners: Listeners, shutdown: impl Future<Out
         admin_stopped,
     ));
 
-    tracing::info!(
-        listen = %listeners.http.local_addr().map(|a| a.to_string()).unwrap_or_default(),
-        admin = %admin_addr,
-        mode = if queued.is_some() {
+    let started = Started {
+        listen: listeners.http.local_addr().map(|a| a.to_string()).unwrap_or_default(),
+        admin: admin_addr,
+        mode: if queued.is_some() {
             "queued: 200 once fsynced to --queue-dir, then delivered to every backend"
         } else {
             "direct: 200 once every backend acknowledged"
         },
-        backends = ?backends.iter().map(|(t, _)| t.label().to_string()).collect::<Vec<_>>(),
-        memory_limit_mib = config.memory_limit_bytes >> 20,
-        batching = config.batch.is_some(),
-        queue = ?config.queue.as_ref().map(|q| q.dir.display().to_string()),
-        tls = server_tls.is_some(),
-        "otlp-bridge ready"
-    );
-    tokio::spawn(log_backend_answers(readiness));
+        backends: backends.iter().map(|(t, _)| t.label().to_string()).collect(),
+        memory_limit_mib: config.memory_limit_bytes >> 20,
+        batching: config.batch.is_some(),
+        queue: config.queue.as_ref().map(|q| q.dir.display().to_string()),
+        tls: server_tls.is_some(),
+    };
+    tokio::spawn(announce(started, readiness, queued.is_some()));
     let limits = receive::server::ServeLimits {
         max_connections: config.max_connections,
         header_timeout: config.read_timeout.min(MAX_HEADER_TIMEOUT),
@@ -321,14 +321,67 @@ pub async fn run(config: Config, listeners: Listeners, shutdown: impl Future<Out
     Ok(())
 }
 
-/// Says at start whether each backend answers, without holding start-up back for it: a backend that is down now
-/// may be up by the first export (and exports retry).
-async fn log_backend_answers(readiness: Arc<BackendsReady>) {
+/// What the start-up line says: the bound addresses (tests and scripts read them from it), the delivery mode and
+/// the settings a person checks first.
+struct Started {
+    listen: String,
+    admin: String,
+    mode: &'static str,
+    backends: Vec<String>,
+    memory_limit_mib: usize,
+    batching: bool,
+    queue: Option<String>,
+    tls: bool,
+}
+
+/// The start-up line, once each backend answered the start-up check or did not, without holding the listeners back
+/// (they serve from the start): a backend that is down now may be up by the first export, and exports retry.
+///
+/// In direct mode `/ready` needs every backend, so the line says "ready" only when each answered, and otherwise
+/// "listening; backend not reachable yet" (a "ready" beside a `/ready` answering 503 misleads). In queued mode the
+/// queue takes data whatever the backends do: the line comes at once and says "ready"; the check only logs.
+async fn announce(started: Started, readiness: Arc<BackendsReady>, queued: bool) {
+    macro_rules! line {
+        ($level:ident, $message:literal $(, $extra:ident = $value:expr)?) => {
+            tracing::$level!(
+                listen = %started.listen,
+                admin = %started.admin,
+                mode = started.mode,
+                backends = ?started.backends,
+                memory_limit_mib = started.memory_limit_mib,
+                batching = started.batching,
+                queue = ?started.queue,
+                tls = started.tls,
+                $($extra = ?$value,)?
+                $message
+            )
+        };
+    }
+    if queued {
+        line!(info, "otlp-bridge ready");
+    }
+    let mut unreachable = Vec::new();
     for (url, outcome) in readiness.probe_all(STARTUP_PROBE_TIMEOUT).await {
         match outcome {
             Ok(()) => tracing::info!(backend = url, "backend answered an empty OTLP/gRPC export: it speaks OTLP/gRPC"),
-            Err(e) => tracing::warn!(backend = url, "backend check failed: {e}"),
+            Err(e) => {
+                tracing::warn!(backend = url, "backend check failed: {e}");
+                unreachable.push(url.to_string());
+            }
         }
+    }
+    if queued {
+        return;
+    }
+    if unreachable.is_empty() {
+        line!(info, "otlp-bridge ready");
+    } else {
+        // The listeners take requests already; each waits for (and retries) the backend.
+        line!(
+            warn,
+            "otlp-bridge listening; backend not reachable yet (/ready answers 503 until it is)",
+            unreachable = unreachable
+        );
     }
 }
 

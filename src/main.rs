@@ -53,8 +53,8 @@ fn main() -> ExitCode {
     match runtime.block_on(serve(config)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            tracing::error!("{e:#}");
-            eprintln!("otlp-bridge: {e:#}");
+            // Logging is set up by now and writes to stderr: one line, not the same words twice.
+            tracing::error!("otlp-bridge: {e:#}");
             ExitCode::FAILURE
         }
     }

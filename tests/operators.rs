@@ -9,7 +9,6 @@ use common::process::{free_addr, BridgeProcess, Ports};
 use common::*;
 use otlp_bridge::BackendTarget;
 
-const HTTP_PORT_HINT: &str = "answered HTTP 404 to a gRPC call: is it an OTLP/HTTP port? OTLP/gRPC is usually 4317";
 const HTTP1_HINT: &str = "answered in HTTP/1.1, not HTTP/2: it is not a gRPC server";
 const NOT_TLS_HINT: &str = "does not speak TLS, but the URL says https://: use http:// for a plaintext port";
 const REFUSED_HINT: &str = "refused the connection: nothing listens there";
@@ -74,7 +73,9 @@ async fn check_names_another_bridges_otlp_http_port_as_an_otlp_http_port() {
     let other = Bridge::with_backend(&backend).await;
     let (code, out) = check(&[&format!("http://{}", other.addr)], &[]).await;
     assert_eq!(code, 1, "{out}");
-    assert!(out.contains(HTTP_PORT_HINT), "{out}");
+    // The other bridge answers gRPC calls with where gRPC goes; the check words it as the port mix-up it is.
+    let said = "answered that it speaks OTLP/HTTP, not OTLP/gRPC: is it an OTLP/HTTP port? OTLP/gRPC is usually 4317";
+    assert!(out.contains(said), "{out}");
 }
 
 #[tokio::test]
@@ -162,8 +163,8 @@ async fn json_logs_are_one_object_per_line_and_start_up_tells_addresses_mode_and
         &dead,
     ];
     let bridge = BridgeProcess::start_with(&args, &[], ports).await;
-    // Every line from the start: the ready line, then the start-up check of both backends.
-    let lines = bridge.until("backend check failed").await;
+    // Every line from the start: the start-up check of both backends, then the start-up line.
+    let lines = bridge.until("otlp-bridge listening").await;
     let objects: Vec<serde_json::Value> =
         lines.iter().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"))).collect();
     for o in &objects {
@@ -171,8 +172,15 @@ async fn json_logs_are_one_object_per_line_and_start_up_tells_addresses_mode_and
             assert!(o.get(key).is_some(), "{key} missing in {o}");
         }
     }
-    let ready = objects.iter().find(|o| o["message"] == "otlp-bridge ready").unwrap();
-    assert_eq!(ready["level"], "INFO");
+    // A backend is down, so /ready answers 503: the line does not say "ready".
+    let ready = objects.iter().find(|o| o["message"].as_str().unwrap().starts_with("otlp-bridge listening")).unwrap();
+    assert_eq!(
+        ready["message"], "otlp-bridge listening; backend not reachable yet (/ready answers 503 until it is)",
+        "{ready}"
+    );
+    assert_eq!(ready["level"], "WARN");
+    assert_eq!(ready["unreachable"], format!("[{dead:?}]"), "{ready}");
+    assert!(!objects.iter().any(|o| o["message"] == "otlp-bridge ready"), "{objects:?}");
     assert_eq!(ready["listen"], format!("127.0.0.1:{http}"), "localhost resolved to IPv4 loopback: {ready}");
     assert_eq!(ready["admin"], admin_addr);
     assert!(ready["mode"].as_str().unwrap().starts_with("direct"), "{ready}");
@@ -180,6 +188,8 @@ async fn json_logs_are_one_object_per_line_and_start_up_tells_addresses_mode_and
     assert_eq!(failed["level"], "WARN");
     assert_eq!(failed["backend"], dead.as_str());
     assert!(failed["message"].as_str().unwrap().contains(REFUSED_HINT), "{failed}");
+    let said = failed["message"].as_str().unwrap().matches("tcp connect error").count();
+    assert!(said <= 1, "the cause is said once: {failed}");
     // Both backends' outcomes are logged together, in the order given: the live one answered first.
     let answered = objects.iter().find(|o| o["message"].as_str().unwrap().starts_with("backend answered")).unwrap();
     assert_eq!(answered["backend"], url.as_str());
@@ -278,4 +288,74 @@ async fn protobuf_or_gzip_mangled_by_curl_d_is_told_to_use_data_binary() {
     assert!(message.starts_with("the body is not valid gzip data"), "{message}");
     assert!(message.ends_with(DATA_BINARY_HINT), "{message}");
     assert_eq!(backend.calls(), 0);
+}
+
+#[tokio::test]
+async fn a_grpc_exporter_on_the_http_port_hears_where_grpc_goes_and_it_is_logged_once() {
+    use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
+    let backend = MockBackend::start().await;
+    let bridge = BridgeProcess::start(&["--backend", &backend.url()]).await;
+    // Every backend answered: now the start-up line says ready.
+    let ready = bridge.until("otlp-bridge ready").await;
+    assert!(ready.last().unwrap().contains(&format!("listen={}", bridge.addr)), "{ready:?}");
+    let mut client = TraceServiceClient::connect(format!("http://{}", bridge.addr)).await.unwrap();
+    for _ in 0..3 {
+        let status = client.export(spans(1, 1)).await.unwrap_err();
+        assert_eq!(status.code(), tonic::Code::Unimplemented, "{status:?}");
+        let message = status.message();
+        assert!(message.starts_with("this port speaks OTLP/HTTP (POST /v1/traces"), "{message}");
+        assert!(message.contains("--grpc-listen 0.0.0.0:4317"), "{message}");
+    }
+    let lines = bridge.until("a gRPC client called the OTLP/HTTP port").await;
+    assert!(lines.last().unwrap().contains("WARN"), "{lines:?}");
+    // Logged once however often the exporter retries.
+    let log = bridge.log();
+    assert_eq!(log.matches("a gRPC client called the OTLP/HTTP port").count(), 1, "{log}");
+    assert_eq!(backend.calls(), 0, "no data reached the backend");
+}
+
+#[tokio::test]
+async fn a_body_whose_headers_misname_it_is_told_which_header_to_change() {
+    let backend = MockBackend::start().await;
+    let bridge = Bridge::with_backend(&backend).await;
+    let url = bridge.url("/v1/traces");
+    let curl = |ct: &'static str| [("content-type", ct), ("user-agent", "curl/8.5.0")];
+    // A JSON file posted as protobuf with --data-binary, as the walk-through did: not told about --data-binary.
+    let a = request("POST", &url, &curl("application/x-protobuf"), example("trace.json")).await;
+    assert_eq!(a.status, 400);
+    let (_, message) = a.status_message();
+    assert!(message.starts_with("invalid OTLP protobuf: "), "{message}");
+    assert!(
+        message.ends_with("the body looks like JSON, not protobuf: send it with -H 'Content-Type: application/json'"),
+        "{message}"
+    );
+    assert!(!message.contains("--data-binary"), "{message}");
+    // Protobuf posted as JSON.
+    let pb = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/examples/trace.pb")).unwrap();
+    let (_, message) = request("POST", &url, &curl("application/json"), pb.clone()).await.status_message();
+    assert!(message.starts_with("invalid OTLP/JSON: "), "{message}");
+    assert!(message.ends_with("send it with -H 'Content-Type: application/x-protobuf'"), "{message}");
+    // gzip without Content-Encoding, as either type.
+    for ct in ["application/json", "application/x-protobuf"] {
+        let (_, message) = request("POST", &url, &curl(ct), gzip(&pb)).await.status_message();
+        assert!(message.contains("gzip magic bytes (1f 8b): add -H 'Content-Encoding: gzip'"), "{ct}: {message}");
+    }
+    // Content-Encoding: gzip on a body that is not compressed.
+    let headers = [("content-type", "application/json"), ("content-encoding", "gzip")];
+    let (_, message) = request("POST", &url, &headers, example("trace.json")).await.status_message();
+    assert!(message.starts_with("the body is not valid gzip data"), "{message}");
+    assert!(message.ends_with("it looks like JSON): drop the Content-Encoding header, or compress it"), "{message}");
+    assert_eq!(backend.calls(), 0);
+}
+
+#[tokio::test]
+async fn a_port_in_use_is_said_once() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let listen = taken.local_addr().unwrap().to_string();
+    let admin = format!("127.0.0.1:{}", free_port());
+    let out = run_binary(&["--listen", &listen, "--metrics-listen", &admin, "--backend", "debug"], &[]).await;
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert_eq!(stderr.matches("Address already in use").count(), 1, "{stderr}");
+    assert!(stderr.contains(&format!("cannot listen on {listen} (--listen)")), "{stderr}");
 }

@@ -15,7 +15,10 @@ async fn unknown_paths_are_404_with_a_status_body() {
     assert_eq!(a.status, 404);
     let (code, message) = a.status_message();
     assert_eq!(code, tonic::Code::NotFound as i32);
-    assert!(message.contains("/v1/traces"), "{message}");
+    assert!(
+        message.ends_with("accepts POST /v1/traces, /v1/metrics, /v1/logs and /v1development/profiles"),
+        "{message}"
+    );
     assert_eq!(post(&bridge.url("/v1/traces/"), "application/json", "{}").await.status, 404);
 }
 
@@ -34,10 +37,13 @@ async fn other_methods_are_405_with_allow() {
 async fn unsupported_content_types_are_415_before_the_body_is_read() {
     let backend = MockBackend::start().await;
     let bridge = Bridge::with_backend(&backend).await;
-    for ct in ["text/plain", "application/xml", "application/grpc"] {
+    for ct in ["text/plain", "application/xml", "application/grpc-web"] {
         let a = post(&bridge.url("/v1/traces"), ct, "{}").await;
         assert_eq!(a.status, 415, "{ct}");
-        assert!(a.status_message().1.contains("application/json"));
+        // The message shows the header to add, as curl takes it.
+        let message = a.status_message().1;
+        assert!(message.contains("-H 'Content-Type: application/x-protobuf'"), "{message}");
+        assert!(message.contains("-H 'Content-Type: application/json'"), "{message}");
     }
     let a = request("POST", &bridge.url("/v1/traces"), &[], "{}").await;
     assert_eq!(a.status, 415, "missing Content-Type");

@@ -191,7 +191,10 @@ impl GrpcBackend {
 fn transport_failure_is_unavailable(status: Status, url: &str) -> Status {
     if status.code() == tonic::Code::Unknown && std::error::Error::source(&status).is_some() {
         let cause = std::error::Error::source(&status).map(super::probe::error_chain).unwrap_or_default();
-        Status::unavailable(format!("connection to backend {url} failed: {}: {cause}", status.message()))
+        Status::unavailable(format!(
+            "connection to backend {url} failed: {}",
+            super::probe::with_cause(status.message(), &cause)
+        ))
     } else {
         status
     }

@@ -93,15 +93,23 @@ pub(crate) fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
     parts.join(": ")
 }
 
+/// A status message and the chain of its causes, each said once: tonic often words a status with its cause's own
+/// first message ("tcp connect error", whose cause reads "tcp connect error: Connection refused"), so plain joining
+/// would print "tcp connect error: tcp connect error: ...".
+pub(crate) fn with_cause(message: &str, cause: &str) -> String {
+    if message.is_empty() || cause.starts_with(message) || cause.contains(&format!(": {message}")) {
+        cause.to_string()
+    } else if cause.is_empty() || message.contains(cause) {
+        message.to_string()
+    } else {
+        format!("{message}: {cause}")
+    }
+}
+
 /// What a failed gRPC call says about the backend, as a sentence that continues "the backend at URL ...".
 pub(crate) fn diagnose(status: &Status, url: &str, kind: SignalKind) -> String {
-    let mut detail = status.message().to_string();
-    if let Some(source) = std::error::Error::source(status) {
-        let chain = error_chain(source);
-        if !detail.contains(&chain) {
-            detail = if detail.is_empty() { chain } else { format!("{detail}: {chain}") };
-        }
-    }
+    let chain = std::error::Error::source(status).map(error_chain).unwrap_or_default();
+    let detail = with_cause(status.message(), &chain);
     let lower = detail.to_ascii_lowercase();
     let https = url.starts_with("https://");
     if let Some(http) = http_status(&lower) {
@@ -138,6 +146,11 @@ pub(crate) fn diagnose(status: &Status, url: &str, kind: SignalKind) -> String {
         return format!("has a host name that does not resolve ({detail})");
     }
     match status.code() {
+        // Another otlp-bridge's OTLP/HTTP port answers gRPC calls so (see receive::hint::GRPC_ON_HTTP_PORT).
+        Code::Unimplemented if detail.starts_with("this port speaks OTLP/HTTP") => {
+            "answered that it speaks OTLP/HTTP, not OTLP/gRPC: is it an OTLP/HTTP port? OTLP/gRPC is usually 4317"
+                .to_string()
+        }
         Code::Unimplemented => {
             format!("answers gRPC but not {}: is it an OTLP receiver for {}? ({detail})", kind.grpc_path(), kind.name())
         }
@@ -176,8 +189,41 @@ mod tests {
     }
 
     #[test]
+    fn a_message_and_its_cause_are_each_said_once() {
+        let refused = "tcp connect error: Connection refused (os error 111)";
+        assert_eq!(with_cause("tcp connect error", refused), refused);
+        assert_eq!(with_cause("", refused), refused);
+        assert_eq!(with_cause(refused, "Connection refused (os error 111)"), refused);
+        assert_eq!(with_cause("transport error", "h2 protocol error"), "transport error: h2 protocol error");
+        assert_eq!(with_cause("deadline", ""), "deadline");
+        // As the export path words a lost connection: the status's message is its cause's first link.
+        let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "Connection refused (os error 111)");
+        let status = Status::from_error(Box::new(Wrapped("tcp connect error", io)));
+        let d = diagnose(&status, "http://h:1", SignalKind::Traces);
+        assert_eq!(d.matches("tcp connect error").count(), 1, "{d}");
+        assert!(d.starts_with("refused the connection: nothing listens there"), "{d}");
+    }
+
+    /// An error whose message is a fixed phrase and whose source is `.1`, as hyper-util's connect error is.
+    #[derive(Debug)]
+    struct Wrapped(&'static str, std::io::Error);
+    impl std::fmt::Display for Wrapped {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str(self.0)
+        }
+    }
+    impl std::error::Error for Wrapped {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.1)
+        }
+    }
+
+    #[test]
     fn a_grpc_server_without_the_otlp_service_is_told_apart() {
         let s = Status::unimplemented("");
         assert!(diagnose(&s, "http://h:1", SignalKind::Logs).contains("LogsService/Export"));
+        let s = Status::unimplemented("this port speaks OTLP/HTTP (POST /v1/traces...), not OTLP/gRPC: ...");
+        let d = diagnose(&s, "http://h:4318", SignalKind::Logs);
+        assert!(d.ends_with("is it an OTLP/HTTP port? OTLP/gRPC is usually 4317"), "{d}");
     }
 }

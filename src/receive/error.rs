@@ -13,16 +13,24 @@ use crate::limit::MemoryError;
 #[derive(Debug, thiserror::Error)]
 pub enum ReceiveError {
     /// Not one of the OTLP paths.
-    #[error("no such path {0:?}: OTLP/HTTP accepts POST /v1/traces, /v1/metrics and /v1/logs")]
+    #[error(
+        "no such path {0:?}: OTLP/HTTP accepts POST /v1/traces, /v1/metrics, /v1/logs and /v1development/profiles"
+    )]
     NotFound(String),
     /// A method other than POST (or OPTIONS for CORS).
     #[error("method {0} is not allowed on this path: use POST")]
     MethodNotAllowed(String),
     /// A body type OTLP does not define.
-    #[error("unsupported Content-Type {0:?}: use application/x-protobuf or application/json")]
+    #[error(
+        "unsupported Content-Type {0:?}: send binary protobuf with -H 'Content-Type: application/x-protobuf' or \
+         OTLP/JSON with -H 'Content-Type: application/json'"
+    )]
     UnsupportedMediaType(String),
     /// A compression the receiver does not inflate.
-    #[error("unsupported Content-Encoding {0:?}: use gzip, deflate, zstd or identity")]
+    #[error(
+        "unsupported Content-Encoding {0:?}: send gzip, deflate or zstd data with -H 'Content-Encoding: gzip' (or \
+         deflate, zstd), or an uncompressed body without the header"
+    )]
     UnsupportedEncoding(String),
     /// Over the body limit, on the wire or once inflated.
     #[error("request body{} exceeds the limit of {limit} bytes (--max-body-bytes){}", if *inflated { " after decompression" } else { "" }, seen.map(|n| format!(" (Content-Length {n})")).unwrap_or_default())]

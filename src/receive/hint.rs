@@ -1,11 +1,14 @@
-//! Hints for the two mistakes people make most with curl and OTLP/HTTP: data of one signal posted to another
-//! signal's path (OTLP/JSON ignores unknown keys, so the request is empty and "succeeds"), and `-d` instead of
-//! `--data-binary` (curl's `-d @file` strips carriage returns and newlines, which corrupts binary bodies).
+//! Hints for the mistakes people make most with curl and OTLP/HTTP: data of one signal posted to another
+//! signal's path (OTLP/JSON ignores unknown keys, so the request is empty and "succeeds"); a body whose headers
+//! misname it (JSON sent as protobuf, protobuf as JSON, gzip without `Content-Encoding`), told apart by its first
+//! bytes; and `-d` instead of `--data-binary` (curl's `-d @file` strips carriage returns and newlines, which corrupts
+//! binary bodies), assumed only when the bytes say nothing clearer.
 
 use std::fmt;
 
 use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
 
+use super::{ContentEncoding, Format};
 use crate::signal::{Logs, Metrics, Profiles, Signal, SignalKind, Traces};
 
 /// The top-level keys of `kind`'s request (lowerCamelCase, snake_case), from the generated JSON tables, so they
@@ -98,9 +101,130 @@ pub(crate) fn looks_like_curl_d(user_agent: Option<&[u8]>) -> bool {
 pub(crate) const CURL_DATA_BINARY: &str = "with curl, send the file with --data-binary @FILE: -d strips newlines and \
                                            carriage returns, which corrupts protobuf and compressed bodies";
 
+/// What the first bytes of a body look like, whatever its headers say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Looks {
+    /// A JSON object (after optional whitespace or a UTF-8 byte order mark).
+    Json,
+    /// The gzip magic number, 1f 8b.
+    Gzip,
+    /// The zstd frame magic number, 28 b5 2f fd.
+    Zstd,
+    /// A protobuf OTLP request: field 1 or 2 (the resource list, or the profiles dictionary), length-delimited.
+    Protobuf,
+}
+
+impl Looks {
+    /// What `first` (a body's first bytes) looks like, if it is one of the formats OTLP/HTTP clients send.
+    pub(crate) fn of(first: &[u8]) -> Option<Looks> {
+        let text = first.strip_prefix(b"\xef\xbb\xbf").unwrap_or(first);
+        match text.iter().find(|b| !b.is_ascii_whitespace()) {
+            Some(b'{') => return Some(Looks::Json),
+            None if !first.is_empty() => return None,
+            _ => {}
+        }
+        match first {
+            [0x1f, 0x8b, ..] => Some(Looks::Gzip),
+            [0x28, 0xb5, 0x2f, 0xfd, ..] => Some(Looks::Zstd),
+            [0x0a | 0x12, ..] => Some(Looks::Protobuf),
+            _ => None,
+        }
+    }
+}
+
+/// Bytes enough for [`Looks::of`] (whitespace before a JSON object included).
+pub(crate) const SNIFF_BYTES: usize = 64;
+
+/// For a body that did not inflate or decode as its headers say: which header to change, when its first bytes
+/// (`first`, before inflating) say clearly what it is. `None` when they do not (then it is corrupt data of the
+/// declared kind, or curl's `-d` at work).
+pub(crate) fn wrong_headers(format: Format, encoding: ContentEncoding, first: &[u8]) -> Option<&'static str> {
+    use ContentEncoding as E;
+    let looks = Looks::of(first)?;
+    Some(match (looks, encoding, format) {
+        (Looks::Gzip, E::Identity, _) => {
+            "the body starts with the gzip magic bytes (1f 8b): add -H 'Content-Encoding: gzip' (or send it \
+             uncompressed)"
+        }
+        (Looks::Zstd, E::Identity, _) => {
+            "the body starts with the zstd magic bytes (28 b5 2f fd): add -H 'Content-Encoding: zstd'"
+        }
+        (Looks::Json, E::Identity, Format::Protobuf) => {
+            "the body looks like JSON, not protobuf: send it with -H 'Content-Type: application/json'"
+        }
+        (Looks::Protobuf, E::Identity, Format::Json) => {
+            "the body looks like binary protobuf, not JSON: send it with -H 'Content-Type: application/x-protobuf'"
+        }
+        (Looks::Json, E::Gzip | E::Deflate | E::Zstd, _) => {
+            "the body is not compressed (it looks like JSON): drop the Content-Encoding header, or compress it"
+        }
+        (Looks::Protobuf, E::Gzip | E::Deflate | E::Zstd, _) => {
+            "the body is not compressed (it looks like protobuf): drop the Content-Encoding header, or compress it"
+        }
+        (Looks::Gzip, E::Zstd, _) => "the body is gzip, not zstd: send -H 'Content-Encoding: gzip'",
+        (Looks::Zstd, E::Gzip | E::Deflate, _) => "the body is zstd: send -H 'Content-Encoding: zstd'",
+        _ => return None,
+    })
+}
+
+/// The body of an `application/grpc` request on the OTLP/HTTP port: a gRPC exporter pointed at the wrong port.
+pub(crate) const GRPC_ON_HTTP_PORT: &str =
+    "this port speaks OTLP/HTTP (POST /v1/traces, /v1/metrics, /v1/logs, /v1development/profiles), not OTLP/gRPC: \
+     point a gRPC exporter at the bridge's --grpc-listen port (off by default; start the bridge with e.g. \
+     --grpc-listen 0.0.0.0:4317), or switch the exporter to OTLP/HTTP (OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf)";
+
+/// Whether a request's `Content-Type` is gRPC's (`application/grpc`, `application/grpc+proto`, ...).
+pub(crate) fn is_grpc(content_type: Option<&str>) -> bool {
+    content_type.is_some_and(|t| {
+        let media = t.split(';').next().unwrap_or("").trim();
+        let lower = media.to_ascii_lowercase();
+        lower == "application/grpc" || lower.starts_with("application/grpc+")
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn first_bytes_say_json_gzip_zstd_or_protobuf() {
+        assert_eq!(Looks::of(b"  \n{\"resourceSpans\""), Some(Looks::Json));
+        assert_eq!(Looks::of(b"\xef\xbb\xbf{}"), Some(Looks::Json));
+        assert_eq!(Looks::of(&[0x1f, 0x8b, 8, 0]), Some(Looks::Gzip));
+        assert_eq!(Looks::of(&[0x28, 0xb5, 0x2f, 0xfd, 0]), Some(Looks::Zstd));
+        assert_eq!(Looks::of(&[0x0a, 0x80, 0x01]), Some(Looks::Protobuf));
+        assert_eq!(Looks::of(b"hello"), None);
+        assert_eq!(Looks::of(b"   "), None);
+        assert_eq!(Looks::of(b""), None);
+    }
+
+    #[test]
+    fn a_misnamed_body_is_told_which_header_to_change() {
+        use ContentEncoding as E;
+        let json = br#"{"resourceSpans":[]}"#;
+        let m = wrong_headers(Format::Protobuf, E::Identity, json).unwrap_or_default();
+        assert!(m.ends_with("-H 'Content-Type: application/json'"), "{m}");
+        let m = wrong_headers(Format::Json, E::Identity, &[0x0a, 0x02, 0x0a, 0x00]).unwrap_or_default();
+        assert!(m.ends_with("-H 'Content-Type: application/x-protobuf'"), "{m}");
+        let m = wrong_headers(Format::Json, E::Identity, &[0x1f, 0x8b, 8]).unwrap_or_default();
+        assert!(m.contains("add -H 'Content-Encoding: gzip'"), "{m}");
+        let m = wrong_headers(Format::Protobuf, E::Gzip, json).unwrap_or_default();
+        assert!(m.contains("drop the Content-Encoding header"), "{m}");
+        // Data of the declared kind that is merely corrupt gets no guess.
+        assert_eq!(wrong_headers(Format::Protobuf, E::Identity, &[0x0a, 0xff]), None);
+        assert_eq!(wrong_headers(Format::Json, E::Identity, json), None);
+        assert_eq!(wrong_headers(Format::Json, E::Gzip, &[0x1f, 0x8b]), None);
+    }
+
+    #[test]
+    fn grpc_content_types_are_recognised() {
+        assert!(is_grpc(Some("application/grpc")));
+        assert!(is_grpc(Some("Application/gRPC+proto; charset=x")));
+        // gRPC-Web frames its trailers in the body: a trailers-only answer would not reach it.
+        assert!(!is_grpc(Some("application/grpc-web")));
+        assert!(!is_grpc(Some("application/json")));
+        assert!(!is_grpc(None));
+    }
 
     #[test]
     fn metrics_posted_to_traces_point_at_v1_metrics() {

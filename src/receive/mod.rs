@@ -90,6 +90,8 @@ pub(crate) struct Receiver {
     pub body_idle_timeout: Duration,
     /// `--forward-header` names, whose values go with the request's data as gRPC metadata.
     pub forward_headers: Vec<http::HeaderName>,
+    /// Set once a gRPC client called this port and that was logged (it is logged once per receiver).
+    pub grpc_warned: std::sync::atomic::AtomicBool,
 }
 
 /// The service for one client request: the cross-cutting layers around [`handle`].
@@ -119,6 +121,11 @@ async fn handle(receiver: &Receiver, req: Request<Incoming>) -> Response<Full<By
     let (parts, body) = req.into_parts();
     let head = RequestHead::parse(&parts, &receiver.forward_headers);
     drop(parts);
+    if hint::is_grpc(head.content_type.as_deref()) {
+        let response = grpc_on_http_port(receiver, &head, body).await;
+        receiver.telemetry.request(head.signal, response.status(), started.elapsed());
+        return response;
+    }
     let response = match admit(receiver, &head) {
         Err(error) => rescue(receiver, &head, error, Refused::BeforeBody(body)).await,
         Ok(admitted) => {
@@ -137,6 +144,24 @@ async fn handle(receiver: &Receiver, req: Request<Incoming>) -> Response<Full<By
     };
     receiver.telemetry.request(head.signal, response.status(), started.elapsed());
     response
+}
+
+/// A gRPC client on the OTLP/HTTP port (an exporter with the wrong protocol or port) gets a gRPC answer it can show:
+/// UNIMPLEMENTED with a message that says where gRPC goes, instead of a 404 its library words as "Received http2
+/// header with status: 404". Trailers-only (HTTP 200, `grpc-status` in the headers, no body), as gRPC answers a call
+/// it refuses before any message. Logged at warn the first time only: one misconfigured exporter retries for ever.
+async fn grpc_on_http_port(receiver: &Receiver, head: &RequestHead, body: Incoming) -> Response<Full<Bytes>> {
+    if !receiver.grpc_warned.swap(true, std::sync::atomic::Ordering::Relaxed) {
+        tracing::warn!(
+            path = head.path.as_str(),
+            user_agent = head.user_agent.as_ref().and_then(|v| v.to_str().ok()).unwrap_or(""),
+            "a gRPC client called the OTLP/HTTP port (logged once): {}",
+            hint::GRPC_ON_HTTP_PORT
+        );
+    }
+    let timeout = receiver.read_timeout.min(rescue::DISCARD_TIMEOUT);
+    body::discard(body, head.content_length, receiver.max_body_bytes, timeout).await;
+    respond::grpc_status(tonic::Code::Unimplemented, hint::GRPC_ON_HTTP_PORT)
 }
 
 /// What an admitted request holds before its body is read.
@@ -177,9 +202,22 @@ async fn accept<S: Signal>(
     // stall the other requests served by this runtime thread; small ones are cheaper to decode in place.
     let blocking = wire.len() > BLOCKING_THRESHOLD
         || (route.encoding != ContentEncoding::Identity && wire.len() > BLOCKING_THRESHOLD_COMPRESSED);
+    // A body that does not inflate or decode as its headers say is told which header to change when its first bytes
+    // are clearly something else (JSON sent as protobuf, gzip without Content-Encoding, ...).
+    let first = wire.slice(..wire.len().min(hint::SNIFF_BYTES));
+    let misnamed = move |error: ReceiveError| match hint::wrong_headers(route.format, route.encoding, &first) {
+        Some(advice) => ReceiveError::Hinted(Box::new(error), advice),
+        None => error,
+    };
     let work = move || -> Result<(Decoded, Option<String>, Reservation), ReceiveError> {
-        let plain = body::inflate(route.encoding, wire, limit, &mut reservation)?;
-        let decoded = decode::decode::<S>(route.format, plain.clone(), &mut reservation)?;
+        let plain = body::inflate(route.encoding, wire, limit, &mut reservation).map_err(|e| match e {
+            ReceiveError::Decompress { .. } => misnamed(e),
+            e => e,
+        })?;
+        let decoded = decode::decode::<S>(route.format, plain.clone(), &mut reservation).map_err(|e| match e {
+            ReceiveError::Json(_) | ReceiveError::Protobuf(_) => misnamed(e),
+            e => e,
+        })?;
         // An empty JSON request is fine, unless it is empty because its keys were another signal's (or typos).
         let warning = (decoded.items == 0 && route.format == Format::Json)
             .then(|| hint::ignored_top_level_keys(S::KIND, &plain))

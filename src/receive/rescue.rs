@@ -20,7 +20,7 @@ use super::respond::{self, Format};
 use super::{body, hint, ContentEncoding, Receiver, Route};
 
 /// Longest an early answer (404/405/415, 401, memory limit) waits for the rest of a body it will not use.
-const DISCARD_TIMEOUT: Duration = Duration::from_secs(5);
+pub(super) const DISCARD_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How far the chain got before it refused, which decides what is left to do with the body.
 #[derive(Debug)]

@@ -61,6 +61,29 @@ pub(super) fn build(status: StatusCode, format: Format, body: Vec<u8>) -> Respon
     response
 }
 
+/// A trailers-only gRPC answer: HTTP 200, `content-type: application/grpc`, the status in `grpc-status` and
+/// `grpc-message` (percent-encoded as gRPC requires), no body. hyper ends the stream with these headers, which is
+/// what gRPC clients read as the call's status.
+pub(super) fn grpc_status(code: tonic::Code, message: &str) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::new()));
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
+    headers.insert("grpc-status", HeaderValue::from(code as i32));
+    // gRPC's percent-encoding: everything outside printable ASCII, and '%' itself.
+    let mut encoded = String::with_capacity(message.len());
+    for byte in message.bytes() {
+        if (0x20..0x7f).contains(&byte) && byte != b'%' {
+            encoded.push(char::from(byte));
+        } else {
+            encoded.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    if let Ok(value) = HeaderValue::from_str(&encoded) {
+        headers.insert("grpc-message", value);
+    }
+    response
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -72,5 +95,15 @@ mod tests {
         assert_eq!(Format::from_content_type(Some("application/protobuf")), Some(Format::Protobuf));
         assert_eq!(Format::from_content_type(Some("text/plain")), None);
         assert_eq!(Format::from_content_type(None), None);
+    }
+
+    #[test]
+    fn a_grpc_status_is_trailers_only_with_a_percent_encoded_message() {
+        let r = grpc_status(tonic::Code::Unimplemented, "50% off: café");
+        assert_eq!(r.status(), StatusCode::OK);
+        assert_eq!(r.headers()[header::CONTENT_TYPE], "application/grpc");
+        assert_eq!(r.headers()["grpc-status"], "12");
+        assert_eq!(r.headers()["grpc-message"], "50%25 off: caf%C3%A9");
+        assert!(http_body::Body::is_end_stream(r.body()));
     }
 }
