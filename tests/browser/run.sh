@@ -29,8 +29,8 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$HERE/../.." && pwd)"
 CLIENTS="$ROOT/tests/clients"
 SUITE=browser
-# shellcheck source=../common/script.sh
-. "$ROOT/tests/common/script.sh"
+# shellcheck source=../script.sh
+. "$ROOT/tests/script.sh"
 
 # ---------------------------------------------------------------- Chromium (Debian's, never a downloaded one)
 if [ ! -x /usr/bin/chromium ]; then

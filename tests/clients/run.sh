@@ -29,8 +29,8 @@ set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$HERE/../.." && pwd)"
 SUITE=clients
-# shellcheck source=../common/script.sh
-. "$ROOT/tests/common/script.sh"
+# shellcheck source=../script.sh
+. "$ROOT/tests/script.sh"
 
 # ---------------------------------------------------------------- Python venv (pinned)
 python_venv

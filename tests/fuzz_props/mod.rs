@@ -1,4 +1,4 @@
-//! The properties the cargo-fuzz targets in `fuzz/` check, shared with `tests/fuzz_corpus.rs`, which replays the
+//! The properties the cargo-fuzz targets in `fuzz/` check, shared with `tests/e2e/fuzz_corpus.rs`, which replays the
 //! committed corpora and regressions through the same functions under `cargo test`.
 //!
 //! The fuzz crate includes this file with `#[path]`, so it may only use crates both depend on. Each property takes

@@ -1,15 +1,11 @@
 //! Queued mode (`--queue-dir`): 200 once the data is on disk, delivery across outages and restarts, a full queue
 //! or a full disk answered 503 with Retry-After, one bridge per directory.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
-
-mod common;
-
 use std::collections::HashSet;
 use std::path::Path;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use otlp_bridge::Config;
 use otlp_bridge::QueueConfig;
@@ -37,14 +33,15 @@ fn acked_spans(backend: &MockBackend) -> Vec<Vec<u8>> {
 }
 
 async fn wait_for_spans(backend: &MockBackend, expected: usize, within: Duration) -> HashSet<Vec<u8>> {
-    let deadline = tokio::time::Instant::now() + within;
-    loop {
+    eventually(&format!("{expected} spans delivered"), within, || async {
         let seen: HashSet<Vec<u8>> = acked_spans(backend).into_iter().collect();
-        if seen.len() >= expected || tokio::time::Instant::now() > deadline {
-            return seen;
+        if seen.len() >= expected {
+            Ok(seen)
+        } else {
+            Err(seen.len())
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    })
+    .await
 }
 
 async fn send(bridge: &Bridge, first: u64, n: u64) -> Answer {
@@ -144,15 +141,15 @@ async fn a_full_queue_answers_503_with_retry_after_and_accepts_again_once_draine
     backend.always(Action::Ok(None));
     let seen = wait_for_spans(&backend, accepted as usize * 100, Duration::from_secs(30)).await;
     assert_eq!(seen.len() as u64, accepted * 100, "everything answered 200 was delivered");
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
+    eventually("the drained queue accepts again", Duration::from_secs(30), || async {
         let answer = send(&bridge, 1_000_000, 100).await;
         if answer.status == 200 {
-            break;
+            Ok(())
+        } else {
+            Err(answer.text())
         }
-        assert!(tokio::time::Instant::now() < deadline, "the drained queue accepts again");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    })
+    .await;
     bridge.shutdown().await;
 }
 
@@ -200,11 +197,15 @@ async fn a_full_disk_answers_503_never_corrupts_and_recovers_when_space_is_back(
     backend.always(Action::Ok(None));
     let expected = accepted.len() * 100;
     assert_eq!(wait_for_spans(&backend, expected, Duration::from_secs(30)).await.len(), expected);
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
-    while send(&bridge, 10_000_000, 100).await.status != 200 {
-        assert!(tokio::time::Instant::now() < deadline, "accepting again once delivered data freed the disk");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    eventually("accepting again once delivered data freed the disk", Duration::from_secs(30), || async {
+        let answer = send(&bridge, 10_000_000, 100).await;
+        if answer.status == 200 {
+            Ok(())
+        } else {
+            Err(answer.text())
+        }
+    })
+    .await;
     bridge.shutdown().await;
     // Nothing corrupt: a restart on the same directory quarantines nothing.
     let bridge = Bridge::start(queued(&[&backend], dir.path())).await;

@@ -1,9 +1,6 @@
 //! The OTLP/HTTP rules of the OTLP specification (and the Collector's receiver where it is silent): routes, methods, content types, encodings, limits, response format.
-#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
 use prost::Message;
 

@@ -1,9 +1,6 @@
 //! Data arrives intact: every signal, both encodings, every compression; protobuf bytes forwarded as they came.
-#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use opentelemetry_proto::tonic::collector::{
     logs::v1::ExportLogsServiceRequest, metrics::v1::ExportMetricsServiceRequest, trace::v1::ExportTraceServiceRequest,
 };

@@ -234,16 +234,15 @@ impl BridgeProcess {
     /// The log lines from the first one on, up to and including the first containing `needle`; polls the log
     /// (bounded: 30 s), failing with what it saw.
     pub async fn until(&self, needle: &str) -> Vec<String> {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
+        super::eventually(&format!("a log line with {needle:?}"), Duration::from_secs(30), || async {
             let text = self.log();
             let lines: Vec<&str> = text.lines().collect();
-            if let Some(at) = lines.iter().position(|l| l.contains(needle)) {
-                return lines[..=at].iter().map(|l| l.to_string()).collect();
+            match lines.iter().position(|l| l.contains(needle)) {
+                Some(at) => Ok(lines[..=at].iter().map(|l| l.to_string()).collect()),
+                None => Err(text.clone()),
             }
-            assert!(Instant::now() < deadline, "no log line with {needle:?} within 30 s:\n{text}");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        })
+        .await
     }
 
     /// SIGTERM, as a container runtime stops the bridge, and waits (bounded) for the exit without blocking the

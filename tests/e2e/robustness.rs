@@ -4,11 +4,7 @@
 //! process keeps (resident memory under bombs, deep JSON, huge bodies; slow clients cut by the timeouts; clients
 //! that vanish mid-body) are tested once, against the binary, in `adversarial`.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
-
-mod common;
-
-use common::*;
+use crate::common::*;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use prost::Message;
 

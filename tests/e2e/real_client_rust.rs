@@ -1,13 +1,9 @@
 //! A real client nobody here wrote: the Rust `opentelemetry-otlp` exporter, over OTLP/HTTP protobuf and JSON,
 //! through the bridge; the backend must hold exactly the spans the SDK created.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
-
-mod common;
-
 use std::collections::HashSet;
 
-use common::*;
+use crate::common::*;
 use opentelemetry::trace::{Span, Tracer, TracerProvider};
 use opentelemetry_otlp::{Protocol, WithExportConfig};
 use opentelemetry_sdk::trace::SdkTracerProvider;

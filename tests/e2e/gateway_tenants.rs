@@ -1,15 +1,11 @@
 //! `--forward-header`: each export carries exactly one tenant's header and only that tenant's data, however the
 //! tenants' requests interleave; requests without the header never share an export with tenant requests.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
-
-mod common;
-
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use otlp_bridge::Config;
 use otlp_bridge::QueueConfig;
@@ -100,16 +96,16 @@ async fn post_interleaved(bridge: &Bridge, clients: u64, per_client: u64, n: u64
 
 /// Polls until the backend has acknowledged `expected` distinct spans of each tenant, checking every call.
 async fn wait_delivered(backend: &MockBackend, expected: &HashMap<String, usize>) -> usize {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
+    eventually(&format!("delivered {expected:?}"), Duration::from_secs(30), || async {
         let (delivered, batched) = check_tenants(backend);
         let seen = distinct(&delivered);
         if &seen == expected {
-            return batched;
+            Ok(batched)
+        } else {
+            Err(seen)
         }
-        assert!(tokio::time::Instant::now() < deadline, "delivered {seen:?}, expected {expected:?}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    })
+    .await
 }
 
 fn tenant_config(backend: &MockBackend) -> Config {
@@ -229,11 +225,15 @@ async fn a_tenant_past_the_partition_bound_gets_503_with_retry_after_and_gets_in
     let a = tokio::spawn(post("A", 1_000_000));
     backend.wait_calls(1).await;
     let (b, c) = (tokio::spawn(post("B", 2_000_000)), tokio::spawn(post("t10", 10_000_000)));
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(4);
-    while bridge.metric("otelcol_exporter_queue_size", &["traces"]).await < 4.0 {
-        assert!(tokio::time::Instant::now() < deadline, "B and t10 never waited in open batches");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    wait_metric_at(
+        bridge.admin,
+        "otelcol_exporter_queue_size",
+        &["traces"],
+        "B and t10 waiting in open batches",
+        Duration::from_secs(20),
+        |v| v >= 4.0,
+    )
+    .await;
 
     // A third waiting tenant is refused, never merged into B's or t10's batch; the answer says when to retry.
     let refused = post("t11", 11_000_000).await;

@@ -1,13 +1,9 @@
 //! TLS to the backend: `https://` with our own CA file, and mutual TLS with a client certificate and key.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
-
-mod common;
-
 use std::path::PathBuf;
 
-use common::tls::TempDir;
-use common::*;
+use crate::common::tls::TempDir;
+use crate::common::*;
 use otlp_bridge::BackendTarget;
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
 use tonic::transport::{Certificate, Identity, ServerTlsConfig};

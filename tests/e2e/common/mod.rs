@@ -1,7 +1,6 @@
 //! Test bed: a real in-process OTLP/gRPC backend on 127.0.0.1:0 that records the raw bytes it receives and can be
 //! scripted to fail, a bridge started through the library on port 0, and a small HTTP client.
-#![allow(dead_code)]
-// `pub` here means "for the test files", which `mod common;` makes private to each test crate.
+// `pub` here means "for the test modules": the crate is a test binary, nothing is reachable from outside.
 #![allow(unreachable_pub)]
 // Test clients read whole (small, trusted) bodies.
 #![allow(clippy::disallowed_methods, clippy::unwrap_used, clippy::expect_used)]
@@ -25,7 +24,9 @@ use tokio::sync::{oneshot, Notify};
 use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::{Code, Status};
 
+pub mod load;
 pub mod process;
+pub mod raw;
 pub mod tls;
 
 // ---------------------------------------------------------------- the backend
@@ -466,19 +467,16 @@ pub async fn wait_metric_at(
     limit: Duration,
     pred: impl Fn(f64) -> bool,
 ) -> f64 {
-    let deadline = tokio::time::Instant::now() + limit;
-    loop {
+    eventually(&format!("{name}{label_parts:?}: {what}"), limit, || async {
         let answer = get(&format!("http://{admin}/metrics")).await;
         let value = sum_metric(&String::from_utf8_lossy(&answer.body), name, label_parts);
         if pred(value) {
-            return value;
+            Ok(value)
+        } else {
+            Err(value)
         }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{name}{label_parts:?} = {value} after {limit:?}; expected {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    })
+    .await
 }
 
 /// Waits until no request data is held against the memory limit any more (every reservation released).
@@ -563,6 +561,17 @@ pub fn example(name: &str) -> Vec<u8> {
 
 /// A trace request with `n` spans whose span ids are `first..first+n` (big-endian), with some attributes.
 pub fn spans(first: u64, n: u64) -> ExportTraceServiceRequest {
+    padded_spans(first, n, 0)
+}
+
+/// The number a span id of [`spans`] carries (its 8 bytes, big-endian); 0 for an id of another length.
+pub fn span_number(id: &[u8]) -> u64 {
+    u64::from_be_bytes(id.try_into().unwrap_or_default())
+}
+
+/// The one span builder of the suite: a trace request of `n` spans whose ids are `first..first + n` (big-endian, see
+/// [`span_number`]), each with a `pad` attribute of `pad` bytes when `pad > 0` (to make requests of a given size).
+pub fn padded_spans(first: u64, n: u64, pad: usize) -> ExportTraceServiceRequest {
     use opentelemetry_proto::tonic::common::v1::{any_value::Value, AnyValue, InstrumentationScope, KeyValue};
     use opentelemetry_proto::tonic::resource::v1::Resource;
     use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
@@ -571,6 +580,7 @@ pub fn spans(first: u64, n: u64) -> ExportTraceServiceRequest {
         value: Some(AnyValue { value: Some(Value::StringValue(v.into())) }),
         ..Default::default()
     };
+    let filler = "x".repeat(pad);
     ExportTraceServiceRequest {
         resource_spans: vec![ResourceSpans {
             resource: Some(Resource { attributes: vec![kv("service.name", "test")], ..Default::default() }),
@@ -584,7 +594,11 @@ pub fn spans(first: u64, n: u64) -> ExportTraceServiceRequest {
                         kind: 2,
                         start_time_unix_nano: 1_700_000_000_000_000_000 + i,
                         end_time_unix_nano: 1_700_000_000_000_001_000 + i,
-                        attributes: vec![kv("http.route", "/api/{id}"), kv("n", &i.to_string())],
+                        attributes: if pad > 0 {
+                            vec![kv("http.route", "/api/{id}"), kv("n", &i.to_string()), kv("pad", &filler)]
+                        } else {
+                            vec![kv("http.route", "/api/{id}"), kv("n", &i.to_string())]
+                        },
                         ..Default::default()
                     })
                     .collect(),
@@ -600,6 +614,28 @@ pub fn gzip(data: &[u8]) -> Vec<u8> {
     let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     e.write_all(data).unwrap();
     e.finish().unwrap()
+}
+
+// ---------------------------------------------------------------- waiting
+
+/// The one deadline loop of the suite: polls `probe` (every 50 ms) until it returns `Ok`, and fails after `limit`
+/// naming `what` and the last `Err` it saw. For "eventually, within a generous bound": what a test waits for is seen
+/// by asking, never by sleeping a fixed time.
+pub async fn eventually<T, E, Fut>(what: &str, limit: Duration, mut probe: impl FnMut() -> Fut) -> T
+where
+    E: std::fmt::Debug,
+    Fut: std::future::Future<Output = Result<T, E>>,
+{
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        match probe().await {
+            Ok(value) => return value,
+            Err(last) => {
+                assert!(tokio::time::Instant::now() < deadline, "{what}: not within {limit:?}; last: {last:?}")
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 // ---------------------------------------------------------------- the binary, and servers that are not backends

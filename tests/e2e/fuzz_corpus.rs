@@ -1,9 +1,6 @@
 //! Replays the fuzz corpora (`fuzz/corpus/<target>/`) and regressions (`fuzz/regressions/<target>/`) through the
 //! same property checks the cargo-fuzz targets run (`tests/fuzz_props/`), so `cargo test` keeps every input that
 //! once found a bug, and every seed, passing.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod fuzz_props;
 
 use std::path::{Path, PathBuf};
 
@@ -37,35 +34,35 @@ fn replay(target: &str, check: fn(&[u8])) {
 
 #[test]
 fn json_traces() {
-    replay("json_traces", fuzz_props::json_traces);
+    replay("json_traces", crate::fuzz_props::json_traces);
 }
 
 #[test]
 fn json_metrics() {
-    replay("json_metrics", fuzz_props::json_metrics);
+    replay("json_metrics", crate::fuzz_props::json_metrics);
 }
 
 #[test]
 fn json_logs() {
-    replay("json_logs", fuzz_props::json_logs);
+    replay("json_logs", crate::fuzz_props::json_logs);
 }
 
 #[test]
 fn json_profiles() {
-    replay("json_profiles", fuzz_props::json_profiles);
+    replay("json_profiles", crate::fuzz_props::json_profiles);
 }
 
 #[test]
 fn wire_scan() {
-    replay("wire_scan", fuzz_props::wire_scan);
+    replay("wire_scan", crate::fuzz_props::wire_scan);
 }
 
 #[test]
 fn inflate() {
-    replay("inflate", fuzz_props::inflate);
+    replay("inflate", crate::fuzz_props::inflate);
 }
 
 #[test]
 fn http_request() {
-    replay("http_request", fuzz_props::http::http_request);
+    replay("http_request", crate::fuzz_props::http::http_request);
 }

@@ -3,14 +3,13 @@
 //! them is answered 200 (h2c: those the client sent; one queued after the GOAWAY is never sent, which hyper's
 //! pooled client retries on a new connection).
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::disallowed_methods)] // test code: a panic is the failure report; small bodies
-
-mod common;
+#![allow(clippy::disallowed_methods)] // test code: a panic is the failure report; small bodies
 
 use std::time::Duration;
 
+use crate::common::raw::read_response;
+use crate::common::*;
 use bytes::Bytes;
-use common::*;
 use http_body_util::{BodyExt, Full};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::Instant;
@@ -23,37 +22,6 @@ async fn bridge(backend: &MockBackend) -> Bridge {
     Bridge::start(config).await
 }
 
-/// Reads one HTTP/1.1 response (with a Content-Length body): status and whether it says `Connection: close`.
-async fn read_response(stream: &mut tokio::net::TcpStream, buf: &mut Vec<u8>) -> Option<(u16, bool)> {
-    loop {
-        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
-            let status = head.split(' ').nth(1)?.parse().ok()?;
-            let length: usize = head
-                .lines()
-                .find_map(|l| l.strip_prefix("content-length:"))
-                .map_or(0, |v| v.trim().parse().unwrap_or(0));
-            let close = head.lines().any(|l| l.starts_with("connection:") && l.contains("close"));
-            while buf.len() < end + 4 + length {
-                let mut chunk = [0u8; 4096];
-                let n = stream.read(&mut chunk).await.ok()?;
-                if n == 0 {
-                    return None;
-                }
-                buf.extend_from_slice(&chunk[..n]);
-            }
-            buf.drain(..end + 4 + length);
-            return Some((status, close));
-        }
-        let mut chunk = [0u8; 4096];
-        let n = stream.read(&mut chunk).await.ok()?;
-        if n == 0 {
-            return None;
-        }
-        buf.extend_from_slice(&chunk[..n]);
-    }
-}
-
 #[tokio::test]
 async fn an_http1_keep_alive_connection_gets_connection_close_around_the_age_and_every_answer() {
     let backend = MockBackend::start().await;
@@ -61,7 +29,7 @@ async fn an_http1_keep_alive_connection_gets_connection_close_around_the_age_and
     let mut stream = tokio::net::TcpStream::connect(bridge.addr).await.unwrap();
     let opened = Instant::now();
     let body = prost::Message::encode_to_vec(&spans(1, 1));
-    let mut buf = Vec::new();
+    let mut buf = bytes::BytesMut::new();
     let mut answered = 0;
     let closed_at = loop {
         let head = format!(
@@ -70,7 +38,8 @@ async fn an_http1_keep_alive_connection_gets_connection_close_around_the_age_and
         );
         stream.write_all(head.as_bytes()).await.unwrap();
         stream.write_all(&body).await.unwrap();
-        let (status, close) = read_response(&mut stream, &mut buf).await.expect("every request is answered");
+        let answer = read_response(&mut stream, &mut buf).await.ok().flatten().expect("every request is answered");
+        let (status, close) = (answer.status, answer.closes());
         assert_eq!(status, 200);
         answered += 1;
         if close {

@@ -7,125 +7,23 @@
 //! - fan-out with one backend down: the other receives everything, promptly; the down one catches up on recovery.
 //!
 //! `-- --nocapture` prints the figures.
-#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
-
-mod common;
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::time::Instant;
 
+use crate::common::load::{ids, Load, Shape};
+use crate::common::process::{client, try_request, BridgeProcess, RssSampler};
+use crate::common::{eventually, padded_spans, span_number, Action, MockBackend};
 use bytes::Bytes;
-use common::process::{client, try_request, BridgeProcess, RssSampler};
-use common::{spans, Action, MockBackend};
-use opentelemetry_proto::tonic::common::v1::{any_value::Value, AnyValue, KeyValue};
 use prost::Message;
 
 // ---------------------------------------------------------------- load
 
-/// One request of a [`Load`]: its spans are `first..first + n`.
-#[derive(Debug, Clone)]
-struct Sent {
-    first: u64,
-    n: u64,
-    /// The HTTP status, or the transport error (the bridge was killed, or not up yet).
-    status: Result<u16, String>,
-    answered_at: Instant,
-}
-
-/// `clients` clients posting trace requests of `n` spans (each with a `pad`-byte attribute) in a loop, every span
-/// id unique, one request per `pace` each; every answer is kept.
-struct Load {
-    stop: Arc<AtomicBool>,
-    sent: Arc<Mutex<Vec<Sent>>>,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
-}
-
-fn payload(first: u64, n: u64, pad: usize) -> Bytes {
-    let mut request = spans(first, n);
-    if pad > 0 {
-        let filler = KeyValue {
-            key: "pad".into(),
-            value: Some(AnyValue { value: Some(Value::StringValue("x".repeat(pad))) }),
-            ..Default::default()
-        };
-        for span in request.resource_spans.iter_mut().flat_map(|r| r.scope_spans.iter_mut()).flat_map(|s| &mut s.spans)
-        {
-            span.attributes.push(filler.clone());
-        }
-    }
-    Bytes::from(request.encode_to_vec())
-}
-
-impl Load {
-    fn start(url: String, clients: u64, n: u64, pad: usize, pace: Duration) -> Load {
-        let stop = Arc::new(AtomicBool::new(false));
-        let sent = Arc::new(Mutex::new(Vec::new()));
-        let tasks = (0..clients)
-            .map(|c| {
-                let (stop, sent, url) = (Arc::clone(&stop), Arc::clone(&sent), url.clone());
-                tokio::spawn(async move {
-                    let client = client();
-                    let mut tick = tokio::time::interval(pace);
-                    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-                    for i in 0.. {
-                        tick.tick().await;
-                        if stop.load(Ordering::Relaxed) {
-                            break;
-                        }
-                        let first = (c + 1) << 40 | (i * n);
-                        let headers = [("content-type", "application/x-protobuf")];
-                        let answer = try_request(&client, "POST", &url, &headers, payload(first, n, pad)).await;
-                        let status = answer.map(|a| a.status);
-                        sent.lock().unwrap().push(Sent { first, n, status, answered_at: Instant::now() });
-                    }
-                })
-            })
-            .collect();
-        Load { stop, sent, tasks }
-    }
-
-    fn count(&self, pred: impl Fn(&Sent) -> bool) -> usize {
-        self.sent.lock().unwrap().iter().filter(|s| pred(s)).count()
-    }
-
-    /// Waits until `n` requests in all were answered 200 (at most `limit`).
-    async fn until_ok(&self, n: usize, limit: Duration) {
-        let deadline = Instant::now() + limit;
-        while self.count(|s| s.status == Ok(200)) < n {
-            assert!(
-                Instant::now() < deadline,
-                "only {} answers 200 within {limit:?}",
-                self.count(|s| s.status == Ok(200))
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
-    /// Stops the clients and waits for the answers to their last requests.
-    async fn finish(self) -> Vec<Sent> {
-        self.stop.store(true, Ordering::Relaxed);
-        for task in self.tasks {
-            tokio::time::timeout(Duration::from_secs(60), task).await.expect("every client finished").unwrap();
-        }
-        Arc::try_unwrap(self.sent).unwrap().into_inner().unwrap()
-    }
-}
-
-fn ids(sent: &[Sent], pred: impl Fn(&Sent) -> bool) -> HashSet<u64> {
-    sent.iter().filter(|s| pred(s)).flat_map(|s| s.first..s.first + s.n).collect()
-}
-
-fn span_id(id: &[u8]) -> u64 {
-    u64::from_be_bytes(id.try_into().expect("an 8-byte span id"))
-}
-
 /// Every span id the backends acknowledged, once per delivery.
 fn deliveries(backends: &[&MockBackend]) -> Vec<u64> {
-    backends.iter().flat_map(|b| b.span_ids()).map(|id| span_id(&id)).collect()
+    backends.iter().flat_map(|b| b.span_ids()).map(|id| span_number(&id)).collect()
 }
 
 /// Waits (bounded) until the backends acknowledged every span of `expected`; returns how many are still missing.
@@ -205,7 +103,7 @@ async fn check_after_kills(
     what: &str,
     seed: u64,
     mut bridge: BridgeProcess,
-    load: Load,
+    mut load: Load,
     backends: &[&[&MockBackend]],
     kills: &Kills,
     started: Instant,
@@ -272,7 +170,8 @@ async fn sigkill_at_random_moments_under_load_loses_nothing_answered_200() {
     // The admin port answers /health a moment before the start-up line is written: wait for the line.
     let start_up = bridge.until("otlp-bridge ready").await;
     assert!(start_up.last().is_some_and(|l| l.contains("mode=\"queued: 200 once fsynced")), "{start_up:?}");
-    let load = Load::start(bridge.url("/v1/traces"), 6, 20, 0, Duration::from_millis(2));
+    let load =
+        Load::start(bridge.url("/v1/traces"), Shape { clients: 6, spans: 20, pad: 0, pace: Duration::from_millis(2) });
     let (started, mut kills) = (Instant::now(), Kills::default());
     kill_in_rounds(&mut bridge, &mut rng, 24, &mut kills).await;
     check_after_kills("crash test", seed, bridge, load, &[&[&backend]], &kills, started).await;
@@ -295,7 +194,8 @@ async fn sigkill_with_one_of_two_backends_down_loses_nothing_for_either() {
     let backends = [up.url(), down.url()];
     // 16 MiB (2 MiB segments): room for what the dead backend misses, while the other's segments are deleted.
     let mut bridge = BridgeProcess::start(&queue_args(&backends, &queue, &["--queue-max-bytes", "16777216"])).await;
-    let load = Load::start(bridge.url("/v1/traces"), 6, 20, 0, Duration::from_millis(2));
+    let load =
+        Load::start(bridge.url("/v1/traces"), Shape { clients: 6, spans: 20, pad: 0, pace: Duration::from_millis(2) });
     let (started, mut kills) = (Instant::now(), Kills::default());
     kill_in_rounds(&mut bridge, &mut rng, 12, &mut kills).await;
     let back = MockBackend::start_on(tokio::net::TcpListener::bind(down.addr).await.unwrap()).await;
@@ -321,8 +221,9 @@ const DEBUG_BUILD_EXTRA_MIB: u64 = 16;
 async fn a_backend_down_for_60_s_costs_the_clients_nothing_and_memory_stays_bounded() {
     const OUTAGE: Duration = Duration::from_secs(60);
     const MEMORY_LIMIT_MIB: u64 = 32;
-    let bound_mib =
-        MEMORY_LIMIT_MIB + OVERHEAD_MIB + if common::process::is_debug_build() { DEBUG_BUILD_EXTRA_MIB } else { 0 };
+    let bound_mib = MEMORY_LIMIT_MIB
+        + OVERHEAD_MIB
+        + if crate::common::process::is_debug_build() { DEBUG_BUILD_EXTRA_MIB } else { 0 };
     let dir = tempfile::tempdir().unwrap();
     let queue = dir.path().join("q").display().to_string();
     let first = MockBackend::start_killable_on(tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap()).await;
@@ -332,7 +233,10 @@ async fn a_backend_down_for_60_s_costs_the_clients_nothing_and_memory_stays_boun
     let args = queue_args(&backends, &queue, &["--memory-limit-mib", "32", "--queue-max-bytes", "1073741824"]);
     let mut bridge = BridgeProcess::start(&args).await;
     let sampler = RssSampler::start(bridge.pid());
-    let load = Load::start(bridge.url("/v1/traces"), 8, 20, 1000, Duration::from_millis(50));
+    let mut load = Load::start(
+        bridge.url("/v1/traces"),
+        Shape { clients: 8, spans: 20, pad: 1000, pace: Duration::from_millis(50) },
+    );
     load.until_ok(40, Duration::from_secs(30)).await;
 
     first.kill();
@@ -365,7 +269,7 @@ async fn a_backend_down_for_60_s_costs_the_clients_nothing_and_memory_stays_boun
          outage: {:.1} MiB, {queued_items} spans (memory limit {MEMORY_LIMIT_MIB} MiB); delivered before the outage \
          {delivered_before}, all {} delivered {:.1} s after the backend came back; {} duplicates; VmRSS peak {:.1} MiB \
          over {samples} samples (VmHWM {:.1} MiB, bound {bound_mib} MiB); VmRSS max per 10 s, MiB: {:?}",
-        common::process::bridge_binary().display(),
+        crate::common::process::bridge_binary().display(),
         OUTAGE.as_secs_f64(),
         sent.len(),
         answered_200.len(),
@@ -400,7 +304,10 @@ async fn with_one_of_two_backends_down_the_other_gets_everything_promptly_and_th
     down.kill();
     let backends = [up.url(), down.url()];
     let mut bridge = BridgeProcess::start(&queue_args(&backends, &queue, &[])).await;
-    let load = Load::start(bridge.url("/v1/traces"), 4, 20, 100, Duration::from_millis(20));
+    let mut load = Load::start(
+        bridge.url("/v1/traces"),
+        Shape { clients: 4, spans: 20, pad: 100, pace: Duration::from_millis(20) },
+    );
     // Each request answered 200, and when the healthy backend had all of its spans.
     let mut arrived: HashMap<u64, Duration> = HashMap::new();
     let mut max_lag = Duration::ZERO;
@@ -409,7 +316,8 @@ async fn with_one_of_two_backends_down_the_other_gets_everything_promptly_and_th
         tokio::time::sleep(Duration::from_millis(200)).await;
         let seen: HashSet<u64> = deliveries(&[&up]).into_iter().collect();
         let now = Instant::now();
-        for s in load.sent.lock().unwrap().iter().filter(|s| s.status == Ok(200)) {
+        load.count(|_| true);
+        for s in load.all.iter().filter(|s| s.status == Ok(200)) {
             if arrived.contains_key(&s.first) {
                 continue;
             }
@@ -448,21 +356,31 @@ async fn with_one_of_two_backends_down_the_other_gets_everything_promptly_and_th
 
 // ---------------------------------------------------------------- what cannot be delivered
 
-/// Polls a metric of `bridge` until `pred` holds (at most 20 s).
+/// Polls a metric of `bridge` until `pred` holds (at most 20 s; fails naming the metric and its last value).
 async fn wait_metric(bridge: &BridgeProcess, name: &str, labels: &[&str], pred: impl Fn(f64) -> bool) -> f64 {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
+    eventually(name, Duration::from_secs(20), || async {
         let value = bridge.metric(name, labels).await;
-        if pred(value) || Instant::now() > deadline {
-            return value;
+        if pred(value) {
+            Ok(value)
+        } else {
+            Err(value)
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    })
+    .await
 }
 
 async fn post_spans(bridge: &BridgeProcess, first: u64, n: u64) -> u16 {
     let headers = [("content-type", "application/x-protobuf")];
-    try_request(&client(), "POST", &bridge.url("/v1/traces"), &headers, payload(first, n, 0)).await.unwrap().status
+    try_request(
+        &client(),
+        "POST",
+        &bridge.url("/v1/traces"),
+        &headers,
+        Bytes::from(padded_spans(first, n, 0).encode_to_vec()),
+    )
+    .await
+    .unwrap()
+    .status
 }
 
 /// `--queue-max-age 2s`: data that waited longer is dropped, counted by reason and logged, both when it is found
@@ -551,7 +469,8 @@ async fn sigterm_under_load_answers_every_request_taken_and_the_next_start_deliv
     backend.always(Action::Delay(Duration::from_millis(300), Box::new(Action::Ok(None))));
     let backends = [backend.url()];
     let mut bridge = BridgeProcess::start(&queue_args(&backends, &queue, &[])).await;
-    let load = Load::start(bridge.url("/v1/traces"), 6, 20, 0, Duration::from_millis(2));
+    let mut load =
+        Load::start(bridge.url("/v1/traces"), Shape { clients: 6, spans: 20, pad: 0, pace: Duration::from_millis(2) });
     load.until_ok(500, Duration::from_secs(30)).await;
     let asked = Instant::now();
     let status = bridge.terminate(Duration::from_secs(10));

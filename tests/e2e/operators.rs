@@ -1,12 +1,8 @@
 //! What an operator or a newcomer meets first: `--check`, start-up lines, JSON logs, configuration errors that
 //! name what the user typed, and backends on the wrong port or protocol named as such (with the fix).
 
-#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
-
-mod common;
-
-use common::process::{free_addr, BridgeProcess, Ports};
-use common::*;
+use crate::common::process::{free_addr, BridgeProcess, Ports};
+use crate::common::*;
 use otlp_bridge::BackendTarget;
 
 const HTTP1_HINT: &str = "answered in HTTP/1.1, not HTTP/2: it is not a gRPC server";

@@ -1,7 +1,4 @@
 //! Memory limit, batching with end-to-end acknowledgement, retry (issue 4).
-#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
-
-mod common;
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -9,7 +6,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use common::*;
+use crate::common::*;
 use tonic::Code;
 
 #[tokio::test]
@@ -181,11 +178,8 @@ async fn shutdown_delivers_what_was_accepted_before_exiting() {
         .collect();
     backend.wait_calls(1).await;
     // Every request must be in the bridge before it stops (one still connecting would rightly be refused).
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while bridge.metric("otelcol_receiver_accepted_spans_total", &[]).await < 10.0 {
-        assert!(tokio::time::Instant::now() < deadline, "the five requests did not all arrive");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    let (accepted, what) = ("otelcol_receiver_accepted_spans_total", "the five requests arrived");
+    wait_metric_at(bridge.admin, accepted, &[], what, Duration::from_secs(20), |v| v >= 10.0).await;
     bridge.shutdown().await;
     for p in in_flight {
         assert_eq!(p.await.unwrap(), 200, "in-flight requests finish during the drain");

@@ -2,17 +2,13 @@
 //! recording backends on distinct loopback addresses by adding it to /etc/hosts (the system resolver reads the file
 //! on every lookup; the tests run as root and restore the file even when they fail).
 
-#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
-
-mod common;
-
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use otlp_bridge::{BackendTarget, Config};
 use tokio::net::TcpListener;
 use tokio::time::Instant;
@@ -282,11 +278,15 @@ async fn ready_needs_one_accepting_address_of_the_name() {
     let name = HostsName::new("ready", &ips);
     let bridge = Bridge::start(config(format!("http://{}:{port}", name.name), Duration::from_millis(200))).await;
     let ready = || async { get(&format!("http://{}/ready", bridge.admin)).await };
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while ready().await.status != 200 {
-        assert!(Instant::now() < deadline, "never ready");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually("ready", Duration::from_secs(30), || async {
+        let a = ready().await;
+        if a.status == 200 {
+            Ok(())
+        } else {
+            Err(a.text())
+        }
+    })
+    .await;
     backends[0].kill();
     assert_eq!(ready().await.status, 200, "one address still accepts");
     backends[1].kill();
@@ -315,7 +315,7 @@ async fn https_backends_keep_the_host_name_for_tls_on_every_address() {
         let tls = ServerTlsConfig::new().identity(Identity::from_pem(&cert_pem, &key_pem));
         backends.push(MockBackend::start_tls_on(l, tls).await);
     }
-    let dir = common::tls::TempDir::new("balance-tls");
+    let dir = crate::common::tls::TempDir::new("balance-tls");
     let mut config = config(format!("https://{}:{port}", name.name), Duration::from_millis(200));
     config.tls.ca_file = Some(dir.write("ca.pem", ca.pem()));
     let bridge = Bridge::start(config).await;

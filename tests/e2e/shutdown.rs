@@ -1,13 +1,9 @@
 //! The binary on SIGTERM: stops accepting, finishes in-flight requests (their data delivered), exits 0.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
-
-mod common;
-
 use std::time::Duration;
 
-use common::process::BridgeProcess;
-use common::*;
+use crate::common::process::BridgeProcess;
+use crate::common::*;
 use prost::Message;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,10 +1,6 @@
 //! The admin server: Prometheus metrics that count what happened, health, and readiness that follows the backend.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
-
-mod common;
-
-use common::*;
+use crate::common::*;
 
 #[tokio::test]
 async fn metrics_count_accepted_sent_and_answered() {

@@ -1,10 +1,7 @@
 //! The fourth signal through the one generic path: `POST /v1development/profiles` in protobuf and OTLP/JSON,
 //! forwarded to `ProfilesService/Export` (the path the OTLP specification gives profiles while they are in development), each request as one export with its own dictionary.
-#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use opentelemetry_proto::tonic::collector::profiles::v1development::{
     ExportProfilesServiceRequest, ExportProfilesServiceResponse,
 };
