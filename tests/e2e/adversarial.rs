@@ -885,7 +885,8 @@ async fn stall_under_load(stall: Duration) -> Stalled {
     let mut load = Load::start(
         bridge.url("/v1/traces"),
         Shape { clients: STALL_CLIENTS, spans: SPANS, pad: 1000, pace: Duration::ZERO },
-    );
+    )
+    .await;
     load.run_for(stall).await;
     println!(
         "adversarial [stalled backend]: VmRSS MiB, highest per second: {:?}",
@@ -968,7 +969,8 @@ async fn killing_the_backend_mid_stream_loses_nothing_answered_200() {
     let mut load = Load::start(
         bridge.url("/v1/traces"),
         Shape { clients: CLIENTS, spans: SPANS, pad: 1000, pace: Duration::ZERO },
-    );
+    )
+    .await;
     load.until_ok(2 * CLIENTS as usize, Duration::from_secs(60)).await;
     proxy.kill();
     let killed_at = Instant::now();

@@ -171,7 +171,8 @@ async fn sigkill_at_random_moments_under_load_loses_nothing_answered_200() {
     let start_up = bridge.until("otlp-bridge ready").await;
     assert!(start_up.last().is_some_and(|l| l.contains("mode=\"queued: 200 once fsynced")), "{start_up:?}");
     let load =
-        Load::start(bridge.url("/v1/traces"), Shape { clients: 6, spans: 20, pad: 0, pace: Duration::from_millis(2) });
+        Load::start(bridge.url("/v1/traces"), Shape { clients: 6, spans: 20, pad: 0, pace: Duration::from_millis(2) })
+            .await;
     let (started, mut kills) = (Instant::now(), Kills::default());
     kill_in_rounds(&mut bridge, &mut rng, 24, &mut kills).await;
     check_after_kills("crash test", seed, bridge, load, &[&[&backend]], &kills, started).await;
@@ -195,7 +196,8 @@ async fn sigkill_with_one_of_two_backends_down_loses_nothing_for_either() {
     // 16 MiB (2 MiB segments): room for what the dead backend misses, while the other's segments are deleted.
     let mut bridge = BridgeProcess::start(&queue_args(&backends, &queue, &["--queue-max-bytes", "16777216"])).await;
     let load =
-        Load::start(bridge.url("/v1/traces"), Shape { clients: 6, spans: 20, pad: 0, pace: Duration::from_millis(2) });
+        Load::start(bridge.url("/v1/traces"), Shape { clients: 6, spans: 20, pad: 0, pace: Duration::from_millis(2) })
+            .await;
     let (started, mut kills) = (Instant::now(), Kills::default());
     kill_in_rounds(&mut bridge, &mut rng, 12, &mut kills).await;
     let back = MockBackend::start_on(tokio::net::TcpListener::bind(down.addr).await.unwrap()).await;
@@ -236,7 +238,8 @@ async fn a_backend_down_for_60_s_costs_the_clients_nothing_and_memory_stays_boun
     let mut load = Load::start(
         bridge.url("/v1/traces"),
         Shape { clients: 8, spans: 20, pad: 1000, pace: Duration::from_millis(50) },
-    );
+    )
+    .await;
     load.until_ok(40, Duration::from_secs(30)).await;
 
     first.kill();
@@ -307,7 +310,8 @@ async fn with_one_of_two_backends_down_the_other_gets_everything_promptly_and_th
     let mut load = Load::start(
         bridge.url("/v1/traces"),
         Shape { clients: 4, spans: 20, pad: 100, pace: Duration::from_millis(20) },
-    );
+    )
+    .await;
     // Each request answered 200, and when the healthy backend had all of its spans.
     let mut arrived: HashMap<u64, Duration> = HashMap::new();
     let mut max_lag = Duration::ZERO;
@@ -470,7 +474,8 @@ async fn sigterm_under_load_answers_every_request_taken_and_the_next_start_deliv
     let backends = [backend.url()];
     let mut bridge = BridgeProcess::start(&queue_args(&backends, &queue, &[])).await;
     let mut load =
-        Load::start(bridge.url("/v1/traces"), Shape { clients: 6, spans: 20, pad: 0, pace: Duration::from_millis(2) });
+        Load::start(bridge.url("/v1/traces"), Shape { clients: 6, spans: 20, pad: 0, pace: Duration::from_millis(2) })
+            .await;
     load.until_ok(500, Duration::from_secs(30)).await;
     let asked = Instant::now();
     let status = bridge.terminate(Duration::from_secs(10));

@@ -39,8 +39,13 @@ pub struct Shape {
     pub pace: Duration,
 }
 
+/// One load at a time in the test binary: a load saturates the machine's two cores by design, and two at once would
+/// make each other's "eventually" bounds (and the memory bounds measured under them) depend on the other test.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// Clients posting until stopped; a client pauses 50 ms after a refusal (a real one backs off).
 pub struct Load {
+    _alone: tokio::sync::MutexGuard<'static, ()>,
     stop: Arc<AtomicBool>,
     outcomes: tokio::sync::mpsc::UnboundedReceiver<Outcome>,
     clients: Vec<tokio::task::JoinHandle<()>>,
@@ -49,8 +54,9 @@ pub struct Load {
 }
 
 impl Load {
-    /// Starts `shape.clients` clients posting to `url` (an OTLP/HTTP `/v1/traces` URL).
-    pub fn start(url: String, shape: Shape) -> Load {
+    /// Starts `shape.clients` clients posting to `url` (an OTLP/HTTP `/v1/traces` URL), once no other load runs.
+    pub async fn start(url: String, shape: Shape) -> Load {
+        let alone = ONE_AT_A_TIME.lock().await;
         let stop = Arc::new(AtomicBool::new(false));
         let (tx, outcomes) = tokio::sync::mpsc::unbounded_channel::<Outcome>();
         let clients = (0..shape.clients)
@@ -95,7 +101,7 @@ impl Load {
                 })
             })
             .collect();
-        Load { stop, outcomes, clients, all: Vec::new() }
+        Load { _alone: alone, stop, outcomes, clients, all: Vec::new() }
     }
 
     /// Collects the answers that arrive during `d`.
