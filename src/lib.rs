@@ -47,8 +47,8 @@ mod wire;
 pub use app::{run, Listeners, RunError};
 pub use check::{check, CheckReport};
 pub use config::{
-    explain_cli_error, BackendTarget, BatchConfig, Cli, Config, ConfigError, LogFormat, QueueConfig, RetryConfig,
-    ServerTlsFiles, TlsFiles,
+    explain_cli_error, BackendTarget, BatchConfig, Cli, Config, ConfigError, LogFormat, QueueConfig, Resolver,
+    RetryConfig, ServerTlsFiles, TlsFiles,
 };
 pub use signal::{Logs, Metrics, Profiles, Signal, SignalKind, Traces};
 

@@ -8,6 +8,7 @@
 mod cli;
 mod parse;
 mod resolve;
+mod resolver;
 #[cfg(test)]
 mod tests;
 
@@ -17,6 +18,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub use cli::{explain_cli_error, Cli};
+pub use resolver::Resolver;
 
 use crate::signal::SignalKind;
 
@@ -143,6 +145,8 @@ pub struct Config {
     pub log_format: LogFormat,
     /// Time between two resolutions of a backend host name; at least 100ms.
     pub backend_resolve_interval: Duration,
+    /// How backend host names are resolved (not a flag: the system resolver in the binary).
+    pub backend_resolver: Resolver,
     /// Age after which client connections are closed gracefully (jittered); `None`: never.
     pub max_connection_age: Option<Duration>,
     /// The durable queue; `None` is direct mode.

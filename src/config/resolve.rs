@@ -160,6 +160,7 @@ impl Config {
             shutdown_timeout: cli.shutdown_timeout,
             log_format: cli.log_format,
             backend_resolve_interval: cli.backend_resolve_interval,
+            backend_resolver: super::Resolver::system(),
             max_connection_age: (!cli.max_connection_age.is_zero()).then_some(cli.max_connection_age),
         })
         .and_then(|config| {

@@ -2,8 +2,8 @@
 //!
 //! A backend URL names a host; behind a Kubernetes headless Service (or any DNS name with several records) that
 //! host is many replicas. One tonic channel per address, kept in a list that a resolver task replaces whenever the
-//! system resolver (`getaddrinfo`: /etc/hosts, then DNS, read afresh on every lookup) answers differently; each
-//! export attempt picks the next address round-robin.
+//! [`Resolver`] (the system's `getaddrinfo` by default: /etc/hosts, then DNS, read afresh on every lookup; a table in
+//! tests) answers differently; each export attempt picks the next address round-robin.
 //!
 //! Invariants:
 //! - An address that leaves the list gets no new attempt; attempts in flight keep their clone of its channel and
@@ -33,6 +33,7 @@ use tokio::time::Instant;
 use tonic::transport::Channel;
 use tonic::{Code, Status};
 
+use crate::config::Resolver;
 use crate::retry::is_retryable;
 use crate::telemetry::Telemetry;
 
@@ -78,6 +79,7 @@ pub(super) struct Balancer {
     host: String,
     port: u16,
     interval: Duration,
+    resolver: Resolver,
     connect: Connect,
     /// The current list; replaced whole, never edited in place, so a reader's snapshot stays consistent.
     replicas: watch::Sender<Arc<[Arc<Replica>]>>,
@@ -101,6 +103,7 @@ impl Balancer {
         host: &str,
         port: u16,
         interval: Duration,
+        resolver: Resolver,
         connect: Connect,
         telemetry: Arc<Telemetry>,
     ) -> Arc<Balancer> {
@@ -110,6 +113,7 @@ impl Balancer {
             host: host.to_string(),
             port,
             interval,
+            resolver,
             connect,
             replicas,
             next: AtomicUsize::new(0),
@@ -137,9 +141,9 @@ impl Balancer {
 
     /// Looks the name up once and applies the answer; `Err` says why the list was kept.
     async fn resolve_once(&self) -> Result<(), String> {
-        let lookup = tokio::net::lookup_host((self.host.as_str(), self.port));
+        let lookup = self.resolver.lookup(&self.host, self.port);
         let found: Vec<SocketAddr> = match tokio::time::timeout(LOOKUP_TIMEOUT, lookup).await {
-            Ok(Ok(addrs)) => addrs.collect(),
+            Ok(Ok(addrs)) => addrs,
             Ok(Err(e)) => return Err(e.to_string()),
             Err(_) => return Err(format!("no answer within {LOOKUP_TIMEOUT:?}")),
         };

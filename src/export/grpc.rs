@@ -103,7 +103,8 @@ impl GrpcBackend {
             let value = MetadataValue::<Ascii>::try_from(v.as_str()).map_err(|e| bad(format!("header {k}: {e}")))?;
             metadata.append(key, value);
         }
-        let balancer = Balancer::new(url, &host, port, config.backend_resolve_interval, connect, telemetry);
+        let resolver = config.backend_resolver.clone();
+        let balancer = Balancer::new(url, &host, port, config.backend_resolve_interval, resolver, connect, telemetry);
         Ok(GrpcBackend { url: url.to_string(), balancer, metadata, gzip: config.backend_gzip, authority: (host, port) })
     }
 

@@ -51,7 +51,22 @@ pub fn is_debug_build() -> bool {
     bridge_binary().components().any(|c| c.as_os_str() == "debug")
 }
 
-/// A free 127.0.0.1 port, by binding port 0 and letting it go.
+/// The `listen` and `admin` addresses of a start-up line, in text (`listen=127.0.0.1:4318`) or JSON
+/// (`"listen":"127.0.0.1:4318"`) logs.
+pub fn bound_addresses(line: &str) -> Option<(SocketAddr, SocketAddr)> {
+    let field = |name: &str| -> Option<SocketAddr> {
+        let at = line.find(&format!("{name}=")).map(|i| i + name.len() + 1).or_else(|| {
+            let quoted = format!("\"{name}\":\"");
+            line.find(&quoted).map(|i| i + quoted.len())
+        })?;
+        let value: String = line[at..].chars().take_while(|c| !matches!(c, ' ' | '"' | ',' | '}')).collect();
+        value.parse().ok()
+    };
+    Some((field("listen")?, field("admin")?))
+}
+
+/// A 127.0.0.1 port nobody listens on now (bound and let go): for a backend that refuses connections, or a flag
+/// value a test never binds.
 pub fn free_addr() -> SocketAddr {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
 }
@@ -73,48 +88,56 @@ pub struct BridgeProcess {
 }
 
 impl BridgeProcess {
-    /// Starts the binary with `args` (plus `--listen` and `--metrics-listen` on free ports) and waits until it
-    /// answers `/health`.
+    /// Starts the binary with `args` (plus `--listen` and `--metrics-listen` on port 0: the tests read the bound
+    /// addresses from the start-up line) and waits until it answers `/health`.
     pub async fn start(args: &[&str]) -> BridgeProcess {
         Self::start_with(args, &[], Ports::Free).await
     }
 
     /// [`BridgeProcess::start`] with environment variables `env` (set after the clean-up, so `RUST_LOG` may be
-    /// given) and the ports `ports`.
+    /// given; the start-up line is logged whatever it says) and the ports `ports`.
     pub async fn start_with(args: &[&str], env: &[(&str, &str)], ports: Ports) -> BridgeProcess {
         let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
         let env: Vec<(String, String)> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         let own_ports = matches!(ports, Ports::Given { .. });
-        let mut last_error = String::new();
-        for _attempt in 0..5 {
-            let (addr, admin) = match ports {
-                Ports::Free => (free_addr(), free_addr()),
-                Ports::Given { addr, admin } => (addr, admin),
-            };
-            match Self::spawn(addr, admin, &args, &env, own_ports) {
-                Ok((child, log, stdout)) => {
-                    let mut bridge = BridgeProcess {
-                        child,
-                        addr,
-                        admin,
-                        args: args.clone(),
-                        env: env.clone(),
-                        own_ports,
-                        log,
-                        stdout,
-                        earlier_logs: vec![],
-                    };
-                    match bridge.wait_healthy(Duration::from_secs(30)).await {
-                        Ok(()) => return bridge,
-                        // Most likely a port taken between `free_addr` and the bind: try others.
-                        Err(e) if !own_ports => last_error = e,
-                        Err(e) => panic!("the bridge did not start: {e}"),
-                    }
-                }
-                Err(e) => last_error = e,
-            }
+        // Port 0 for a free port: the binary binds it and says which in its start-up line, so no port is chosen by
+        // the test and released for a child to bind (another process could take it in between).
+        let any: SocketAddr = ([127, 0, 0, 1], 0).into();
+        let (addr, admin) = match ports {
+            Ports::Free => (any, any),
+            Ports::Given { addr, admin } => (addr, admin),
+        };
+        let (child, log, stdout) = Self::spawn(addr, admin, &args, &env, own_ports).unwrap_or_else(|e| panic!("{e}"));
+        let mut bridge = BridgeProcess { child, addr, admin, args, env, own_ports, log, stdout, earlier_logs: vec![] };
+        if !own_ports {
+            let line = bridge.until_started().await;
+            (bridge.addr, bridge.admin) = bound_addresses(&line)
+                .unwrap_or_else(|| panic!("no listen= and admin= addresses in the start-up line: {line}"));
         }
-        panic!("the bridge did not start: {last_error}");
+        if let Err(e) = bridge.wait_healthy(Duration::from_secs(30)).await {
+            panic!("the bridge did not start: {e}");
+        }
+        bridge
+    }
+
+    /// The start-up line ("otlp-bridge ready", or "otlp-bridge listening; backend not reachable yet"); fails if the
+    /// process exits first.
+    async fn until_started(&mut self) -> String {
+        let mut exited = None;
+        super::eventually("the start-up line", Duration::from_secs(30), || {
+            if exited.is_none() {
+                exited = self.child.try_wait().ok().flatten();
+            }
+            let log = self.log();
+            let found = log.lines().find(|l| l.contains("otlp-bridge ready") || l.contains("otlp-bridge listening"));
+            let result = match (found, exited) {
+                (Some(line), _) => Ok(line.to_string()),
+                (None, Some(status)) => panic!("the bridge exited with {status}: {log}"),
+                (None, None) => Err(log.clone()),
+            };
+            async move { result }
+        })
+        .await
     }
 
     fn spawn(
@@ -139,10 +162,12 @@ impl BridgeProcess {
         if !own_ports {
             command.args(["--listen", &addr.to_string(), "--metrics-listen", &admin.to_string()]);
         }
+        command.args(args).env("RUST_LOG", "info").envs(env.iter().map(|(k, v)| (k, v)));
+        // Whatever level a test asks for, the start-up line (which names the bound addresses) is logged.
+        if let Some((_, level)) = env.iter().find(|(k, _)| k == "RUST_LOG") {
+            command.env("RUST_LOG", format!("{level},otlp_bridge::app=info"));
+        }
         command
-            .args(args)
-            .env("RUST_LOG", "info")
-            .envs(env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(std::fs::File::create(&stdout).map_err(|e| e.to_string())?)
             .stderr(std::fs::File::create(&log).map_err(|e| e.to_string())?);
