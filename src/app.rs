@@ -13,6 +13,8 @@ use crate::batch::{FlushReason, Limits, Pipeline};
 use crate::config::{BackendTarget, Config};
 use crate::export::probe::{probe, ProbeError};
 use crate::export::{build_backends, Backend, Export, ExportBuffers, Exporter, SetupError};
+use crate::ingest::Ingest;
+use crate::input::Inputs;
 use crate::limit::MemoryBudget;
 use crate::queue::{DeliveryConfig, OpenError, Queue, QueueBackend, QueueConfig, ReaderExport};
 use crate::receive::{self, Receiver};
@@ -245,12 +247,11 @@ pub async fn run(config: Config, listeners: Listeners, shutdown: impl Future<Out
             (Arc::new(Queued { appender }), Some(mode))
         }
     };
+    let ingest = Arc::new(Ingest::new(sink, Arc::clone(&budget), Arc::clone(&telemetry), config.batch_max_bytes));
     let receiver = Arc::new(Receiver {
-        sink,
-        budget: Arc::clone(&budget),
+        ingest: Arc::clone(&ingest),
         telemetry: Arc::clone(&telemetry),
         max_body_bytes: config.max_body_bytes,
-        max_export_bytes: config.batch_max_bytes,
         read_timeout: config.read_timeout,
         auth,
         body_idle_timeout: config.read_timeout.min(BODY_IDLE_TIMEOUT),
@@ -296,14 +297,28 @@ pub async fn run(config: Config, listeners: Listeners, shutdown: impl Future<Out
         max_connection_age: config.max_connection_age,
         listener: "otlp",
     };
-    let service = receive::stack(Arc::clone(&receiver), &config.cors_allowed_origins);
+    let service = receive::stack(receiver, &config.cors_allowed_origins);
+    let mut inputs = Inputs::new();
+    inputs.spawn(
+        "http",
+        receive::serve(
+            listeners.http,
+            server_tls,
+            service,
+            limits,
+            Arc::clone(&telemetry),
+            open_connections,
+            inputs.stopping(),
+        ),
+    );
+    shutdown.await;
     let started_drain = tokio::time::Instant::now();
-    receive::serve(listeners.http, server_tls, service, limits, Arc::clone(&telemetry), open_connections, shutdown)
-        .await;
     tracing::info!("shutting down: no new requests; exporting what was accepted");
+    // Every input stops accepting and answers what it accepted, each within the drain bound.
+    inputs.stop().await;
 
-    // With the receiver gone, the pipelines' senders drop and each worker flushes, exports and ends.
-    drop(receiver);
+    // With the inputs gone, the pipelines' senders drop and each worker flushes, exports and ends.
+    drop(ingest);
     if let Some(mode) = queued {
         // Every append in flight has been answered (the server waited for its requests); what is queued stays.
         mode.stop().await;

@@ -30,6 +30,8 @@ mod batch;
 mod check;
 mod config;
 mod export;
+mod ingest;
+mod input;
 // The schema work (issue 10, items 1-2) is replacing these modules' hand-written tables with generated ones; the
 // visibility of their internals is settled there.
 #[allow(unreachable_pub)]

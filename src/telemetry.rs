@@ -82,7 +82,7 @@ impl Telemetry {
         let t = Telemetry { recorder, handle };
         for kind in SignalKind::ALL {
             let item = kind.item_name();
-            t.describe_counter(per_signal("accepted", kind), format!("{item} accepted by the HTTP receiver"));
+            t.describe_counter(per_signal("accepted", kind), format!("{item} accepted, by input (transport)"));
             t.describe_counter(per_signal("refused", kind), format!("{item} decoded but not delivered (client told)"));
             t.describe_counter(per_signal("sent", kind), format!("{item} a backend acknowledged"));
             t.describe_counter(per_signal("send_failed", kind), format!("{item} a backend did not acknowledge"));
@@ -90,6 +90,10 @@ impl Telemetry {
         t.describe_counter(
             "otlp_bridge_http_requests_total",
             "HTTP requests answered, by signal and status code".into(),
+        );
+        t.describe_counter(
+            "otlp_bridge_grpc_requests_total",
+            "OTLP/gRPC calls answered, by signal and gRPC status code".into(),
         );
         t.describe_counter(
             "otlp_bridge_dropped_items_total",
@@ -119,6 +123,10 @@ impl Telemetry {
         t.describe_histogram(
             "otlp_bridge_http_request_duration_seconds",
             "time from request to answer on the OTLP/HTTP port, by signal",
+        );
+        t.describe_histogram(
+            "otlp_bridge_grpc_request_duration_seconds",
+            "time from call to status on the OTLP/gRPC port, by signal",
         );
         t.describe_histogram(
             "otlp_bridge_export_duration_seconds",
@@ -167,9 +175,9 @@ impl Telemetry {
     pub(crate) fn register_known(&self, backends: &[Vec<String>; SignalKind::COUNT]) {
         for kind in SignalKind::ALL {
             for encoding in ["json", "protobuf"] {
-                self.accepted(kind, encoding, 0);
+                self.accepted(kind, "http", encoding, 0);
             }
-            self.refused(kind, 0);
+            self.refused(kind, "http", 0);
             self.dropped(kind, "export_failed_client_gone", 0);
             let signal = kind.name();
             self.counter(
@@ -207,17 +215,50 @@ impl Telemetry {
         self.recorder.register_histogram(&Key::from_parts(name, labels), &METADATA)
     }
 
-    /// Items decoded from a request.
-    pub(crate) fn accepted(&self, kind: SignalKind, encoding: &'static str, items: u64) {
-        let labels =
-            vec![Label::new("transport", "http"), Label::new("signal", kind.name()), Label::new("encoding", encoding)];
+    /// Items decoded from a request that came through `transport` (`http`, `grpc`, `file`).
+    pub(crate) fn accepted(&self, kind: SignalKind, transport: &'static str, encoding: &'static str, items: u64) {
+        let labels = vec![
+            Label::new("transport", transport),
+            Label::new("signal", kind.name()),
+            Label::new("encoding", encoding),
+        ];
         self.counter(per_signal("accepted", kind), labels).increment(items);
     }
 
     /// Items decoded but not delivered; the client got an error.
-    pub(crate) fn refused(&self, kind: SignalKind, items: u64) {
-        let labels = vec![Label::new("transport", "http"), Label::new("signal", kind.name())];
+    pub(crate) fn refused(&self, kind: SignalKind, transport: &'static str, items: u64) {
+        let labels = vec![Label::new("transport", transport), Label::new("signal", kind.name())];
         self.counter(per_signal("refused", kind), labels).increment(items);
+    }
+
+    #[allow(dead_code)] // the gRPC input's (next step)
+    /// Registers at 0 the receiver counters of an input other than HTTP (which `register_known` covers), and for
+    /// gRPC its request counters, so that an input that is on shows 0 before its first request.
+    pub(crate) fn register_input(&self, transport: &'static str, encodings: &[&'static str]) {
+        for kind in SignalKind::ALL {
+            for &encoding in encodings {
+                self.accepted(kind, transport, encoding, 0);
+            }
+            self.refused(kind, transport, 0);
+            if transport == "grpc" {
+                self.counter(
+                    "otlp_bridge_grpc_requests_total",
+                    vec![Label::new("signal", kind.name()), Label::new("code", "OK")],
+                )
+                .increment(0);
+            }
+        }
+    }
+
+    #[allow(dead_code)] // the gRPC input's (next step)
+    /// One answered gRPC call: its signal (`none` for an unknown method) and status code name (`OK`,
+    /// `UNAVAILABLE`, ...), and the time from its headers to its status.
+    pub(crate) fn grpc_request(&self, kind: Option<SignalKind>, code: &'static str, elapsed: Duration) {
+        let signal = kind.map_or("none", SignalKind::name);
+        self.counter("otlp_bridge_grpc_requests_total", vec![Label::new("signal", signal), Label::new("code", code)])
+            .increment(1);
+        self.histogram("otlp_bridge_grpc_request_duration_seconds", vec![Label::new("signal", signal)])
+            .record(elapsed.as_secs_f64());
     }
 
     /// Items lost without the client being told (it had gone, or a backend rejected them in a partial success).

@@ -11,7 +11,7 @@ use crate::signal::{PartialSuccess, SignalKind};
 
 /// Why data did not reach a backend.
 #[derive(Debug, Clone, thiserror::Error)]
-pub enum ExportError {
+pub(crate) enum ExportError {
     /// The backend answered with a gRPC error (or could not be reached, or did not answer in time).
     ///
     /// Its `Display` is what the client hears: what happened and what to do, without the backend's address (an
@@ -42,7 +42,7 @@ pub enum ExportError {
 
 impl ExportError {
     /// The gRPC code that decides the HTTP status.
-    pub fn code(&self) -> Code {
+    pub(crate) fn code(&self) -> Code {
         match self {
             ExportError::Backend { code, .. } => *code,
             ExportError::ShuttingDown | ExportError::TooManyPartitions { .. } => Code::Unavailable,
@@ -51,7 +51,7 @@ impl ExportError {
 
     /// The full story for the log: the backend's URL (never with credentials: the configuration refuses them) and
     /// its own message.
-    pub fn detail(&self) -> String {
+    pub(crate) fn detail(&self) -> String {
         match self {
             ExportError::Backend { backend, code, message, attempts, .. } => {
                 format!("backend {backend} did not accept the data after {attempts} attempt(s): {code:?}: {message}")
@@ -61,7 +61,7 @@ impl ExportError {
     }
 
     /// The `Retry-After` hint.
-    pub fn retry_after(&self) -> Option<Duration> {
+    pub(crate) fn retry_after(&self) -> Option<Duration> {
         match self {
             ExportError::Backend { retry_after, .. } => *retry_after,
             ExportError::ShuttingDown | ExportError::TooManyPartitions { .. } => Some(crate::retry::RETRY_AFTER_MIN),
@@ -69,7 +69,7 @@ impl ExportError {
     }
 
     /// Whether a client retry may succeed.
-    pub fn is_retryable(&self) -> bool {
+    pub(crate) fn is_retryable(&self) -> bool {
         is_retryable(self.code(), self.retry_after().is_some())
     }
 }

@@ -41,7 +41,7 @@ use crate::telemetry::Telemetry;
 
 /// Why an append was refused; the client hears 503 with `Retry-After`, and nothing it sent is kept.
 #[derive(Debug, Clone, thiserror::Error)]
-pub enum QueueError {
+pub(crate) enum QueueError {
     /// The queue holds `--queue-max-bytes`.
     #[error(
         "the durable queue is full ({used} of {max} bytes, --queue-max-bytes) while backends catch up; retry later"
@@ -69,7 +69,7 @@ const WRITER_CHANNEL_CAPACITY: usize = 1024;
 
 impl QueueError {
     /// When the client may try again: a full queue drains at the backends' pace, so later than a busy moment.
-    pub fn retry_after(&self) -> Duration {
+    pub(crate) fn retry_after(&self) -> Duration {
         match self {
             QueueError::Full { .. } | QueueError::Io(_) => FULL_RETRY_AFTER,
             QueueError::Closed => crate::retry::RETRY_AFTER_MIN,

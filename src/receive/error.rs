@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use http::{header, HeaderName, StatusCode};
 
-use crate::export::ExportError;
+pub(crate) use crate::ingest::Retry;
+use crate::ingest::{DeliveryError, IngestError};
 use crate::limit::MemoryError;
 
 /// Everything that can go wrong with one request, before or after the backend.
@@ -77,24 +78,23 @@ pub enum ReceiveError {
     /// The memory limit refused the request.
     #[error(transparent)]
     Memory(#[from] MemoryError),
-    /// The export failed.
+    /// The sink did not keep its promise (a backend's refusal, a full queue): whatever delivery mode runs.
     #[error(transparent)]
-    Export(#[from] ExportError),
+    Delivery(#[from] DeliveryError),
     /// Another error with advice for the client's likely mistake appended (same status and code).
     #[error("{0}; {1}")]
     Hinted(Box<ReceiveError>, &'static str),
-    /// The durable queue did not store the data (full, disk full, stopping): retryable.
-    #[error(transparent)]
-    Queue(crate::queue::QueueError),
 }
 
-/// Whether a client should send the same request again.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Retry {
-    /// Not as it is: the request is wrong (4xx), or the bridge is (500).
-    No,
-    /// After about this long (sent as `Retry-After`): the bridge or a backend is busy, not the request wrong.
-    After(Duration),
+impl From<IngestError> for ReceiveError {
+    fn from(e: IngestError) -> ReceiveError {
+        match e {
+            IngestError::Memory(e) => ReceiveError::Memory(e),
+            IngestError::Json(e) => ReceiveError::Json(e),
+            IngestError::Protobuf(e) => ReceiveError::Protobuf(e),
+            IngestError::Delivery(e) => ReceiveError::Delivery(e),
+        }
+    }
 }
 
 /// How one error is answered. Every field is declared per variant in [`ReceiveError::class`].
@@ -140,18 +140,9 @@ impl ReceiveError {
             E::Memory(MemoryError::Exhausted { .. }) => {
                 (S::SERVICE_UNAVAILABLE, Code::Unavailable, Retry::After(crate::retry::RETRY_AFTER_MIN), None)
             }
-            E::Queue(e) => (S::SERVICE_UNAVAILABLE, Code::Unavailable, Retry::After(e.retry_after()), None),
-            // The backend's outcome, mapped as the Collector maps it; retryable codes carry the backend's hint.
-            E::Export(e) => {
-                let status = http_status_for_grpc(e.code());
-                let retry = match status {
-                    S::TOO_MANY_REQUESTS | S::SERVICE_UNAVAILABLE => {
-                        Retry::After(e.retry_after().unwrap_or(crate::retry::RETRY_AFTER_MIN))
-                    }
-                    _ => Retry::No,
-                };
-                (status, e.code(), retry, None)
-            }
+            // The sink's refusal (a backend's outcome, or a full queue: UNAVAILABLE), its status mapped as the
+            // Collector maps it; retryable codes carry their delay.
+            E::Delivery(e) => (http_status_for_grpc(e.code()), e.code(), e.retry(), None),
         };
         Class { status, code, retry, header }
     }
@@ -203,8 +194,14 @@ mod tests {
     }
 
     fn backend(code: tonic::Code, retry_after: Option<Duration>) -> ReceiveError {
+        use crate::export::ExportError;
         let (backend, message, attempts) = (String::new(), String::new(), 1);
-        ReceiveError::Export(ExportError::Backend { backend, code, message, retry_after, attempts })
+        let export = ExportError::Backend { backend, code, message, retry_after, attempts };
+        ReceiveError::Delivery(crate::sink::SinkError::Export(export).into())
+    }
+
+    fn queue(e: crate::queue::QueueError) -> ReceiveError {
+        ReceiveError::Delivery(crate::sink::SinkError::Queue(e).into())
     }
 
     #[test]
@@ -256,7 +253,7 @@ mod tests {
                 Retry::After(second),
                 None,
             ),
-            (ReceiveError::Queue(crate::queue::QueueError::Closed), 503, Code::Unavailable, Retry::After(second), None),
+            (queue(crate::queue::QueueError::Closed), 503, Code::Unavailable, Retry::After(second), None),
             (backend(Code::Unavailable, None), 503, Code::Unavailable, Retry::After(second), None),
             (
                 backend(Code::ResourceExhausted, Some(Duration::from_secs(7))),

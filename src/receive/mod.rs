@@ -1,4 +1,5 @@
-//! The OTLP/HTTP side: one chain from a request to the sink, and the one place its errors become answers.
+//! The OTLP/HTTP input: what only HTTP needs (head, route, auth, body, inflate, rescue, respond) around the
+//! transport-neutral [`crate::ingest`] steps, and the one place its errors become HTTP answers.
 //!
 //! ```text
 //! server.rs, tls.rs, age.rs   HTTP/1.1 + h2c (or TLS, ALPN); header timeout, connection cap, connection age
@@ -14,9 +15,8 @@
 //!   read     body::read_limited(body, ..)     -> Bytes         413, 408, 400, 503 (reservation follows the bytes;
 //!                                                             a 503 part way drains the rest of the body itself)
 //!   inflate  body::inflate(encoding, ..)      -> Bytes         413, 400, 503      | large bodies: both on
-//!   decode   decode::decode::<S>(format, ..)  -> Decoded       400, 503           | the blocking pool
-//!   split    decode::split(decoded, max)      -> chunks        (at whole resource/scope/item entries)
-//!   submit   sink.submit(Submission)          -> PartialSuccess  the backend's or the queue's refusal
+//!   decode   ingest.decode(kind, format, ..)  -> Decoded       400, 503           | the blocking pool
+//!   ingest   ingest.submit(Transport::Http..) -> PartialSuccess  split, count, sink: the delivery refusal
 //!   respond  respond::success::<S>(format)    -> 200, in the request's encoding
 //! rescue     rescue::rescue(error, ..)        every refusal: counted, hinted, answered (error.rs's table), drained
 //! count      telemetry.request(signal, status, elapsed) for every answer the handler gives
@@ -26,7 +26,6 @@ mod age;
 pub(crate) mod auth;
 pub(crate) mod body;
 mod cors;
-mod decode;
 mod error;
 mod head;
 mod hint;
@@ -53,14 +52,13 @@ pub use error::ReceiveError;
 pub(crate) use respond::Format;
 pub(crate) use server::serve;
 
-use decode::Decoded;
 use head::RequestHead;
 use rescue::{rescue, Refused};
 use route::Route;
 
-use crate::limit::{MemoryBudget, Reservation};
+use crate::ingest::{Decoded, Ingest, Transport};
+use crate::limit::Reservation;
 use crate::signal::{Logs, Metrics, Profiles, Signal, SignalKind, Traces};
-use crate::sink::{Sink, SinkError, Submission};
 use crate::telemetry::Telemetry;
 
 /// Bodies larger than this are inflated and decoded on the blocking pool, so one big request does not stall the
@@ -72,16 +70,12 @@ const BLOCKING_THRESHOLD_COMPRESSED: usize = 16 << 10;
 
 /// What the receiver needs, shared by all connections.
 pub(crate) struct Receiver {
-    /// Where accepted data goes (direct or queued delivery).
-    pub sink: Arc<dyn Sink>,
-    /// The memory budget.
-    pub budget: Arc<MemoryBudget>,
+    /// The transport-neutral steps: memory admission, decode, split, count, submit to the sink.
+    pub ingest: Arc<Ingest>,
     /// Metrics.
     pub telemetry: Arc<Telemetry>,
     /// Body limit, wire and inflated.
     pub max_body_bytes: usize,
-    /// Largest export; bigger requests are split.
-    pub max_export_bytes: usize,
     /// Time to read a body.
     pub read_timeout: Duration,
     /// Accepted bearer tokens; `None`: no authentication.
@@ -178,7 +172,7 @@ struct Admitted {
 fn admit(receiver: &Receiver, head: &RequestHead) -> Result<Admitted, ReceiveError> {
     let route = route::route(head)?;
     auth::authorize(receiver.auth.as_deref(), head.authorization.as_ref())?;
-    let reservation = receiver.budget.admit(head.content_length.unwrap_or(0))?;
+    let reservation = receiver.ingest.admit(head.content_length.unwrap_or(0))?;
     let forwarded = head.forwarded.clone().map_err(|name| ReceiveError::ForwardHeader(name.to_string()))?;
     Ok(Admitted { route, reservation, forwarded })
 }
@@ -209,15 +203,19 @@ async fn accept<S: Signal>(
         Some(advice) => ReceiveError::Hinted(Box::new(error), advice),
         None => error,
     };
+    let ingest = Arc::clone(&receiver.ingest);
     let work = move || -> Result<(Decoded, Option<String>, Reservation), ReceiveError> {
         let plain = body::inflate(route.encoding, wire, limit, &mut reservation).map_err(|e| match e {
             ReceiveError::Decompress { .. } => misnamed(e),
             e => e,
         })?;
-        let decoded = decode::decode::<S>(route.format, plain.clone(), &mut reservation).map_err(|e| match e {
-            ReceiveError::Json(_) | ReceiveError::Protobuf(_) => misnamed(e),
-            e => e,
-        })?;
+        let decoded =
+            ingest.decode(S::KIND, route.format, plain.clone(), &mut reservation).map_err(
+                |e| match ReceiveError::from(e) {
+                    e @ (ReceiveError::Json(_) | ReceiveError::Protobuf(_)) => misnamed(e),
+                    e => e,
+                },
+            )?;
         // An empty JSON request is fine, unless it is empty because its keys were another signal's (or typos).
         let warning = (decoded.items == 0 && route.format == Format::Json)
             .then(|| hint::ignored_top_level_keys(S::KIND, &plain))
@@ -238,24 +236,8 @@ async fn accept<S: Signal>(
         let partial = warning.map(|message| crate::signal::PartialSuccess { rejected: 0, message });
         return Ok(respond::success::<S>(route.format, partial));
     }
-    let encoding_label = match route.format {
-        Format::Json => "json",
-        Format::Protobuf => "protobuf",
-    };
-    let items = decoded.items;
-    receiver.telemetry.accepted(S::KIND, encoding_label, items);
-    let chunks = decode::split(S::KIND, decoded, receiver.max_export_bytes)?;
-    let submission = Submission { kind: S::KIND, chunks, headers: forwarded, reservation };
-    match receiver.sink.submit(submission).await {
-        Ok(partial) => Ok(respond::success::<S>(route.format, Some(partial))),
-        Err(e) => {
-            receiver.telemetry.refused(S::KIND, items);
-            Err(match e {
-                SinkError::Export(e) => e.into(),
-                SinkError::Queue(e) => ReceiveError::Queue(e),
-            })
-        }
-    }
+    let partial = receiver.ingest.submit(Transport::Http, S::KIND, decoded, forwarded, reservation).await?;
+    Ok(respond::success::<S>(route.format, Some(partial)))
 }
 
 #[cfg(test)]

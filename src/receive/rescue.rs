@@ -126,7 +126,8 @@ mod tests {
 
     #[test]
     fn retry_after_rounds_up_and_required_headers_are_sent() {
-        let queue_full = ReceiveError::Queue(crate::queue::QueueError::Full { used: 1, max: 1 });
+        let queue_full = crate::sink::SinkError::Queue(crate::queue::QueueError::Full { used: 1, max: 1 });
+        let queue_full = ReceiveError::Delivery(queue_full.into());
         assert_eq!(answer(queue_full, Format::Json).headers()[header::RETRY_AFTER], "5");
         let r = answer(ReceiveError::MethodNotAllowed("GET".into()), Format::Json);
         assert_eq!(r.headers()[header::ALLOW], "POST, OPTIONS");

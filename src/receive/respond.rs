@@ -8,15 +8,10 @@ use prost::Message;
 
 use crate::signal::{PartialSuccess, Signal};
 
-/// The body encoding of a request, mirrored in its response.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Format {
-    /// `application/x-protobuf`.
-    Protobuf,
-    /// `application/json`.
-    Json,
-}
+/// The body encoding of a request, mirrored in its response (`application/x-protobuf` or `application/json`).
+pub(crate) use crate::ingest::Format;
 
+// What only HTTP knows of a format: its media type.
 impl Format {
     /// The request's format from its `Content-Type`, if it is one OTLP allows (parameters such as charset are fine).
     pub(crate) fn from_content_type(value: Option<&str>) -> Option<Format> {

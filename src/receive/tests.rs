@@ -2,8 +2,8 @@
 //! against the binary in `tests/`).
 
 use super::*;
-use crate::limit::{MemoryError, UPFRONT_RESERVATION};
-use crate::sink::SinkFuture;
+use crate::limit::{MemoryBudget, MemoryError, UPFRONT_RESERVATION};
+use crate::sink::{Sink, SinkFuture, Submission};
 
 /// A sink no test here reaches: every request is refused or stops before its body.
 struct Unreached;
@@ -15,12 +15,11 @@ impl Sink for Unreached {
 }
 
 fn receiver(memory: usize, tokens: Option<&str>) -> Receiver {
+    let telemetry = Telemetry::new();
     Receiver {
-        sink: Arc::new(Unreached),
-        budget: MemoryBudget::new(memory),
-        telemetry: Telemetry::new(),
+        ingest: Arc::new(Ingest::new(Arc::new(Unreached), MemoryBudget::new(memory), Arc::clone(&telemetry), 1 << 20)),
+        telemetry,
         max_body_bytes: 1 << 20,
-        max_export_bytes: 1 << 20,
         read_timeout: Duration::from_secs(5),
         auth: tokens.map(|t| Arc::new(auth::Tokens::from_text(t))),
         body_idle_timeout: Duration::from_secs(5),
@@ -76,7 +75,7 @@ fn route_comes_before_auth_auth_before_memory_memory_before_forwarded_headers() 
     assert!(matches!(e, ReceiveError::Memory(MemoryError::TooLarge { .. })), "{e:?}");
     let e = refusal(&r, &head("/v1/traces", 10, true, bad_tenant));
     assert!(matches!(e, ReceiveError::ForwardHeader(ref name) if name == "x-scope-orgid"), "{e:?}");
-    assert_eq!(r.budget.held(), 0, "no refusal holds memory");
+    assert_eq!(r.ingest.budget().held(), 0, "no refusal holds memory");
 }
 
 #[test]
@@ -92,7 +91,7 @@ fn an_admitted_request_holds_its_route_upfront_reservation_and_metadata() {
     let held = admit(&r, &head("/v1/logs", 0, true, |b| b)).unwrap();
     assert_eq!(held.reservation.bytes(), 0);
     let busy = receiver(10, None);
-    let _full = busy.budget.reserve(10).unwrap();
+    let _full = busy.ingest.budget().reserve(10).unwrap();
     let e = refusal(&busy, &head("/v1/logs", 1, true, |b| b));
     assert!(matches!(e, ReceiveError::Memory(MemoryError::Exhausted { .. })), "{e:?}");
 }

@@ -3,18 +3,22 @@
 
 use bytes::Bytes;
 
-use super::{Format, ReceiveError};
+use super::{Format, IngestError};
 use crate::limit::{MemoryError, Reservation};
 use crate::signal::{Signal, SignalKind};
 
-/// A request body as it will be forwarded: valid protobuf and its item count.
-pub(super) struct Decoded {
+/// A request as it will be forwarded: valid protobuf and its item count.
+#[derive(Debug)]
+pub(crate) struct Decoded {
     /// The protobuf request, as it will be forwarded (or split).
-    pub(super) payload: Bytes,
+    pub(crate) payload: Bytes,
     /// The items it holds (spans, data points, log records, samples).
-    pub(super) items: u64,
-    /// The wire scan of `payload`, when decoding made one (protobuf bodies): the split reuses it.
-    scan: Option<crate::wire::Scan>,
+    pub(crate) items: u64,
+    /// What the client sent: the `encoding` label of the receiver metrics.
+    pub(crate) format: Format,
+    /// The wire scan of `payload`, when decoding made one (protobuf bodies) and nothing changed the bytes since:
+    /// the split reuses it.
+    pub(crate) scan: Option<crate::wire::Scan>,
 }
 
 /// The decode step: `plain` (inflated) as protobuf of signal `S`; the reservation follows what is held.
@@ -22,11 +26,11 @@ pub(super) fn decode<S: Signal>(
     format: Format,
     plain: Bytes,
     reservation: &mut Reservation,
-) -> Result<Decoded, ReceiveError> {
+) -> Result<Decoded, IngestError> {
     match format {
         Format::Protobuf => {
             let scan = crate::wire::scan(S::KIND.schema(), &plain)?;
-            Ok(Decoded { items: scan.items, payload: plain, scan: Some(scan) })
+            Ok(Decoded { items: scan.items, payload: plain, format, scan: Some(scan) })
         }
         Format::Json => {
             // Straight from JSON text to protobuf, no message tree: the output lives beside the text for a moment.
@@ -51,13 +55,13 @@ pub(super) fn decode<S: Signal>(
             protobuf.shrink_to_fit();
             let payload = Bytes::from(protobuf);
             reservation.resize(payload.len())?;
-            Ok(Decoded { payload, items, scan: None })
+            Ok(Decoded { payload, items, format, scan: None })
         }
     }
 }
 
 /// Splits a request larger than one export into valid requests at whole resource/scope/item entries.
-pub(super) fn split(kind: SignalKind, decoded: Decoded, max_bytes: usize) -> Result<Vec<(Bytes, u64)>, ReceiveError> {
+pub(super) fn split(kind: SignalKind, decoded: Decoded, max_bytes: usize) -> Result<Vec<(Bytes, u64)>, IngestError> {
     if decoded.payload.len() <= max_bytes {
         return Ok(vec![(decoded.payload, decoded.items)]);
     }
