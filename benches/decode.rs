@@ -13,17 +13,17 @@
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
-use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, InstrumentationScope, KeyValue};
-use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
-use opentelemetry_proto::tonic::metrics::v1::{
+use otlp_bridge::proto::collector::logs::v1::ExportLogsServiceRequest;
+use otlp_bridge::proto::collector::metrics::v1::ExportMetricsServiceRequest;
+use otlp_bridge::proto::collector::trace::v1::ExportTraceServiceRequest;
+use otlp_bridge::proto::common::v1::{any_value, AnyValue, InstrumentationScope, KeyValue};
+use otlp_bridge::proto::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
+use otlp_bridge::proto::metrics::v1::{
     metric, number_data_point, Exemplar, Gauge, Histogram, HistogramDataPoint, Metric, NumberDataPoint,
     ResourceMetrics, ScopeMetrics, Sum,
 };
-use opentelemetry_proto::tonic::resource::v1::Resource;
-use opentelemetry_proto::tonic::trace::v1::{span, status, ResourceSpans, ScopeSpans, Span, Status};
+use otlp_bridge::proto::resource::v1::Resource;
+use otlp_bridge::proto::trace::v1::{span, status, ResourceSpans, ScopeSpans, Span, Status};
 use otlp_bridge::internals::{json, wire};
 use otlp_bridge::{Logs, Metrics, Signal, Traces};
 use prost::Message;
@@ -249,7 +249,7 @@ fn metrics(rng: &mut fastrand::Rng) -> ExportMetricsServiceRequest {
                                 explicit_bounds: bounds,
                                 exemplars: vec![Exemplar {
                                     time_unix_nano: ts,
-                                    value: Some(opentelemetry_proto::tonic::metrics::v1::exemplar::Value::AsDouble(
+                                    value: Some(otlp_bridge::proto::metrics::v1::exemplar::Value::AsDouble(
                                         42.0,
                                     )),
                                     trace_id: bytes(rng, 16),

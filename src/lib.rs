@@ -28,6 +28,9 @@
 mod app;
 mod batch;
 mod check;
+// The generator of src/generated/ (test-only: `cargo test` checks the checked-in files against it).
+#[cfg(test)]
+mod codegen;
 mod config;
 mod export;
 mod ingest;
@@ -37,6 +40,7 @@ mod input;
 #[allow(unreachable_pub)]
 mod json;
 mod limit;
+pub mod proto;
 mod queue;
 mod receive;
 mod retry;

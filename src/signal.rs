@@ -1,10 +1,10 @@
 //! The four OTLP signals behind one trait, so the receive path is written once: a signal is one row of each table
-//! here plus its entry in build.rs's `SIGNALS`.
+//! here plus its entry in the `SIGNALS` overlay of src/codegen.
 //!
 //! Everything after decoding works on protobuf bytes plus an item count and a [`SignalKind`]; only decoding and
 //! building the response need the prost types, through [`Signal`].
 
-use opentelemetry_proto::tonic::collector::{
+use crate::proto::collector::{
     logs::v1::{ExportLogsPartialSuccess, ExportLogsServiceRequest, ExportLogsServiceResponse},
     metrics::v1::{ExportMetricsPartialSuccess, ExportMetricsServiceRequest, ExportMetricsServiceResponse},
     profiles::v1development::{
@@ -12,7 +12,7 @@ use opentelemetry_proto::tonic::collector::{
     },
     trace::v1::{ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse},
 };
-use opentelemetry_proto::tonic::metrics::v1::metric::Data;
+use crate::proto::metrics::v1::metric::Data;
 
 use crate::json::JsonMessage;
 

@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use bytes::{BufMut, Bytes};
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
+use crate::proto::collector::trace::v1::ExportTraceServiceResponse;
 use prost::Message;
 use tonic::codec::{BufferSettings, Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::Status;

@@ -210,10 +210,10 @@ impl<'de> Visitor<'de> for F64V {
 stateless_kind!(F64, f64, F64V);
 
 /// An id of `N` bytes (trace id 16, span id 8, profile id 16): case-insensitive hex of exactly `2 * N` characters;
-/// "" or null = absent. `W` names the kind of id in error messages; both come from build.rs's `IDS` overlay.
+/// "" or null = absent. `W` names the kind of id in error messages; both come from the generator's `IDS` overlay (src/codegen).
 pub struct Hex<const N: usize, W>(PhantomData<W>);
 
-/// The kind of id a [`Hex`] field holds, as error messages name it (`"trace id"`); generated from build.rs's `IDS`.
+/// The kind of id a [`Hex`] field holds, as error messages name it (`"trace id"`); generated from the `IDS` overlay of src/codegen.
 pub trait IdName {
     /// E.g. `"trace id"`.
     const WHAT: &'static str;

@@ -29,8 +29,8 @@
 //! Errors name the field path and the line/column: see [`JsonError`].
 //!
 //! The schema tables (`table.rs`'s `message!`: field names, JSON rules, field numbers and wire forms), generated
-//! once by `build.rs` from `proto/` into `schema.rs`, drive both, and the encoder too. An id field's error names its
-//! kind and length (`invalid profile id "...": expected 32 hex characters`), from build.rs's `IDS` overlay.
+//! once by `src/codegen` from `proto/` into `src/generated/`, drive both, and the encoder too. An id field's error names its
+//! kind and length (`invalid profile id "...": expected 32 hex characters`), from the generator's `IDS` overlay (src/codegen).
 //!
 //! Encoding (answers' bodies and the debug backend, from prost types) writes spec-conformant OTLP/JSON on one line: lowerCamelCase keys, lowercase hex ids,
 //! 64-bit integers as decimal strings, enums as integers, standard padded base64, non-finite doubles as

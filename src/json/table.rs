@@ -1,4 +1,4 @@
-//! The schema of each OTLP message, generated once (build.rs, from proto/): [`message!`] turns a field table into both the decoder
+//! The schema of each OTLP message, generated once (src/codegen, from proto/): [`message!`] turns a field table into both the decoder
 //! (JSON -> prost, `Msg::decode_field`, tests and `json-tree` only) and the transcoder
 //! (JSON -> protobuf bytes, [`Msg::transcode_field`](super::de_common::Msg::transcode_field)), so the two
 //! cannot disagree about names, JSON rules or nesting.

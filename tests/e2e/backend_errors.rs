@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use crate::common::*;
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
+use otlp_bridge::proto::collector::trace::v1::ExportTraceServiceResponse;
 use prost::Message;
 use tonic::Code;
 

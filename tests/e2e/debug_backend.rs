@@ -27,7 +27,7 @@ async fn every_request_is_one_json_line_even_when_batched() {
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines.len(), 20, "one line per request:\n{text}");
     for line in lines {
-        let request: opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest =
+        let request: otlp_bridge::proto::collector::trace::v1::ExportTraceServiceRequest =
             otlp_bridge::internals::json::decode(line.as_bytes()).unwrap();
         assert_eq!(request.resource_spans[0].scope_spans[0].spans.len(), 2);
     }

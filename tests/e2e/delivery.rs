@@ -1,7 +1,7 @@
 //! Data arrives intact: every signal, both encodings, every compression; protobuf bytes forwarded as they came.
 
 use crate::common::*;
-use opentelemetry_proto::tonic::collector::{
+use otlp_bridge::proto::collector::{
     logs::v1::ExportLogsServiceRequest, metrics::v1::ExportMetricsServiceRequest, trace::v1::ExportTraceServiceRequest,
 };
 use prost::Message;
@@ -152,7 +152,7 @@ mod roundtrip {
         ) {
             let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
             rt.block_on(async {
-                use opentelemetry_proto::tonic::common::v1::{any_value::Value, AnyValue, KeyValue};
+                use otlp_bridge::proto::common::v1::{any_value::Value, AnyValue, KeyValue};
                 let mut request = spans(1, names.len() as u64);
                 for (i, span) in request.resource_spans[0].scope_spans[0].spans.iter_mut().enumerate() {
                     span.name = names[i].clone();

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use crate::common::*;
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use otlp_bridge::proto::collector::trace::v1::ExportTraceServiceRequest;
 use otlp_bridge::Config;
 use otlp_bridge::QueueConfig;
 use prost::Message;

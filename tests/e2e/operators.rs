@@ -288,7 +288,7 @@ async fn protobuf_or_gzip_mangled_by_curl_d_is_told_to_use_data_binary() {
 
 #[tokio::test]
 async fn a_grpc_exporter_on_the_http_port_hears_where_grpc_goes_and_it_is_logged_once() {
-    use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
+    use otlp_bridge::proto::collector::trace::v1::trace_service_client::TraceServiceClient;
     let backend = MockBackend::start().await;
     let bridge = BridgeProcess::start(&["--backend", &backend.url()]).await;
     // Every backend answered: now the start-up line says ready.

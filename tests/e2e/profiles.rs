@@ -2,15 +2,15 @@
 //! forwarded to `ProfilesService/Export` (the path the OTLP specification gives profiles while they are in development), each request as one export with its own dictionary.
 
 use crate::common::*;
-use opentelemetry_proto::tonic::collector::profiles::v1development::{
+use otlp_bridge::proto::collector::profiles::v1development::{
     ExportProfilesServiceRequest, ExportProfilesServiceResponse,
 };
-use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, InstrumentationScope, KeyValue};
-use opentelemetry_proto::tonic::profiles::v1development::{
+use otlp_bridge::proto::common::v1::{any_value, AnyValue, InstrumentationScope, KeyValue};
+use otlp_bridge::proto::profiles::v1development::{
     Function, Line, Link, Location, Profile, ProfilesDictionary, ResourceProfiles, Sample, ScopeProfiles, Stack,
     ValueType,
 };
-use opentelemetry_proto::tonic::resource::v1::Resource;
+use otlp_bridge::proto::resource::v1::Resource;
 use otlp_bridge::SignalKind;
 use prost::Message;
 

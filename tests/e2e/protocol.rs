@@ -1,7 +1,7 @@
 //! The OTLP/HTTP rules of the OTLP specification (and the Collector's receiver where it is silent): routes, methods, content types, encodings, limits, response format.
 
 use crate::common::*;
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
+use otlp_bridge::proto::collector::trace::v1::ExportTraceServiceResponse;
 use prost::Message;
 
 #[tokio::test]

@@ -5,7 +5,7 @@
 //! that vanish mid-body) are tested once, against the binary, in `adversarial`.
 
 use crate::common::*;
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use otlp_bridge::proto::collector::trace::v1::ExportTraceServiceRequest;
 use prost::Message;
 
 async fn still_serving(bridge: &Bridge) {
@@ -32,14 +32,14 @@ async fn every_truncation_of_a_protobuf_body_is_answered_without_a_crash() {
 
 #[tokio::test]
 async fn invalid_utf8_in_any_string_field_is_400_in_protobuf_and_json() {
-    use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
-    use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
-    use opentelemetry_proto::tonic::common::v1::{any_value::Value, AnyValue, ArrayValue, KeyValue, KeyValueList};
-    use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
-    use opentelemetry_proto::tonic::metrics::v1::{
+    use otlp_bridge::proto::collector::logs::v1::ExportLogsServiceRequest;
+    use otlp_bridge::proto::collector::metrics::v1::ExportMetricsServiceRequest;
+    use otlp_bridge::proto::common::v1::{any_value::Value, AnyValue, ArrayValue, KeyValue, KeyValueList};
+    use otlp_bridge::proto::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
+    use otlp_bridge::proto::metrics::v1::{
         metric, Gauge, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics,
     };
-    use opentelemetry_proto::tonic::trace::v1::span::Event;
+    use otlp_bridge::proto::trace::v1::span::Event;
 
     const MARK: &str = "\u{1}BAD\u{1}";
     // An overlong NUL, a lone continuation byte and a byte that never occurs in UTF-8.

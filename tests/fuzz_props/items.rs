@@ -1,16 +1,16 @@
 //! Items of a decoded request with their context, to compare a body with the chunks `wire::split` makes of it.
 
-use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
-use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
-use opentelemetry_proto::tonic::collector::profiles::v1development::ExportProfilesServiceRequest;
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use opentelemetry_proto::tonic::logs::v1::{ResourceLogs, ScopeLogs};
-use opentelemetry_proto::tonic::metrics::v1::metric::Data;
-use opentelemetry_proto::tonic::metrics::v1::{
+use otlp_bridge::proto::collector::logs::v1::ExportLogsServiceRequest;
+use otlp_bridge::proto::collector::metrics::v1::ExportMetricsServiceRequest;
+use otlp_bridge::proto::collector::profiles::v1development::ExportProfilesServiceRequest;
+use otlp_bridge::proto::collector::trace::v1::ExportTraceServiceRequest;
+use otlp_bridge::proto::logs::v1::{ResourceLogs, ScopeLogs};
+use otlp_bridge::proto::metrics::v1::metric::Data;
+use otlp_bridge::proto::metrics::v1::{
     Exemplar, ExponentialHistogram, Gauge, Histogram, Metric, ResourceMetrics, ScopeMetrics, Sum, Summary,
 };
-use opentelemetry_proto::tonic::profiles::v1development::{ResourceProfiles, ScopeProfiles};
-use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans};
+use otlp_bridge::proto::profiles::v1development::{ResourceProfiles, ScopeProfiles};
+use otlp_bridge::proto::trace::v1::{ResourceSpans, ScopeSpans};
 use prost::Message;
 
 /// A request type whose items can be listed.

@@ -1,18 +1,18 @@
 //! The encoder's output form: exact strings, defaults omitted, oneof zeros kept, escaping, responses.
 
-use opentelemetry_proto::tonic::collector::logs::v1::{ExportLogsPartialSuccess, ExportLogsServiceResponse};
-use opentelemetry_proto::tonic::collector::metrics::v1::{
+use crate::proto::collector::logs::v1::{ExportLogsPartialSuccess, ExportLogsServiceResponse};
+use crate::proto::collector::metrics::v1::{
     ExportMetricsPartialSuccess, ExportMetricsServiceRequest, ExportMetricsServiceResponse,
 };
-use opentelemetry_proto::tonic::collector::trace::v1::{
+use crate::proto::collector::trace::v1::{
     ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
-use opentelemetry_proto::tonic::common::v1::{any_value::Value, AnyValue, KeyValue};
-use opentelemetry_proto::tonic::metrics::v1::number_data_point::Value as NumberValue;
-use opentelemetry_proto::tonic::metrics::v1::{
+use crate::proto::common::v1::{any_value::Value, AnyValue, KeyValue};
+use crate::proto::metrics::v1::number_data_point::Value as NumberValue;
+use crate::proto::metrics::v1::{
     metric::Data, Gauge, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics,
 };
-use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, Status};
+use crate::proto::trace::v1::{ResourceSpans, ScopeSpans, Span, Status};
 
 use super::super::{encode, encode_into};
 use super::*;

@@ -1,13 +1,13 @@
 //! The official OTLP/JSON examples (opentelemetry-proto `examples/`), vendored in
 //! `tests/data/otlp-examples` (v1.10.0, see its README).
 
-use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
-use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use opentelemetry_proto::tonic::common::v1::any_value::Value;
-use opentelemetry_proto::tonic::common::v1::KeyValue;
-use opentelemetry_proto::tonic::metrics::v1::metric::Data;
-use opentelemetry_proto::tonic::metrics::v1::number_data_point::Value as NumberValue;
+use crate::proto::collector::logs::v1::ExportLogsServiceRequest;
+use crate::proto::collector::metrics::v1::ExportMetricsServiceRequest;
+use crate::proto::collector::trace::v1::ExportTraceServiceRequest;
+use crate::proto::common::v1::any_value::Value;
+use crate::proto::common::v1::KeyValue;
+use crate::proto::metrics::v1::metric::Data;
+use crate::proto::metrics::v1::number_data_point::Value as NumberValue;
 
 use super::super::encode;
 use super::*;

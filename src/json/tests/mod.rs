@@ -11,16 +11,16 @@ mod prop;
 mod robustness;
 mod transcoding;
 
-use opentelemetry_proto::tonic::collector::logs::v1::{ExportLogsServiceRequest, ExportLogsServiceResponse};
-use opentelemetry_proto::tonic::collector::metrics::v1::{ExportMetricsServiceRequest, ExportMetricsServiceResponse};
-use opentelemetry_proto::tonic::collector::profiles::v1development::{
+use crate::proto::collector::logs::v1::{ExportLogsServiceRequest, ExportLogsServiceResponse};
+use crate::proto::collector::metrics::v1::{ExportMetricsServiceRequest, ExportMetricsServiceResponse};
+use crate::proto::collector::profiles::v1development::{
     ExportProfilesServiceRequest, ExportProfilesServiceResponse,
 };
-use opentelemetry_proto::tonic::collector::trace::v1::{ExportTraceServiceRequest, ExportTraceServiceResponse};
-use opentelemetry_proto::tonic::common::v1::any_value::Value;
-use opentelemetry_proto::tonic::logs::v1::LogRecord;
-use opentelemetry_proto::tonic::metrics::v1::{metric::Data, Metric};
-use opentelemetry_proto::tonic::trace::v1::Span;
+use crate::proto::collector::trace::v1::{ExportTraceServiceRequest, ExportTraceServiceResponse};
+use crate::proto::common::v1::any_value::Value;
+use crate::proto::logs::v1::LogRecord;
+use crate::proto::metrics::v1::{metric::Data, Metric};
+use crate::proto::trace::v1::Span;
 use prost::Message;
 
 use super::{decode, transcode, JsonError, JsonMessage};

@@ -1,5 +1,5 @@
 //! The transcoder's independent oracle: prost-reflect's proto3 JSON mapping, driven by `opentelemetry_proto`'s own
-//! descriptors (not by `proto/`, build.rs or our tables), plus the one rule in which OTLP/JSON departs from proto3
+//! descriptors (not by `proto/`, src/codegen or our tables), plus the one rule in which OTLP/JSON departs from proto3
 //! JSON, applied here by a separate `serde_json::Value` walk: `bytes` fields named `*_id` are hex, not base64.
 //!
 //! Checked: for the official OTLP examples, and for random messages of all four requests built from the
@@ -22,10 +22,10 @@
 use std::sync::LazyLock;
 
 use base64::Engine as _;
-use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
-use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
-use opentelemetry_proto::tonic::collector::profiles::v1development::ExportProfilesServiceRequest;
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use crate::proto::collector::logs::v1::ExportLogsServiceRequest;
+use crate::proto::collector::metrics::v1::ExportMetricsServiceRequest;
+use crate::proto::collector::profiles::v1development::ExportProfilesServiceRequest;
+use crate::proto::collector::trace::v1::ExportTraceServiceRequest;
 use proptest::prelude::*;
 use prost::Message;
 use prost_reflect::{

@@ -1,9 +1,9 @@
 //! Probe rows about metrics (every data kind, NaN, malformed values deep inside) and logs.
 
-use opentelemetry_proto::tonic::common::v1::any_value::Value;
-use opentelemetry_proto::tonic::metrics::v1::exemplar::Value as ExemplarValue;
-use opentelemetry_proto::tonic::metrics::v1::metric::Data;
-use opentelemetry_proto::tonic::metrics::v1::number_data_point::Value as NumberValue;
+use crate::proto::common::v1::any_value::Value;
+use crate::proto::metrics::v1::exemplar::Value as ExemplarValue;
+use crate::proto::metrics::v1::metric::Data;
+use crate::proto::metrics::v1::number_data_point::Value as NumberValue;
 
 use super::*;
 

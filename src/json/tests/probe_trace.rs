@@ -1,9 +1,9 @@
 //! Probe rows about ids, integers, enums, keys, AnyValue, nulls and the top level (trace requests).
 
-use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
-use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest as Req;
-use opentelemetry_proto::tonic::common::v1::any_value::Value;
+use crate::proto::collector::logs::v1::ExportLogsServiceRequest;
+use crate::proto::collector::metrics::v1::ExportMetricsServiceRequest;
+use crate::proto::collector::trace::v1::ExportTraceServiceRequest as Req;
+use crate::proto::common::v1::any_value::Value;
 
 use super::*;
 

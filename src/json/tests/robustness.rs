@@ -1,8 +1,8 @@
 //! Hostile input: deep nesting, invalid UTF-8, huge numbers, garbage. Always an error, never a panic.
 
-use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
-use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest as Req;
+use crate::proto::collector::logs::v1::ExportLogsServiceRequest;
+use crate::proto::collector::metrics::v1::ExportMetricsServiceRequest;
+use crate::proto::collector::trace::v1::ExportTraceServiceRequest as Req;
 
 use super::*;
 

@@ -3,9 +3,9 @@
 //! Every other test of this folder also runs its bodies through both `decode` and `transcode` (see `dec`);
 //! here: random messages, random damage to valid bodies, and the wire details prost is the reference for.
 
-use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
-use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest as Req;
+use crate::proto::collector::logs::v1::ExportLogsServiceRequest;
+use crate::proto::collector::metrics::v1::ExportMetricsServiceRequest;
+use crate::proto::collector::trace::v1::ExportTraceServiceRequest as Req;
 use proptest::prelude::*;
 
 use super::super::encode;
@@ -295,7 +295,7 @@ fn decimal_strings_read_alike_on_the_fast_path_and_off_it() {
 #[test]
 fn a_capped_transcode_reports_overflow_and_leaves_the_buffer_as_it_was() {
     use crate::json::transcode_within;
-    use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest as Req;
+    use crate::proto::collector::metrics::v1::ExportMetricsServiceRequest as Req;
     // 40 zero bucket counts: 2 characters each in JSON, 8 bytes each in protobuf.
     let zeros = vec!["0"; 40].join(",");
     let body = format!(

@@ -1,13 +1,13 @@
 //! Hand-picked rejections: ids, wire types, lengths, groups, varints.
 
-use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
-use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
-use opentelemetry_proto::tonic::metrics::v1::{
+use crate::proto::collector::logs::v1::ExportLogsServiceRequest;
+use crate::proto::collector::metrics::v1::ExportMetricsServiceRequest;
+use crate::proto::collector::trace::v1::ExportTraceServiceRequest;
+use crate::proto::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
+use crate::proto::metrics::v1::{
     metric::Data, Exemplar, Gauge, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics,
 };
-use opentelemetry_proto::tonic::trace::v1::{span, ResourceSpans, ScopeSpans, Span};
+use crate::proto::trace::v1::{span, ResourceSpans, ScopeSpans, Span};
 use prost::Message;
 
 use super::super::{scan, ErrorKind, LOGS, METRICS, TRACES};

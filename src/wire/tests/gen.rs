@@ -1,20 +1,20 @@
 //! proptest strategies for random, valid OTLP requests built from the prost types.
 
-use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
-use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use opentelemetry_proto::tonic::common::v1::{
+use crate::proto::collector::logs::v1::ExportLogsServiceRequest;
+use crate::proto::collector::metrics::v1::ExportMetricsServiceRequest;
+use crate::proto::collector::trace::v1::ExportTraceServiceRequest;
+use crate::proto::common::v1::{
     any_value::Value, AnyValue, ArrayValue, EntityRef, InstrumentationScope, KeyValue, KeyValueList,
 };
-use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
-use opentelemetry_proto::tonic::metrics::v1::{
+use crate::proto::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
+use crate::proto::metrics::v1::{
     exemplar, exponential_histogram_data_point::Buckets, metric::Data, number_data_point,
     summary_data_point::ValueAtQuantile, Exemplar, ExponentialHistogram, ExponentialHistogramDataPoint, Gauge,
     Histogram, HistogramDataPoint, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, Sum, Summary,
     SummaryDataPoint,
 };
-use opentelemetry_proto::tonic::resource::v1::Resource;
-use opentelemetry_proto::tonic::trace::v1::{span, ResourceSpans, ScopeSpans, Span, Status};
+use crate::proto::resource::v1::Resource;
+use crate::proto::trace::v1::{span, ResourceSpans, ScopeSpans, Span, Status};
 use proptest::collection::vec;
 use proptest::option::of;
 use proptest::prelude::*;

@@ -3,19 +3,18 @@
 
 mod accept;
 mod cases;
-mod descriptors;
 mod gen;
 mod prop;
 mod utf8;
 
-use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
-use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use opentelemetry_proto::tonic::logs::v1::{ResourceLogs, ScopeLogs};
-use opentelemetry_proto::tonic::metrics::v1::{
+use crate::proto::collector::logs::v1::ExportLogsServiceRequest;
+use crate::proto::collector::metrics::v1::ExportMetricsServiceRequest;
+use crate::proto::collector::trace::v1::ExportTraceServiceRequest;
+use crate::proto::logs::v1::{ResourceLogs, ScopeLogs};
+use crate::proto::metrics::v1::{
     metric::Data, ExponentialHistogram, Gauge, Histogram, Metric, ResourceMetrics, ScopeMetrics, Sum, Summary,
 };
-use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans};
+use crate::proto::trace::v1::{ResourceSpans, ScopeSpans};
 use prost::Message;
 
 use super::{Schema, LOGS, METRICS, TRACES};

@@ -14,7 +14,7 @@ use bytes::{Buf, BufMut, Bytes};
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
-use opentelemetry_proto::tonic::collector::{
+use otlp_bridge::proto::collector::{
     logs::v1::ExportLogsServiceRequest, metrics::v1::ExportMetricsServiceRequest, trace::v1::ExportTraceServiceRequest,
 };
 use otlp_bridge::SignalKind;
@@ -337,9 +337,9 @@ impl tonic::server::UnaryService<Bytes> for Handler {
                         let response = match partial {
                             // The three responses share one layout; the trace one stands for all.
                             Some((rejected, message)) => {
-                                opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse {
+                                otlp_bridge::proto::collector::trace::v1::ExportTraceServiceResponse {
                                     partial_success: Some(
-                                        opentelemetry_proto::tonic::collector::trace::v1::ExportTracePartialSuccess {
+                                        otlp_bridge::proto::collector::trace::v1::ExportTracePartialSuccess {
                                             rejected_spans: rejected,
                                             error_message: message,
                                         },
@@ -572,9 +572,9 @@ pub fn span_number(id: &[u8]) -> u64 {
 /// The one span builder of the suite: a trace request of `n` spans whose ids are `first..first + n` (big-endian, see
 /// [`span_number`]), each with a `pad` attribute of `pad` bytes when `pad > 0` (to make requests of a given size).
 pub fn padded_spans(first: u64, n: u64, pad: usize) -> ExportTraceServiceRequest {
-    use opentelemetry_proto::tonic::common::v1::{any_value::Value, AnyValue, InstrumentationScope, KeyValue};
-    use opentelemetry_proto::tonic::resource::v1::Resource;
-    use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
+    use otlp_bridge::proto::common::v1::{any_value::Value, AnyValue, InstrumentationScope, KeyValue};
+    use otlp_bridge::proto::resource::v1::Resource;
+    use otlp_bridge::proto::trace::v1::{ResourceSpans, ScopeSpans, Span};
     let kv = |k: &str, v: &str| KeyValue {
         key: k.into(),
         value: Some(AnyValue { value: Some(Value::StringValue(v.into())) }),
