@@ -20,7 +20,7 @@ FROM rust:${RUST_VERSION}-bookworm AS builder
 WORKDIR /src
 COPY . .
 # BuildKit cache mounts keep the crate registry and target/ between builds, so a source change rebuilds only this
-# crate, without the fragile "dummy main.rs" trick (which breaks with build.rs, proto/ and extra targets).
+# crate, without the fragile "dummy main.rs" trick (which breaks with extra targets and benches).
 # target/ is a cache mount, so the binary is copied out of it in the same step.
 RUN --mount=type=cache,target=/usr/local/cargo/registry,sharing=locked \
     --mount=type=cache,target=/usr/local/cargo/git,sharing=locked \

@@ -13,6 +13,7 @@
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use otlp_bridge::internals::{json, wire};
 use otlp_bridge::proto::collector::logs::v1::ExportLogsServiceRequest;
 use otlp_bridge::proto::collector::metrics::v1::ExportMetricsServiceRequest;
 use otlp_bridge::proto::collector::trace::v1::ExportTraceServiceRequest;
@@ -24,7 +25,6 @@ use otlp_bridge::proto::metrics::v1::{
 };
 use otlp_bridge::proto::resource::v1::Resource;
 use otlp_bridge::proto::trace::v1::{span, status, ResourceSpans, ScopeSpans, Span, Status};
-use otlp_bridge::internals::{json, wire};
 use otlp_bridge::{Logs, Metrics, Signal, Traces};
 use prost::Message;
 
@@ -249,9 +249,7 @@ fn metrics(rng: &mut fastrand::Rng) -> ExportMetricsServiceRequest {
                                 explicit_bounds: bounds,
                                 exemplars: vec![Exemplar {
                                     time_unix_nano: ts,
-                                    value: Some(otlp_bridge::proto::metrics::v1::exemplar::Value::AsDouble(
-                                        42.0,
-                                    )),
+                                    value: Some(otlp_bridge::proto::metrics::v1::exemplar::Value::AsDouble(42.0)),
                                     trace_id: bytes(rng, 16),
                                     span_id: bytes(rng, 8),
                                     ..Default::default()

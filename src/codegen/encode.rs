@@ -5,9 +5,9 @@ use std::fmt::Write as _;
 
 use prost_types::field_descriptor_proto::{Label, Type};
 
+use super::fail;
 use super::names::{id_len, json_name, module_path, rust_field, upper_camel};
 use super::schema::Schema;
-use super::fail;
 
 impl Schema {
     pub(super) fn encoder(&self, order: &[String]) -> String {

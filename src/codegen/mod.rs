@@ -54,7 +54,8 @@ pub(super) const SIGNALS: &[(&str, &str, &str)] = &[
 
 /// Requests whose entries refer into a request-wide table (the profiles `dictionary`): a body is never cut into
 /// several, since every piece would need the whole table (`wire::split` sends it whole).
-pub(super) const SELF_CONTAINED: &[&str] = &["opentelemetry.proto.collector.profiles.v1development.ExportProfilesServiceRequest"];
+pub(super) const SELF_CONTAINED: &[&str] =
+    &["opentelemetry.proto.collector.profiles.v1development.ExportProfilesServiceRequest"];
 
 /// The messages counted as items, as the Collector counts them (spans, metric data points, log records).
 pub(super) const ITEMS: &[&str] = &[

@@ -60,10 +60,7 @@ pub(super) fn rust_path(package: &str, parents: &[String], name: &str) -> String
 
 /// The Rust module a type declared in `package` inside the messages `parents` lives in.
 pub(super) fn scope_path(package: &str, parents: &[String]) -> String {
-    let mut p = format!(
-        "crate::proto::{}",
-        package.trim_start_matches("opentelemetry.proto.").replace('.', "::")
-    );
+    let mut p = format!("crate::proto::{}", package.trim_start_matches("opentelemetry.proto.").replace('.', "::"));
     for parent in parents {
         p.push_str("::");
         p.push_str(&snake(parent));

@@ -7,8 +7,8 @@
 
 use std::sync::Arc;
 
-use bytes::{BufMut, Bytes};
 use crate::proto::collector::trace::v1::ExportTraceServiceResponse;
+use bytes::{BufMut, Bytes};
 use prost::Message;
 use tonic::codec::{BufferSettings, Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::Status;

@@ -288,7 +288,11 @@ async fn protobuf_or_gzip_mangled_by_curl_d_is_told_to_use_data_binary() {
 
 #[tokio::test]
 async fn a_grpc_exporter_on_the_http_port_hears_where_grpc_goes_and_it_is_logged_once() {
-    use otlp_bridge::proto::collector::trace::v1::trace_service_client::TraceServiceClient;
+    // A real generated gRPC client (opentelemetry-proto's), so its request is its own type: the same bytes.
+    use opentelemetry_proto::tonic::collector::trace::v1::{
+        trace_service_client::TraceServiceClient, ExportTraceServiceRequest as ClientRequest,
+    };
+    use prost::Message as _;
     let backend = MockBackend::start().await;
     let bridge = BridgeProcess::start(&["--backend", &backend.url()]).await;
     // Every backend answered: now the start-up line says ready.
@@ -296,7 +300,8 @@ async fn a_grpc_exporter_on_the_http_port_hears_where_grpc_goes_and_it_is_logged
     assert!(ready.last().unwrap().contains(&format!("listen={}", bridge.addr)), "{ready:?}");
     let mut client = TraceServiceClient::connect(format!("http://{}", bridge.addr)).await.unwrap();
     for _ in 0..3 {
-        let status = client.export(spans(1, 1)).await.unwrap_err();
+        let request = ClientRequest::decode(spans(1, 1).encode_to_vec().as_slice()).unwrap();
+        let status = client.export(request).await.unwrap_err();
         assert_eq!(status.code(), tonic::Code::Unimplemented, "{status:?}");
         let message = status.message();
         assert!(message.starts_with("this port speaks OTLP/HTTP (POST /v1/traces"), "{message}");

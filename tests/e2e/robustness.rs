@@ -36,9 +36,7 @@ async fn invalid_utf8_in_any_string_field_is_400_in_protobuf_and_json() {
     use otlp_bridge::proto::collector::metrics::v1::ExportMetricsServiceRequest;
     use otlp_bridge::proto::common::v1::{any_value::Value, AnyValue, ArrayValue, KeyValue, KeyValueList};
     use otlp_bridge::proto::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
-    use otlp_bridge::proto::metrics::v1::{
-        metric, Gauge, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics,
-    };
+    use otlp_bridge::proto::metrics::v1::{metric, Gauge, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics};
     use otlp_bridge::proto::trace::v1::span::Event;
 
     const MARK: &str = "\u{1}BAD\u{1}";

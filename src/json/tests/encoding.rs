@@ -9,9 +9,7 @@ use crate::proto::collector::trace::v1::{
 };
 use crate::proto::common::v1::{any_value::Value, AnyValue, KeyValue};
 use crate::proto::metrics::v1::number_data_point::Value as NumberValue;
-use crate::proto::metrics::v1::{
-    metric::Data, Gauge, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics,
-};
+use crate::proto::metrics::v1::{metric::Data, Gauge, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics};
 use crate::proto::trace::v1::{ResourceSpans, ScopeSpans, Span, Status};
 
 use super::super::{encode, encode_into};

@@ -13,9 +13,7 @@ mod transcoding;
 
 use crate::proto::collector::logs::v1::{ExportLogsServiceRequest, ExportLogsServiceResponse};
 use crate::proto::collector::metrics::v1::{ExportMetricsServiceRequest, ExportMetricsServiceResponse};
-use crate::proto::collector::profiles::v1development::{
-    ExportProfilesServiceRequest, ExportProfilesServiceResponse,
-};
+use crate::proto::collector::profiles::v1development::{ExportProfilesServiceRequest, ExportProfilesServiceResponse};
 use crate::proto::collector::trace::v1::{ExportTraceServiceRequest, ExportTraceServiceResponse};
 use crate::proto::common::v1::any_value::Value;
 use crate::proto::logs::v1::LogRecord;

@@ -21,11 +21,11 @@
 
 use std::sync::LazyLock;
 
-use base64::Engine as _;
 use crate::proto::collector::logs::v1::ExportLogsServiceRequest;
 use crate::proto::collector::metrics::v1::ExportMetricsServiceRequest;
 use crate::proto::collector::profiles::v1development::ExportProfilesServiceRequest;
 use crate::proto::collector::trace::v1::ExportTraceServiceRequest;
+use base64::Engine as _;
 use proptest::prelude::*;
 use prost::Message;
 use prost_reflect::{

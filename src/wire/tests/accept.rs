@@ -2,11 +2,11 @@
 
 use std::collections::HashSet;
 
-use bytes::Bytes;
 use crate::proto::collector::logs::v1::ExportLogsServiceRequest;
 use crate::proto::collector::metrics::v1::ExportMetricsServiceRequest;
 use crate::proto::collector::trace::v1::ExportTraceServiceRequest;
 use crate::proto::trace::v1::{ResourceSpans, ScopeSpans, Span};
+use bytes::Bytes;
 use prost::Message;
 
 use super::super::schema::{Kind, Schema};
