@@ -43,6 +43,7 @@ mod limit;
 pub mod proto;
 mod queue;
 mod receive;
+mod replay;
 mod retry;
 mod signal;
 mod sink;
@@ -53,9 +54,11 @@ mod wire;
 pub use app::{run, Listeners, RunError};
 pub use check::{check, CheckReport};
 pub use config::{
-    explain_cli_error, BackendTarget, BatchConfig, Cli, Config, ConfigError, LogFormat, QueueConfig, Resolver,
-    RetryConfig, ServerTlsFiles, TlsFiles,
+    explain_cli_error, ArchiveDefaults, BackendTarget, BatchConfig, Cli, Config, ConfigError, LogFormat, QueueConfig,
+    Resolver, RetryConfig, ServerTlsFiles, TlsFiles,
 };
+pub use export::s3::{ArchiveCompression, ArchiveFormat, StoreSettings};
+pub use replay::{replay, ReplayCli, ReplayReport};
 pub use signal::{Logs, Metrics, Profiles, Signal, SignalKind, Traces};
 
 // Why `run` failed: the sources of `RunError`'s variants.

@@ -17,6 +17,9 @@ fn main() -> ExitCode {
     let args: Vec<OsString> = std::env::args_os().collect();
     let env: HashMap<String, String> =
         std::env::vars_os().filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?))).collect();
+    if args.get(1).is_some_and(|a| a == "replay") {
+        return replay(&args[1..], &env);
+    }
     let cli = match Cli::try_parse_from(&args) {
         Ok(cli) => cli,
         Err(e) if !e.use_stderr() => {
@@ -64,6 +67,33 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let listeners = Listeners::bind(&config).await?;
     otlp_bridge::run(config, listeners, shutdown_signal()).await?;
     Ok(())
+}
+
+/// `otlp-bridge replay ...`: reads an archive back (its own flags; the summary on stderr, stdout kept for
+/// `--backend debug`'s JSON lines).
+fn replay(args: &[OsString], env: &HashMap<String, String>) -> ExitCode {
+    let cli = match otlp_bridge::ReplayCli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(e) if !e.use_stderr() => {
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(2);
+        }
+    };
+    init_logging(LogFormat::Text);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("otlp-bridge: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let report = runtime.block_on(otlp_bridge::replay(cli, env));
+    eprintln!("{}", report.summary);
+    ExitCode::from(report.exit_code)
 }
 
 fn init_logging(format: LogFormat) {

@@ -16,7 +16,8 @@ use super::LogFormat;
 #[command(
     name = "otlp-bridge",
     version,
-    about = "Receives OTLP over HTTP (JSON and protobuf) and forwards it over OTLP/gRPC."
+    about = "Receives OTLP over HTTP (JSON and protobuf) and forwards it over OTLP/gRPC.",
+    after_help = "Reading an archive back: otlp-bridge replay --help"
 )]
 pub struct Cli {
     /// OTLP/HTTP receiver address (HTTP/1.1 and h2c on one port), IP:PORT or HOST:PORT (a name is resolved once,
@@ -197,6 +198,29 @@ pub struct Cli {
     /// past what most backends still ingest (e.g. Prometheus-style TSDBs refuse samples that far out of order).
     #[arg(long, env = "OTLP_BRIDGE_QUEUE_MAX_AGE", default_value = "24h", value_parser = humantime::parse_duration)]
     pub queue_max_age: Duration,
+
+    /// What an archive object (--backend s3://BUCKET/PREFIX) holds: otlp_proto (one protobuf
+    /// Export<Signal>ServiceRequest per object, the requests concatenated) or otlp_json (JSON lines, one OTLP/JSON
+    /// request per line, as the Collector's file exporter writes them).
+    #[arg(long, env = "OTLP_BRIDGE_ARCHIVE_FORMAT", default_value = "otlp_proto", value_enum)]
+    pub archive_format: crate::export::s3::ArchiveFormat,
+
+    /// Compression of archive objects: zstd (.zst), gzip (.gz) or none.
+    #[arg(long, env = "OTLP_BRIDGE_ARCHIVE_COMPRESSION", default_value = "zstd", value_enum)]
+    pub archive_compression: crate::export::s3::ArchiveCompression,
+
+    /// An archive object is written once it holds this many uncompressed bytes (or at --archive-max-object-age, or
+    /// at shutdown). Default 8388608 (8 MiB, about 1 MiB stored with zstd): query engines' per-object overhead stays
+    /// small, a crash repeats little, and it fits the archive reader's memory share with a modest
+    /// --memory-limit-mib (an object is never larger than that share: half the limit over the outputs).
+    #[arg(long, env = "OTLP_BRIDGE_ARCHIVE_MAX_OBJECT_BYTES", default_value_t = 8 * 1024 * 1024)]
+    pub archive_max_object_bytes: u64,
+
+    /// An archive object is written at most this long after it was opened. Default 60s: data is in the archive
+    /// within a minute, for at most 60 objects an hour per signal (and --forward-header value) when traffic is low,
+    /// about $0.65 a month of PUTs for three signals on AWS S3.
+    #[arg(long, env = "OTLP_BRIDGE_ARCHIVE_MAX_OBJECT_AGE", default_value = "60s", value_parser = humantime::parse_duration)]
+    pub archive_max_object_age: Duration,
 }
 impl Cli {
     /// Parses `args` as if no `OTLP_BRIDGE_*` variable were set (clap reads the process environment otherwise), so

@@ -5,6 +5,7 @@
 //! `parse`, precedence and validation (flags and environment -> [`Config`]) in `resolve`; this file holds the
 //! validated types everything else reads.
 
+mod archive;
 mod cli;
 mod parse;
 mod resolve;
@@ -17,6 +18,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub use archive::ArchiveDefaults;
 pub use cli::{explain_cli_error, Cli};
 pub use resolver::Resolver;
 
@@ -151,6 +153,8 @@ pub struct Config {
     pub max_connection_age: Option<Duration>,
     /// The durable queue; `None` is direct mode.
     pub queue: Option<QueueConfig>,
+    /// The `--archive-*` defaults of archive outputs.
+    pub archive: ArchiveDefaults,
 }
 
 /// How the queue is set up.

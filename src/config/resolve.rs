@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use super::parse::{parse_backend, parse_forward_headers, parse_header, percent_decode};
 use super::{
-    BackendTarget, BatchConfig, Cli, Config, ConfigError, QueueConfig, RetryConfig, ServerTlsFiles, TlsFiles,
-    MAX_PARTITIONS,
+    ArchiveDefaults, BackendTarget, BatchConfig, Cli, Config, ConfigError, QueueConfig, RetryConfig, ServerTlsFiles,
+    TlsFiles, MAX_PARTITIONS,
 };
 use crate::signal::SignalKind;
 
@@ -119,8 +119,10 @@ impl Config {
             max_age: cli.queue_max_age,
         });
 
+        let archive = ArchiveDefaults::from_cli(&cli)?;
         Ok(Config {
             queue,
+            archive,
             listen: cli.listen,
             metrics_listen: cli.metrics_listen,
             backends,

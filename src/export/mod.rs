@@ -8,6 +8,7 @@ mod grpc;
 mod http_status;
 mod outcome;
 pub(crate) mod probe;
+pub(crate) mod s3;
 
 use std::future::Future;
 use std::sync::Arc;

@@ -1,0 +1,133 @@
+//! The archive against `object_store`'s in-memory store (a complete implementation of the same traits): what an
+//! object holds, its key, its metadata, multipart uploads. The real S3 server's checks (signatures, metadata
+//! headers, outages) are in the end-to-end suite (`tests/archive/`).
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures_util::TryStreamExt;
+use object_store::memory::InMemory;
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt};
+use crate::proto::collector::trace::v1::ExportTraceServiceRequest;
+use crate::proto::trace::v1::{ResourceSpans, ScopeSpans, Span};
+use prost::Message;
+
+use super::archive::{Archive, ArchiveError, ObjectFormat, PART_BYTES};
+use super::key::Namer;
+use super::*;
+use crate::signal::SignalKind;
+use crate::telemetry::Telemetry;
+
+fn request(n: usize, name: &str) -> Bytes {
+    let spans = (0..n)
+        .map(|i| Span {
+            name: format!("{name}-{i}-{}", fastrand::u64(..)),
+            trace_id: vec![7; 16],
+            ..Default::default()
+        })
+        .collect();
+    ExportTraceServiceRequest {
+        resource_spans: vec![ResourceSpans {
+            scope_spans: vec![ScopeSpans { spans, ..Default::default() }],
+            ..Default::default()
+        }],
+    }
+    .encode_to_vec()
+    .into()
+}
+
+fn archive(store: Arc<InMemory>, format: ArchiveFormat, compression: ArchiveCompression) -> Archive {
+    Archive::new(
+        Location::parse("s3://bkt/p").unwrap(),
+        store,
+        Namer::with_instance("inst".into()),
+        ObjectFormat { format, compression },
+        "s3://bkt/p".into(),
+        Telemetry::new(),
+    )
+}
+
+async fn keys(store: &InMemory) -> Vec<String> {
+    let mut keys: Vec<String> = store.list(None).map_ok(|m| m.location.to_string()).try_collect().await.unwrap();
+    keys.sort();
+    keys
+}
+
+async fn bytes(store: &InMemory, key: &str) -> Bytes {
+    store.get(&Path::from(key)).await.unwrap().bytes().await.unwrap()
+}
+
+// The test's own object, of known size: no cap needed.
+#[allow(clippy::disallowed_methods)]
+#[tokio::test]
+async fn a_batch_is_one_object_holding_one_request_with_every_span() {
+    let store = Arc::new(InMemory::new());
+    let a = archive(Arc::clone(&store), ArchiveFormat::OtlpProto, ArchiveCompression::Zstd);
+    let parts = [request(2, "a"), request(3, "b")];
+    let key = a.next_key(SignalKind::Traces, humantime::parse_rfc3339("2026-12-06T21:30:05Z").unwrap());
+    let stored = a.store_batch(SignalKind::Traces, &key, &parts, &[]).await.unwrap().unwrap();
+    assert_eq!(keys(&store).await, std::slice::from_ref(&key));
+    assert_eq!(key, "p/traces/dt=2026-12-06/hour=21/20261206T213005Z-inst-000000.binpb.zst");
+    let got = bytes(&store, &key).await;
+    assert_eq!(stored.bytes, got.len() as u64);
+    let plain = zstd::decode_all(got.as_ref()).unwrap();
+    assert_eq!(stored.uncompressed, plain.len() as u64);
+    assert_eq!(plain, parts.concat());
+    let merged = ExportTraceServiceRequest::decode(plain.as_slice()).unwrap();
+    assert_eq!(merged.resource_spans.iter().flat_map(|r| &r.scope_spans).map(|s| s.spans.len()).sum::<usize>(), 5);
+}
+
+#[tokio::test]
+async fn a_retry_writes_the_same_key_and_empty_batches_write_nothing() {
+    let store = Arc::new(InMemory::new());
+    let a = archive(Arc::clone(&store), ArchiveFormat::OtlpJson, ArchiveCompression::Gzip);
+    let key = a.next_key(SignalKind::Logs, std::time::SystemTime::now());
+    assert!(key.ends_with(".jsonl.gz"));
+    assert_eq!(a.store_batch(SignalKind::Logs, &key, &[Bytes::new()], &[]).await.unwrap(), None);
+    assert!(keys(&store).await.is_empty(), "no empty objects");
+    let parts = [request(1, "x")];
+    a.store_batch(SignalKind::Traces, &key, &parts, &[]).await.unwrap().unwrap();
+    a.store_batch(SignalKind::Traces, &key, &parts, &[]).await.unwrap().unwrap();
+    assert_eq!(keys(&store).await.len(), 1);
+}
+
+#[tokio::test]
+async fn forwarded_header_values_are_the_objects_metadata() {
+    let store = Arc::new(InMemory::new());
+    let a = archive(Arc::clone(&store), ArchiveFormat::OtlpJson, ArchiveCompression::None);
+    let key = a.next_key(SignalKind::Traces, std::time::SystemTime::now());
+    let tenant = [("x-scope-orgid".to_string(), "tenant-a".to_string())];
+    a.store_batch(SignalKind::Traces, &key, &[request(1, "t")], &tenant).await.unwrap().unwrap();
+    let got = store.get(&Path::from(key.as_str())).await.unwrap();
+    let value = got.attributes.get(&object_store::Attribute::Metadata("x-scope-orgid".into())).unwrap();
+    assert_eq!(value.as_ref(), "tenant-a");
+    let text = String::from_utf8(got.bytes().await.unwrap().to_vec()).unwrap();
+    assert_eq!(text.lines().count(), 1);
+    assert!(text.starts_with(r#"{"resourceSpans":"#), "{text}");
+}
+
+#[tokio::test]
+async fn a_large_object_goes_up_in_parts_and_reads_back_whole() {
+    let store = Arc::new(InMemory::new());
+    let a = archive(Arc::clone(&store), ArchiveFormat::OtlpProto, ArchiveCompression::None);
+    let mut parts = Vec::new();
+    while parts.iter().map(Bytes::len).sum::<usize>() < 2 * PART_BYTES + 100 {
+        parts.push(request(5_000, "part"));
+    }
+    let key = a.next_key(SignalKind::Traces, std::time::SystemTime::now());
+    let stored = a.store_batch(SignalKind::Traces, &key, &parts, &[]).await.unwrap().unwrap();
+    let got = bytes(&store, &key).await;
+    assert_eq!(got.as_ref(), parts.concat().as_slice());
+    assert_eq!(stored.bytes, got.len() as u64);
+}
+
+#[tokio::test]
+async fn a_record_that_does_not_decode_is_refused_for_json_and_nothing_is_written() {
+    let store = Arc::new(InMemory::new());
+    let a = archive(Arc::clone(&store), ArchiveFormat::OtlpJson, ArchiveCompression::Zstd);
+    let key = a.next_key(SignalKind::Traces, std::time::SystemTime::now());
+    let e = a.store_batch(SignalKind::Traces, &key, &[Bytes::from_static(&[0xff, 0xff])], &[]).await.unwrap_err();
+    assert!(matches!(e, ArchiveError::Encode(_)), "{e}");
+    assert!(keys(&store).await.is_empty());
+}
