@@ -34,8 +34,8 @@ fn ingest(answer: fn() -> Result<PartialSuccess, SinkError>, max_export: usize) 
 }
 
 fn logs_request(records: usize) -> Vec<u8> {
-    use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
-    use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
+    use crate::proto::collector::logs::v1::ExportLogsServiceRequest;
+    use crate::proto::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
     let scope = ScopeLogs { log_records: vec![LogRecord::default(); records], ..Default::default() };
     let resource = ResourceLogs { scope_logs: vec![scope], ..Default::default() };
     ExportLogsServiceRequest { resource_logs: vec![resource; 2] }.encode_to_vec()
