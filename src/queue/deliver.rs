@@ -19,7 +19,7 @@ use tokio::time::Instant;
 
 use super::read::read_chunk;
 use super::segment::{Pos, SegmentReader};
-use super::{cursor, lock, now_ms, Queue, Record, Shared};
+use super::{cursor, lock, Queue, Record, Shared};
 use crate::batch::{Batch, Batcher, FlushReason, Limits, PartitionKey, Weighed};
 use crate::export::{Export, ExportError, Payload};
 use crate::limit::{MemoryBudget, Reservation};
@@ -167,7 +167,8 @@ impl Reader {
                             if self.exporters[kind.index()].is_none() {
                                 continue;
                             }
-                            if now_ms().saturating_sub(record.enqueued_ms) > self.config.max_age.as_millis() as u64 {
+                            let age = self.shared.clock.now_ms().saturating_sub(record.enqueued_ms);
+                            if age > self.config.max_age.as_millis() as u64 {
                                 too_old[kind.index()] += record.items;
                                 self.state().backlog_items.fetch_sub(record.items as i64, Ordering::Relaxed);
                                 continue;
@@ -281,12 +282,14 @@ impl Reader {
     ) -> impl std::future::Future<Output = Outcome> + 'static {
         let exporter = self.exporters[kind.index()].clone();
         let max_age = self.config.max_age;
+        let clock = self.shared.clock.clone();
         // The same batch metrics as direct mode: a dashboard reads one family whichever mode runs.
         self.shared.telemetry.batch_flushed(kind, batch.reason.as_str(), batch.items, batch.bytes);
         async move {
             let positions: Vec<Pos> = batch.entries.iter().map(|e| e.pos).collect();
-            let oldest = batch.entries.iter().map(|e| e.record.enqueued_ms).min().unwrap_or_else(now_ms);
-            let left = (oldest + max_age.as_millis() as u64).saturating_sub(now_ms());
+            let now = clock.now_ms();
+            let oldest = batch.entries.iter().map(|e| e.record.enqueued_ms).min().unwrap_or(now);
+            let left = (oldest + max_age.as_millis() as u64).saturating_sub(now);
             let deadline = Instant::now() + Duration::from_millis(left);
             let payload = Payload { parts: batch.entries.iter().map(|e| e.record.payload.clone()).collect(), metadata };
             let result = match exporter {

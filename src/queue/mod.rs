@@ -107,6 +107,30 @@ pub(crate) fn now_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
+/// The clock that dates records and ages them against `--queue-max-age`: the system's wall clock ([`now_ms`]),
+/// or in tests one they move, so that "a day later" needs no day (and "2 s later" no sleep). tokio's paused clock
+/// cannot stand in: it is monotonic and starts at the process start, and a record's date must survive restarts.
+#[derive(Clone)]
+pub(crate) struct WallClock(Arc<dyn Fn() -> u64 + Send + Sync>);
+
+impl WallClock {
+    /// The system's wall clock.
+    pub(crate) fn system() -> WallClock {
+        WallClock(Arc::new(now_ms))
+    }
+
+    /// A clock that reads `now` (milliseconds since the Unix epoch).
+    #[cfg(test)]
+    pub(crate) fn from_fn(now: impl Fn() -> u64 + Send + Sync + 'static) -> WallClock {
+        WallClock(Arc::new(now))
+    }
+
+    /// Milliseconds since the Unix epoch.
+    pub(crate) fn now_ms(&self) -> u64 {
+        (self.0)()
+    }
+}
+
 /// One backend's delivery state shared with the metrics.
 struct ReaderState {
     label: String,
@@ -133,6 +157,8 @@ struct Shared {
     /// Whether the last append failed on I/O (then /ready says so until one succeeds).
     failing: AtomicBool,
     telemetry: Arc<Telemetry>,
+    /// Dates records and ages them.
+    clock: WallClock,
 }
 
 impl Shared {
@@ -202,6 +228,7 @@ impl Shared {
 #[derive(Clone)]
 pub(crate) struct Appender {
     tx: mpsc::Sender<writer::Append>,
+    clock: WallClock,
 }
 
 impl Appender {
@@ -212,7 +239,7 @@ impl Appender {
         chunks: Vec<(Bytes, u64)>,
         headers: &[(String, String)],
     ) -> Result<(), QueueError> {
-        let enqueued_ms = now_ms();
+        let enqueued_ms = self.clock.now_ms();
         let records = chunks
             .into_iter()
             .map(|(payload, items)| Record { kind, enqueued_ms, items, headers: headers.to_vec(), payload })
@@ -246,6 +273,16 @@ impl Queue {
         config: &QueueConfig,
         backends: &[QueueBackend],
         telemetry: Arc<Telemetry>,
+    ) -> Result<(Queue, Appender), OpenError> {
+        Queue::open_with_clock(config, backends, telemetry, WallClock::system())
+    }
+
+    /// [`Queue::open`] with the clock that dates and ages records.
+    pub(crate) fn open_with_clock(
+        config: &QueueConfig,
+        backends: &[QueueBackend],
+        telemetry: Arc<Telemetry>,
+        clock: WallClock,
     ) -> Result<(Queue, Appender), OpenError> {
         let dir = &config.dir;
         let (segments_dir, cursors_dir, quarantine_dir) =
@@ -290,6 +327,7 @@ impl Queue {
             readers,
             failing: AtomicBool::new(false),
             telemetry,
+            clock: clock.clone(),
         });
         let file = writer::Writer::create(&shared, next_id).map_err(io_at(&shared.segments_dir))?;
         shared.collect_garbage();
@@ -306,7 +344,7 @@ impl Queue {
             .spawn(move || writer.run(rx))
             .map_err(io_at(dir))?;
         let queue = Queue { shared, writer: Mutex::new(Some(thread)), _lock: lock_file };
-        Ok((queue, Appender { tx }))
+        Ok((queue, Appender { tx, clock }))
     }
 
     /// Whether the queue accepts data now; why not, if not.
@@ -328,7 +366,7 @@ impl Queue {
     pub(crate) fn observe(&self) {
         let segments = lock(&self.shared.segments).clone();
         let total: u64 = segments.values().sum();
-        let now = now_ms();
+        let now = self.shared.clock.now_ms();
         self.shared.telemetry.queue_used(total);
         for reader in &self.shared.readers {
             let cursor = *lock(&reader.durable);
