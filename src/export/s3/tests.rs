@@ -4,13 +4,13 @@
 
 use std::sync::Arc;
 
+use crate::proto::collector::trace::v1::ExportTraceServiceRequest;
+use crate::proto::trace::v1::{ResourceSpans, ScopeSpans, Span};
 use bytes::Bytes;
 use futures_util::TryStreamExt;
 use object_store::memory::InMemory;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
-use crate::proto::collector::trace::v1::ExportTraceServiceRequest;
-use crate::proto::trace::v1::{ResourceSpans, ScopeSpans, Span};
 use prost::Message;
 
 use super::archive::{Archive, ArchiveError, ObjectFormat, PART_BYTES};

@@ -2,9 +2,7 @@ use crate::proto::collector::logs::v1::ExportLogsServiceRequest;
 use crate::proto::collector::profiles::v1development::ExportProfilesServiceRequest;
 use crate::proto::collector::trace::v1::ExportTraceServiceRequest;
 use crate::proto::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
-use crate::proto::profiles::v1development::{
-    Profile, ProfilesDictionary, ResourceProfiles, ScopeProfiles,
-};
+use crate::proto::profiles::v1development::{Profile, ProfilesDictionary, ResourceProfiles, ScopeProfiles};
 use crate::proto::trace::v1::{ResourceSpans, ScopeSpans, Span};
 
 use super::*;
