@@ -247,7 +247,10 @@ pub async fn run(config: Config, listeners: Listeners, shutdown: impl Future<Out
             (Arc::new(Queued { appender }), Some(mode))
         }
     };
-    let ingest = Arc::new(Ingest::new(sink, Arc::clone(&budget), Arc::clone(&telemetry), config.batch_max_bytes));
+    let ingest = Arc::new(
+        Ingest::new(sink, Arc::clone(&budget), Arc::clone(&telemetry), config.batch_max_bytes)
+            .with_resource_attributes(&config.resource_attributes),
+    );
     let receiver = Arc::new(Receiver {
         ingest: Arc::clone(&ingest),
         telemetry: Arc::clone(&telemetry),

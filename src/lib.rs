@@ -54,8 +54,8 @@ mod wire;
 pub use app::{run, Listeners, RunError};
 pub use check::{check, CheckReport};
 pub use config::{
-    explain_cli_error, ArchiveDefaults, BackendTarget, BatchConfig, Cli, Config, ConfigError, LogFormat, QueueConfig,
-    Resolver, RetryConfig, ServerTlsFiles, TlsFiles,
+    explain_cli_error, ArchiveDefaults, AttributeMode, BackendTarget, BatchConfig, Cli, Config, ConfigError, LogFormat,
+    QueueConfig, Resolver, ResourceAttribute, RetryConfig, ServerTlsFiles, TlsFiles,
 };
 pub use export::s3::{ArchiveCompression, ArchiveFormat, StoreSettings};
 pub use replay::{replay, ReplayCli, ReplayReport};
@@ -85,6 +85,6 @@ pub mod internals {
 
     /// The protobuf wire scan (validate and count) and the split at entry boundaries.
     pub mod wire {
-        pub use crate::wire::{scan, split, ErrorKind};
+        pub use crate::wire::{scan, split, ErrorKind, ResourceStamp, Stamped};
     }
 }

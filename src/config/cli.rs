@@ -221,6 +221,18 @@ pub struct Cli {
     /// about $0.65 a month of PUTs for three signals on AWS S3.
     #[arg(long, env = "OTLP_BRIDGE_ARCHIVE_MAX_OBJECT_AGE", default_value = "60s", value_parser = humantime::parse_duration)]
     pub archive_max_object_age: Duration,
+
+    /// Resource attribute K=V (a string) set on every resource of every request, replacing a value already there
+    /// (upsert); a request without a resource gets one. Repeatable; the value is taken as written. Without the flag:
+    /// OTLP_BRIDGE_RESOURCE_ATTRIBUTES=k=v,k2=v2 (the OTEL_RESOURCE_ATTRIBUTES format: values percent-decoded).
+    // The variable is read in `resolve`, not by clap: its list format and percent-decoding differ from the flag's.
+    #[arg(long = "resource-attribute", value_name = "K=V")]
+    pub resource_attributes: Vec<String>,
+
+    /// Like --resource-attribute, but set only where the resource lacks the key (insert). Without the flag:
+    /// OTLP_BRIDGE_RESOURCE_ATTRIBUTES_IF_MISSING (same format as OTLP_BRIDGE_RESOURCE_ATTRIBUTES).
+    #[arg(long = "resource-attribute-if-missing", value_name = "K=V")]
+    pub resource_attributes_if_missing: Vec<String>,
 }
 impl Cli {
     /// Parses `args` as if no `OTLP_BRIDGE_*` variable were set (clap reads the process environment otherwise), so

@@ -12,6 +12,8 @@ mod resolve;
 mod resolver;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_resource;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -54,6 +56,36 @@ pub enum ConfigError {
     /// A value out of its range.
     #[error("{0}")]
     Invalid(String),
+    /// A `--resource-attribute*` entry (flag or variable) that is not `key=value` or does not decode.
+    #[error("invalid resource attribute {entry:?} in {origin}: {reason}")]
+    ResourceAttribute {
+        /// The flag or variable it came from.
+        origin: &'static str,
+        /// The entry as given.
+        entry: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+}
+
+/// What a configured resource attribute does when the resource already has its key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttributeMode {
+    /// `--resource-attribute`: replace the value already there (every occurrence of the key goes; one remains).
+    Upsert,
+    /// `--resource-attribute-if-missing`: set only where the resource lacks the key.
+    Insert,
+}
+
+/// One attribute stamped on the resource of every item (`--resource-attribute*`); values are strings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResourceAttribute {
+    /// The attribute key (non-empty).
+    pub key: String,
+    /// Its string value (may be empty).
+    pub value: String,
+    /// Upsert or insert.
+    pub mode: AttributeMode,
 }
 
 /// Where a signal's exports go.
@@ -155,6 +187,8 @@ pub struct Config {
     pub queue: Option<QueueConfig>,
     /// The `--archive-*` defaults of archive outputs.
     pub archive: ArchiveDefaults,
+    /// Attributes stamped on every resource, in order; each key at most once. Empty: requests are not touched.
+    pub resource_attributes: Vec<ResourceAttribute>,
 }
 
 /// How the queue is set up.

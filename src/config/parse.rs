@@ -118,3 +118,59 @@ pub(super) fn percent_decode(s: &str) -> String {
     }
     String::from_utf8_lossy(&out).into_owned()
 }
+
+/// `--resource-attribute K=V`: the key up to the first `=` (surrounding blanks trimmed), the value after it as written.
+pub(super) fn parse_attribute_flag(origin: &'static str, raw: &str) -> Result<(String, String), ConfigError> {
+    let bad = |reason: &str| ConfigError::ResourceAttribute { origin, entry: raw.to_string(), reason: reason.into() };
+    let (k, v) = raw.split_once('=').ok_or_else(|| bad("expected key=value"))?;
+    let key = k.trim();
+    if key.is_empty() {
+        return Err(bad("the key is empty"));
+    }
+    Ok((key.to_string(), v.to_string()))
+}
+
+/// `OTLP_BRIDGE_RESOURCE_ATTRIBUTES*`: the `OTEL_RESOURCE_ATTRIBUTES` format of the OpenTelemetry specification, W3C
+/// baggage without properties: `k=v,k2=v2`, blanks around keys and values trimmed, values percent-decoded (UTF-8).
+/// Empty members (`a=1,,b=2`, a trailing comma) are skipped. Anything else refuses the whole variable, naming the
+/// member: the specification tells SDKs to discard such a variable; a proxy that silently stamped less would hide it.
+pub(super) fn parse_attribute_list(origin: &'static str, raw: &str) -> Result<Vec<(String, String)>, ConfigError> {
+    let mut out = Vec::new();
+    for member in raw.split(',').filter(|m| !m.trim().is_empty()) {
+        let bad =
+            |reason: &str| ConfigError::ResourceAttribute { origin, entry: member.to_string(), reason: reason.into() };
+        let (k, v) = member.split_once('=').ok_or_else(|| bad("expected key=value"))?;
+        let key = k.trim();
+        if key.is_empty() {
+            return Err(bad("the key is empty"));
+        }
+        if key.contains(|c: char| c.is_whitespace() || c.is_control() || c == ';') {
+            return Err(bad("the key holds a blank, a control character or `;` (properties are not supported)"));
+        }
+        let value = strict_percent_decode(v.trim()).map_err(|reason| bad(&reason))?;
+        out.push((key.to_string(), value));
+    }
+    Ok(out)
+}
+
+/// Percent-decoding that refuses what it cannot decode: `%` not followed by two hex digits, or bytes that are not
+/// UTF-8 once decoded.
+fn strict_percent_decode(s: &str) -> Result<String, String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = |b: Option<&u8>| b.and_then(|b| (*b as char).to_digit(16));
+            match (hex(bytes.get(i + 1)), hex(bytes.get(i + 2))) {
+                (Some(hi), Some(lo)) => out.push((hi * 16 + lo) as u8),
+                _ => return Err(format!("`%` at byte {i} of the value is not followed by two hex digits (write %25)")),
+            }
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).map_err(|_| "the percent-decoded value is not UTF-8".to_string())
+}

@@ -6,10 +6,12 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::parse::{parse_backend, parse_forward_headers, parse_header, percent_decode};
+use super::parse::{
+    parse_attribute_flag, parse_attribute_list, parse_backend, parse_forward_headers, parse_header, percent_decode,
+};
 use super::{
-    ArchiveDefaults, BackendTarget, BatchConfig, Cli, Config, ConfigError, QueueConfig, RetryConfig, ServerTlsFiles,
-    TlsFiles, MAX_PARTITIONS,
+    ArchiveDefaults, AttributeMode, BackendTarget, BatchConfig, Cli, Config, ConfigError, QueueConfig,
+    ResourceAttribute, RetryConfig, ServerTlsFiles, TlsFiles, MAX_PARTITIONS,
 };
 use crate::signal::SignalKind;
 
@@ -120,7 +122,10 @@ impl Config {
         });
 
         let archive = ArchiveDefaults::from_cli(&cli)?;
+        let resource_attributes = resource_attributes(&cli, env)?;
+
         Ok(Config {
+            resource_attributes,
             queue,
             archive,
             listen: cli.listen,
@@ -171,6 +176,47 @@ impl Config {
             Ok(config)
         })
     }
+}
+
+/// `--resource-attribute*`, each from its flags or else its variable (flag over variable, as for every repeatable
+/// flag). A key repeated within one list: the last wins, as in the YAML file and in `OTEL_RESOURCE_ATTRIBUTES`
+/// parsers. A key in both lists is refused: upsert and insert of one key contradict each other.
+fn resource_attributes(cli: &Cli, env: &HashMap<String, String>) -> Result<Vec<ResourceAttribute>, ConfigError> {
+    let lists = [
+        (&cli.resource_attributes, "--resource-attribute", "OTLP_BRIDGE_RESOURCE_ATTRIBUTES", AttributeMode::Upsert),
+        (
+            &cli.resource_attributes_if_missing,
+            "--resource-attribute-if-missing",
+            "OTLP_BRIDGE_RESOURCE_ATTRIBUTES_IF_MISSING",
+            AttributeMode::Insert,
+        ),
+    ];
+    let mut out: Vec<ResourceAttribute> = Vec::new();
+    for (flags, flag, var, mode) in lists {
+        let pairs = match env.get(var) {
+            _ if !flags.is_empty() => {
+                flags.iter().map(|raw| parse_attribute_flag(flag, raw)).collect::<Result<Vec<_>, _>>()?
+            }
+            Some(raw) => parse_attribute_list(var, raw)?,
+            None => Vec::new(),
+        };
+        for (key, value) in pairs {
+            if let Some(other) = out.iter().find(|a| a.key == key && a.mode != mode) {
+                let other = if other.mode == AttributeMode::Upsert {
+                    "--resource-attribute"
+                } else {
+                    "--resource-attribute-if-missing"
+                };
+                return Err(ConfigError::Invalid(format!(
+                    "resource attribute {key:?} is given both to {other} and to {flag} (or their variables): \
+                     choose upsert or insert"
+                )));
+            }
+            out.retain(|a| a.key != key);
+            out.push(ResourceAttribute { key, value, mode });
+        }
+    }
+    Ok(out)
 }
 
 /// A backend that is the bridge's own receiver or admin port would feed the bridge its own exports (which it cannot

@@ -1,6 +1,6 @@
 use super::*;
 
-fn config(args: &[&str], env: &[(&str, &str)]) -> Result<Config, ConfigError> {
+pub(super) fn config(args: &[&str], env: &[(&str, &str)]) -> Result<Config, ConfigError> {
     let mut argv = vec!["otlp-bridge"];
     argv.extend_from_slice(args);
     let env = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();

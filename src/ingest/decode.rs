@@ -60,6 +60,26 @@ pub(super) fn decode<S: Signal>(
     }
 }
 
+/// The resource-attributes step: every resource of the validated request gets the configured attributes, on the
+/// wire (only the `Resource` messages are rewritten; the items are not decoded). The item count does not change;
+/// the reservation covers both bodies while the new one is written, then the new one.
+pub(super) fn stamp(
+    kind: SignalKind,
+    stamp: &crate::wire::ResourceStamp,
+    decoded: Decoded,
+    reservation: &mut Reservation,
+) -> Result<Decoded, IngestError> {
+    let schema = kind.schema();
+    let Decoded { payload, items, format, scan } = decoded;
+    let capacity = stamp.max_len(schema, &payload, scan.as_ref());
+    reservation.resize(payload.len().saturating_add(capacity))?;
+    let stamped = stamp.apply(schema, &payload, scan.as_ref());
+    drop(payload);
+    // The new body's buffer was allocated at `capacity` (a bound a little over its length).
+    reservation.resize(capacity)?;
+    Ok(Decoded { payload: stamped.body, items, format, scan: stamped.scan })
+}
+
 /// Splits a request larger than one export into valid requests at whole resource/scope/item entries.
 pub(super) fn split(kind: SignalKind, decoded: Decoded, max_bytes: usize) -> Result<Vec<(Bytes, u64)>, IngestError> {
     if decoded.payload.len() <= max_bytes {

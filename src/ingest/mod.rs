@@ -4,7 +4,7 @@
 //! input (HTTP, gRPC, files)   its transport: head, route, auth, body, inflate, its answers
 //!   admit       Ingest::admit(declared)             -> Reservation     memory, before a byte is buffered
 //!   decode      Ingest::decode(kind, format, ..)    -> Decoded         wire scan (protobuf) or transcode (JSON)
-//!   attributes  resource_attributes(kind, ..)       -> Decoded         the resource attributes (hook, see below)
+//!   attributes  resource_attributes(kind, ..)       -> Decoded         --resource-attribute*, on the wire
 //!   split       decode::split(decoded, max)         -> chunks          at whole resource/scope/item entries
 //!   count       otelcol_receiver_accepted_*{transport, signal, encoding}
 //!   submit      Sink::submit(Submission)            -> PartialSuccess  direct: backends acked; queued: fsynced
@@ -84,6 +84,8 @@ pub(crate) struct Ingest {
     telemetry: Arc<Telemetry>,
     /// Largest export; bigger requests are split.
     max_export_bytes: usize,
+    /// `--resource-attribute*`; `None`: bodies pass as they came.
+    resource: Option<crate::wire::ResourceStamp>,
 }
 
 impl Ingest {
@@ -94,7 +96,13 @@ impl Ingest {
         telemetry: Arc<Telemetry>,
         max_export_bytes: usize,
     ) -> Ingest {
-        Ingest { sink, budget, telemetry, max_export_bytes }
+        Ingest { sink, budget, telemetry, max_export_bytes, resource: None }
+    }
+
+    /// Sets `attributes` on every resource of every request from every input (none: requests are not touched).
+    pub(crate) fn with_resource_attributes(mut self, attributes: &[crate::config::ResourceAttribute]) -> Ingest {
+        self.resource = crate::wire::ResourceStamp::new(attributes);
+        self
     }
 
     /// The admit step: a request of `declared` bytes (0 when unknown) is refused at once when they do not fit in
@@ -135,18 +143,20 @@ impl Ingest {
         self.resource_attributes(kind, decoded, reservation)
     }
 
-    /// THE RESOURCE-ATTRIBUTE HOOK (issue 20 item 3, the resattr lane): sets the configured resource attributes on
-    /// every resource of the validated protobuf `decoded` (after decode/validate, before split), rewriting only
-    /// the `Resource` messages on the wire. A rewrite must clear `decoded.scan` (or replace it with a scan of the
-    /// new bytes) and resize `reservation` to what is held. With no attributes configured the bytes pass as they
-    /// came, which is all there is to do until that lane fills this in.
+    /// The resource attributes (`--resource-attribute*`): every resource of the validated protobuf `decoded` gets
+    /// them, on the wire (only the `Resource` messages are rewritten, see [`crate::wire::ResourceStamp`]); the scan
+    /// is moved to the new bytes and the reservation covers both bodies while the new one is written. Nothing
+    /// configured, or an empty request (answered without being forwarded): the bytes pass as they came.
     fn resource_attributes(
         &self,
-        _kind: SignalKind,
+        kind: SignalKind,
         decoded: Decoded,
-        _reservation: &mut Reservation,
+        reservation: &mut Reservation,
     ) -> Result<Decoded, IngestError> {
-        Ok(decoded)
+        match &self.resource {
+            Some(stamp) if decoded.items > 0 => decode::stamp(kind, stamp, decoded, reservation),
+            _ => Ok(decoded),
+        }
     }
 
     /// The split, count and submit steps for data `decode` returned: answers when the delivery promise holds

@@ -5,7 +5,8 @@
 //! items (spans, metric data points, log records). A prost decode does both but costs about as
 //! much CPU as the whole forwarding path, so [`scan`] walks the wire format instead, guided by a
 //! static [`Schema`], accepting only what prost would accept (plus the Collector's id-length
-//! rule). [`split`] then cuts a body into smaller valid bodies along whole entries.
+//! rule). [`split`] then cuts a body into smaller valid bodies along whole entries, and [`ResourceStamp`] rewrites
+//! only the `Resource` messages of a body to set configured attributes.
 //!
 //! ```ignore
 //! let scan = wire::scan(&wire::TRACES, &body)?;          // 400 with `err.to_string()` on Err
@@ -13,6 +14,7 @@
 //! ```
 
 mod error;
+mod resource;
 mod scan;
 mod schema;
 mod split;
@@ -24,6 +26,7 @@ use std::ops::Range;
 use bytes::Bytes;
 
 pub use error::{ErrorKind, WireError};
+pub use resource::{ResourceStamp, Stamped};
 pub use schema::{Schema, LOGS, METRICS, PROFILES, TRACES};
 
 /// The result of a successful [`scan`].

@@ -281,19 +281,23 @@ fn occurrence_index(msg: &[u8], end: usize, num: u32) -> Option<usize> {
 }
 
 /// Walks the top-level fields of a message payload that has already been validated, calling
-/// `f(field number, whole record range, payload range)` for each; used by `split`.
-/// Payload range is empty for non-length-delimited fields. Stops quietly at anything malformed.
-pub(super) fn for_each_field(msg: &[u8], mut f: impl FnMut(u32, std::ops::Range<usize>, std::ops::Range<usize>)) {
+/// `f(field number, whole record range, payload range)` for each; used by `split` and the resource splice.
+/// Payload range is empty for non-length-delimited fields. Stops quietly at anything malformed and then returns
+/// false (true: every byte of `msg` was walked).
+pub(super) fn for_each_field(
+    msg: &[u8],
+    mut f: impl FnMut(u32, std::ops::Range<usize>, std::ops::Range<usize>),
+) -> bool {
     let mut pos = 0;
     while pos < msg.len() {
         let start = pos;
         let Ok((num, wt)) = read_key(msg, &mut pos) else {
-            return;
+            return false;
         };
         let payload = match wt {
             0 => {
                 if read_varint(msg, &mut pos).is_err() {
-                    return;
+                    return false;
                 }
                 pos..pos
             }
@@ -303,12 +307,13 @@ pub(super) fn for_each_field(msg: &[u8], mut f: impl FnMut(u32, std::ops::Range<
             }
             _ => match read_len(msg, &mut pos, 0, false) {
                 Ok((s, e)) => s..e,
-                Err(_) => return,
+                Err(_) => return false,
             },
         };
         if pos > msg.len() {
-            return;
+            return false;
         }
         f(num, start..pos, payload);
     }
+    true
 }

@@ -43,12 +43,12 @@ impl Unit {
     }
 }
 
-fn varint_len(v: u64) -> usize {
+pub(super) fn varint_len(v: u64) -> usize {
     // 7 payload bits per byte; at least one byte.
     (64 - (v | 1).leading_zeros() as usize).div_ceil(7)
 }
 
-fn put_varint(out: &mut BytesMut, mut v: u64) {
+pub(super) fn put_varint(out: &mut BytesMut, mut v: u64) {
     while v >= 0x80 {
         out.put_u8((v as u8) | 0x80);
         v >>= 7;

@@ -5,6 +5,7 @@ mod accept;
 mod cases;
 mod gen;
 mod prop;
+mod resource;
 mod utf8;
 
 use crate::proto::collector::logs::v1::ExportLogsServiceRequest;
