@@ -133,6 +133,43 @@ def nested_traces(levels):
     return req.SerializeToString()
 
 
+# resource_splice's spec byte: two bits per key (service.name, k8s.pod.name, deployment.environment, a):
+# 1 upsert, 2 insert, 3 upsert of a long value.
+RESOURCE_SPECS = {"upsert-service": 0b01, "insert-three": 0b10101000, "mixed-long": 0b11100110}
+
+
+def record(num, payload):
+    """A length-delimited protobuf record (field `num`), for wire shapes no encoder library writes."""
+    key, n, out = (num << 3) | 2, len(payload), bytearray()
+    for v in (key, n):
+        while v >= 0x80:
+            out.append((v & 0x7F) | 0x80)
+            v >>= 7
+        out.append(v)
+    return bytes(out) + payload
+
+
+def resource_edges():
+    """Envelopes as other encoders may write them: no resource, resource in two occurrences, unknown fields at each
+    level, an existing key repeated."""
+    def kv(k, v):
+        return record(1, record(1, k) + record(2, record(1, v)))
+    span = record(1, bytes(16)) + record(2, bytes(8))  # trace_id, span_id
+    scope = record(2, record(2, span))  # scope_spans { spans }
+    log = record(2, record(2, record(5, record(1, b"x"))))  # scope_logs { log_records { body } }
+    unknown = record(77, b"future") + bytes([0xA0, 0x06, 0x2A])  # field 77 bytes, field 100 varint
+    return {
+        "traces-no-resource": (0, 0b01, record(1, scope)),
+        "traces-two-resources": (0, 0b11100101, record(1, record(1, kv(b"service.name", b"a")) + scope
+                                                       + record(1, kv(b"service.name", b"b") + bytes([0x10, 3])))),
+        "traces-unknown-everywhere": (0, 0b10011010, unknown + record(1, unknown + record(1, kv(b"a", b"1") + unknown)
+                                                                       + scope) + unknown),
+        "logs-duplicate-keys": (2, 0b01000001, record(1, record(1, kv(b"a", b"1") + kv(b"service.name", b"s")
+                                                                 + kv(b"a", b"2")) + log)),
+        "logs-empty-resource": (2, 0b10, record(1, record(1, b"") + log)),
+    }
+
+
 def main():
     payloads = {}  # (signal, source) -> (json bytes, pb bytes)
     examples = os.path.join(SHARED, "data", "otlp-examples")
@@ -166,6 +203,12 @@ def main():
             except (json_format.ParseError, ValueError):
                 continue
             write("wire_scan", f"{signal}-edge-{i}.bin", bytes([SIGNALS[signal][1]]) + (64).to_bytes(2, "little") + pb)
+    for signal, source in (("traces", "example-trace"), ("metrics", "example-metrics"), ("logs", "example-logs"),
+                           ("logs", "bench5"), ("profiles", "cpu")):
+        for name, spec in RESOURCE_SPECS.items():
+            write("resource_splice", f"{signal}-{source}-{name}.bin", bytes([SIGNALS[signal][1], spec]) + payloads[(signal, source)][1])
+    for name, (sel, spec, body) in resource_edges().items():
+        write("resource_splice", f"edge-{name}.bin", bytes([sel, spec]) + body)
     # prost's recursion limit is 100: depth 4 + 2 * 48 = 100 is the deepest body it accepts.
     for levels in (47, 48, 49):
         write("wire_scan", f"traces-nested-{levels}.bin", bytes([0, 0, 1]) + nested_traces(levels))

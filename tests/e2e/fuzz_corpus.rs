@@ -66,3 +66,8 @@ fn inflate() {
 fn http_request() {
     replay("http_request", crate::fuzz_props::http::http_request);
 }
+
+#[test]
+fn resource_splice() {
+    replay("resource_splice", crate::fuzz_props::resource_splice);
+}

@@ -26,6 +26,7 @@ mod profiles;
 mod protocol;
 mod queue;
 mod real_client_rust;
+mod resource_attributes;
 mod robustness;
 mod tls;
 

@@ -9,6 +9,7 @@
 
 pub mod http;
 mod items;
+mod resource;
 
 use bytes::Bytes;
 use otlp_bridge::internals::MemoryBudget;
@@ -19,6 +20,7 @@ use otlp_bridge::{Logs, Metrics, Profiles, Signal, Traces};
 use prost::Message;
 
 pub use items::Items;
+pub use resource::resource_splice;
 
 /// `json_traces`, `json_metrics`, `json_logs`, `json_profiles`: neither OTLP/JSON path panics, and
 /// - `json::transcode` (the receiver's path, JSON straight to protobuf) accepts exactly what `json::decode` accepts,
