@@ -24,6 +24,9 @@ CONTRACT_ENV = {
     "OTLP_BRIDGE_BACKEND_HEADER",
     "OTLP_BRIDGE_CORS_ALLOWED_ORIGINS",
     "OTLP_BRIDGE_MEMORY_LIMIT_MIB",
+    # Read by src/config/resolve.rs, not declared on clap (their list format differs from the flags').
+    "OTLP_BRIDGE_RESOURCE_ATTRIBUTES",
+    "OTLP_BRIDGE_RESOURCE_ATTRIBUTES_IF_MISSING",
 }
 # Assumed default of --memory-limit-mib when a manifest does not set it (the code chooses the number).
 DEFAULT_MEMORY_LIMIT_MIB = 20
@@ -33,11 +36,15 @@ KNOWN_ENV = set(CONTRACT_ENV)
 
 
 def known_env(root):
-    """The contract's variables plus every `env = "OTLP_BRIDGE_..."` in src/ (clap attributes)."""
+    """The contract's variables plus every `env = "OTLP_BRIDGE_..."` in src/ (clap attributes) and every variable
+    src/config/resolve.rs reads itself (a `"OTLP_BRIDGE_..."` literal there: the resource attribute lists)."""
     found = set()
     for path in glob.glob(os.path.join(root, "src", "**", "*.rs"), recursive=True):
         with open(path, encoding="utf-8", errors="replace") as f:
-            found |= set(re.findall(r'env\s*=\s*"(OTLP_BRIDGE_[A-Z0-9_]+)"', f.read()))
+            text = f.read()
+        found |= set(re.findall(r'env\s*=\s*"(OTLP_BRIDGE_[A-Z0-9_]+)"', text))
+        if os.path.basename(path) == "resolve.rs":
+            found |= set(re.findall(r'"(OTLP_BRIDGE_[A-Z0-9_]+)"', text))
     KNOWN_ENV.update(found)
     return found
 
