@@ -4,7 +4,10 @@
 //! - `json_transcode/<signal>`: OTLP/JSON straight to protobuf bytes, what the bridge does with a JSON request;
 //! - `json_decode_encode/<signal>`: OTLP/JSON -> prost types -> protobuf bytes, for comparison;
 //! - `protobuf_scan/<signal>`: the wire scan that validates and counts a protobuf request the bridge forwards as is;
-//! - `protobuf_prost/<signal>`: a full prost decode of the same body, for comparison (the bridge does not do it).
+//! - `protobuf_prost/<signal>`: a full prost decode of the same body, for comparison (the bridge does not do it);
+//! - `resource_stamp/<signal>`: `--resource-attribute*` with three keys (one upsert of a key the payload has, two
+//!   inserts of keys it lacks) on the scanned protobuf body, the step the receiver adds after the scan (with no
+//!   attributes configured it skips the step: nothing to measure).
 //!
 //! `cargo bench --bench decode` (add `-- --quick` for a short run). By default the payloads are built here, mirroring
 //! the generator; `OTLP_BENCH_PAYLOADS=DIR` uses the generator's own files instead (`gen_payloads.py DIR`).
@@ -13,6 +16,7 @@
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use otlp_bridge::internals::wire::ResourceStamp;
 use otlp_bridge::internals::{json, wire};
 use otlp_bridge::proto::collector::logs::v1::ExportLogsServiceRequest;
 use otlp_bridge::proto::collector::metrics::v1::ExportMetricsServiceRequest;
@@ -25,7 +29,7 @@ use otlp_bridge::proto::metrics::v1::{
 };
 use otlp_bridge::proto::resource::v1::Resource;
 use otlp_bridge::proto::trace::v1::{span, status, ResourceSpans, ScopeSpans, Span, Status};
-use otlp_bridge::{Logs, Metrics, Signal, Traces};
+use otlp_bridge::{AttributeMode, Logs, Metrics, ResourceAttribute, Signal, Traces};
 use prost::Message;
 
 const ITEMS: usize = 100;
@@ -321,6 +325,22 @@ fn bench_signal<S: Signal>(c: &mut Criterion, build: fn(&mut fastrand::Rng) -> S
     let mut group = c.benchmark_group("protobuf_scan");
     group.throughput(Throughput::BytesDecimal(pb.len() as u64));
     group.bench_function(name, |b| b.iter(|| black_box(wire::scan(S::KIND.schema(), black_box(&pb)).unwrap())));
+    group.finish();
+
+    let mut group = c.benchmark_group("resource_stamp");
+    group.throughput(Throughput::BytesDecimal(pb.len() as u64));
+    let attribute = |key: &str, value: &str, mode| ResourceAttribute { key: key.into(), value: value.into(), mode };
+    let stamp = ResourceStamp::new(&[
+        attribute("service.name", "checkout", AttributeMode::Upsert),
+        attribute("k8s.pod.name", "checkout-7d9f8b6c5d-x2x7q", AttributeMode::Insert),
+        attribute("k8s.namespace.name", "shop", AttributeMode::Insert),
+    ])
+    .unwrap();
+    let body = bytes::Bytes::from(pb.clone());
+    let scan = wire::scan(S::KIND.schema(), &body).unwrap();
+    group.bench_function(name, |b| {
+        b.iter(|| black_box(stamp.apply(S::KIND.schema(), black_box(&body), Some(black_box(&scan)))))
+    });
     group.finish();
 
     let mut group = c.benchmark_group("protobuf_prost");
