@@ -42,7 +42,9 @@ ENV OTLP_BRIDGE_LISTEN=0.0.0.0:4318 \
     OTLP_BRIDGE_METRICS_LISTEN=0.0.0.0:8888
 # The distroless "nonroot" user, numeric so Kubernetes runAsNonRoot can verify it.
 USER 65532:65532
+# 4317: OTLP/gRPC receiver, when OTLP_BRIDGE_GRPC_LISTEN=0.0.0.0:4317 is set (off by default: the default backend is
+#       localhost:4317); compose and the k8s sidecar set it
 # 4318: OTLP/HTTP receiver (POST /v1/traces, /v1/metrics, /v1/logs)
 # 8888: admin (GET /metrics, /health, /ready)
-EXPOSE 4318 8888
+EXPOSE 4317 4318 8888
 ENTRYPOINT ["/usr/local/bin/otlp-bridge"]

@@ -14,9 +14,11 @@ use crate::config::{BackendTarget, Config};
 use crate::export::probe::{probe, ProbeError};
 use crate::export::{build_backends, Backend, Export, ExportBuffers, Exporter, SetupError};
 use crate::ingest::Ingest;
+use crate::input::grpc::{self, GrpcInput};
 use crate::input::Inputs;
 use crate::limit::MemoryBudget;
 use crate::queue::{DeliveryConfig, OpenError, Queue, QueueBackend, QueueConfig, ReaderExport};
+use crate::receive::pings::PingPolicy;
 use crate::receive::{self, Receiver};
 use crate::signal::SignalKind;
 use crate::sink::{Direct, Queued, Sink};
@@ -40,14 +42,23 @@ const MIN_EXPORT_DRAIN: Duration = Duration::from_secs(1);
 const ADMIN_DRAIN: Duration = Duration::from_secs(1);
 /// The least a queue reader may hold however small the memory limit: enough for a batch of typical requests.
 const MIN_READER_HOLD: usize = 64 * 1024;
+/// gRPC clients may ping this often (keepalive): the shortest keepalive time grpc-go and grpc-java clients let a user
+/// configure. More often than that, three times with no call in between, is a flood (grpc-go's enforcement
+/// policy, whose own default, 5 minutes, refuses clients configured with common keepalive times).
+const GRPC_PING_POLICY: PingPolicy = PingPolicy { min_interval: Duration::from_secs(10), max_strikes: 2 };
+/// A gRPC connection with no call for this long gets GOAWAY: SDK exporters send at least every minute, so only
+/// connections that are really unused (that keepalive pings would otherwise hold open for ever) end.
+const GRPC_MAX_IDLE: Duration = Duration::from_secs(300);
 
-/// The two bound sockets a bridge serves (bound by the caller, so tests can use port 0).
+/// The bound sockets a bridge serves (bound by the caller, so tests can use port 0).
 #[derive(Debug)]
 pub struct Listeners {
     /// OTLP/HTTP.
     pub http: TcpListener,
     /// Admin: /metrics /health /ready.
     pub admin: TcpListener,
+    /// OTLP/gRPC, when it is on (`--grpc-listen`).
+    pub grpc: Option<TcpListener>,
 }
 
 impl Listeners {
@@ -57,7 +68,11 @@ impl Listeners {
         let admin = TcpListener::bind(config.metrics_listen)
             .await
             .map_err(|e| with_addr(e, "--metrics-listen", config.metrics_listen))?;
-        Ok(Listeners { http, admin })
+        let grpc = match config.grpc_listen {
+            Some(addr) => Some(TcpListener::bind(addr).await.map_err(|e| with_addr(e, "--grpc-listen", addr))?),
+            None => None,
+        };
+        Ok(Listeners { http, admin, grpc })
     }
 }
 
@@ -256,10 +271,21 @@ pub async fn run(config: Config, listeners: Listeners, shutdown: impl Future<Out
         telemetry: Arc::clone(&telemetry),
         max_body_bytes: config.max_body_bytes,
         read_timeout: config.read_timeout,
-        auth,
+        auth: auth.clone(),
         body_idle_timeout: config.read_timeout.min(BODY_IDLE_TIMEOUT),
         forward_headers: config.forward_headers.clone(),
         grpc_warned: std::sync::atomic::AtomicBool::new(false),
+    });
+    let grpc_input = listeners.grpc.as_ref().map(|_| {
+        Arc::new(GrpcInput {
+            ingest: Arc::clone(&ingest),
+            telemetry: Arc::clone(&telemetry),
+            max_body_bytes: config.max_body_bytes,
+            read_timeout: config.read_timeout,
+            body_idle_timeout: config.read_timeout.min(BODY_IDLE_TIMEOUT),
+            auth,
+            forward_headers: config.forward_headers.clone(),
+        })
     });
     let open_connections = Arc::new(AtomicUsize::new(0));
 
@@ -280,6 +306,7 @@ pub async fn run(config: Config, listeners: Listeners, shutdown: impl Future<Out
 
     let started = Started {
         listen: listeners.http.local_addr().map(|a| a.to_string()).unwrap_or_default(),
+        grpc_listen: listeners.grpc.as_ref().and_then(|l| l.local_addr().ok()).map(|a| a.to_string()),
         admin: admin_addr,
         mode: if queued.is_some() {
             "queued: 200 once fsynced to --queue-dir, then delivered to every backend"
@@ -299,9 +326,32 @@ pub async fn run(config: Config, listeners: Listeners, shutdown: impl Future<Out
         drain: config.shutdown_timeout,
         max_connection_age: config.max_connection_age,
         listener: "otlp",
+        pings: None,
+        max_idle: None,
     };
     let service = receive::stack(receiver, &config.cors_allowed_origins);
     let mut inputs = Inputs::new();
+    if let (Some(listener), Some(input)) = (listeners.grpc, grpc_input) {
+        // The same accept loop, TLS files and connection cap as HTTP; pings bounded and idle connections ended.
+        let limits = receive::server::ServeLimits {
+            listener: "grpc",
+            pings: Some(GRPC_PING_POLICY),
+            max_idle: Some(GRPC_MAX_IDLE),
+            ..limits
+        };
+        inputs.spawn(
+            "grpc",
+            receive::serve(
+                listener,
+                server_tls.clone(),
+                grpc::service(input),
+                limits,
+                Arc::clone(&telemetry),
+                Arc::clone(&open_connections),
+                inputs.stopping(),
+            ),
+        );
+    }
     inputs.spawn(
         "http",
         receive::serve(
@@ -343,6 +393,7 @@ pub async fn run(config: Config, listeners: Listeners, shutdown: impl Future<Out
 /// the settings a person checks first.
 struct Started {
     listen: String,
+    grpc_listen: Option<String>,
     admin: String,
     mode: &'static str,
     backends: Vec<String>,
@@ -363,6 +414,7 @@ async fn announce(started: Started, readiness: Arc<BackendsReady>, queued: bool)
         ($level:ident, $message:literal $(, $extra:ident = $value:expr)?) => {
             tracing::$level!(
                 listen = %started.listen,
+                grpc_listen = %started.grpc_listen.as_deref().unwrap_or("off"),
                 admin = %started.admin,
                 mode = started.mode,
                 backends = ?started.backends,
@@ -447,6 +499,8 @@ async fn serve_admin(
         // Scrapes and probes are short; rebalancing does not apply to the admin port.
         max_connection_age: None,
         listener: "admin",
+        pings: None,
+        max_idle: None,
     };
     let stopped = async move {
         let _ = stop.wait_for(|stopped| *stopped).await;

@@ -233,7 +233,6 @@ impl Telemetry {
         self.counter(per_signal("refused", kind), labels).increment(items);
     }
 
-    #[allow(dead_code)] // the gRPC input's (next step)
     /// Registers at 0 the receiver counters of an input other than HTTP (which `register_known` covers), and for
     /// gRPC its request counters, so that an input that is on shows 0 before its first request.
     pub(crate) fn register_input(&self, transport: &'static str, encodings: &[&'static str]) {
@@ -243,6 +242,8 @@ impl Telemetry {
             }
             self.refused(kind, transport, 0);
             if transport == "grpc" {
+                self.counter("otlp_bridge_connections_refused_total", listener_label("grpc")).increment(0);
+                self.counter("otlp_bridge_connections_timed_out_total", listener_label("grpc")).increment(0);
                 self.counter(
                     "otlp_bridge_grpc_requests_total",
                     vec![Label::new("signal", kind.name()), Label::new("code", "OK")],
@@ -252,7 +253,6 @@ impl Telemetry {
         }
     }
 
-    #[allow(dead_code)] // the gRPC input's (next step)
     /// One answered gRPC call: its signal (`none` for an unknown method) and status code name (`OK`,
     /// `UNAVAILABLE`, ...), and the time from its headers to its status.
     pub(crate) fn grpc_request(&self, kind: Option<SignalKind>, code: &'static str, elapsed: Duration) {

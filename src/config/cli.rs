@@ -25,6 +25,12 @@ pub struct Cli {
     #[arg(long, env = "OTLP_BRIDGE_LISTEN", default_value = "127.0.0.1:4318", value_parser = parse_listen_addr)]
     pub listen: SocketAddr,
 
+    /// OTLP/gRPC receiver address: the Export services of traces, metrics, logs and profiles (v1development), with
+    /// the same limits, TLS files, tokens, forwarded headers and answers as --listen. Off unless set: the default
+    /// backend is localhost:4317, so a default here would loop. Use 0.0.0.0:4317 inside a container.
+    #[arg(long, env = "OTLP_BRIDGE_GRPC_LISTEN", value_name = "ADDR", value_parser = parse_listen_addr)]
+    pub grpc_listen: Option<SocketAddr>,
+
     /// gRPC backend: http://host:port, https://host:port, or `debug` (prints each request as one OTLP/JSON line).
     /// Repeat (or comma-separate in the env var) to send every item to every backend. Falls back to
     /// OTEL_EXPORTER_OTLP_ENDPOINT (and OTEL_EXPORTER_OTLP_{TRACES,METRICS,LOGS}_ENDPOINT per signal), then

@@ -134,6 +134,8 @@ pub struct ServerTlsFiles {
 pub struct Config {
     /// OTLP/HTTP receiver address.
     pub listen: SocketAddr,
+    /// OTLP/gRPC receiver address; `None`: off.
+    pub grpc_listen: Option<SocketAddr>,
     /// Admin server address.
     pub metrics_listen: SocketAddr,
     /// Backends per signal, indexed by [`SignalKind::index`]. Every item of a signal goes to each of its backends.

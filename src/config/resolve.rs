@@ -129,6 +129,7 @@ impl Config {
             queue,
             archive,
             listen: cli.listen,
+            grpc_listen: cli.grpc_listen,
             metrics_listen: cli.metrics_listen,
             backends,
             max_body_bytes: cli.max_body_bytes,
@@ -223,13 +224,16 @@ fn resource_attributes(cli: &Cli, env: &HashMap<String, String>) -> Result<Vec<R
 /// even decode: gRPC is not OTLP/HTTP). The classic cause is `OTEL_EXPORTER_OTLP_ENDPOINT=http://localhost:4318`,
 /// meant for applications, left in the bridge's environment. Only names on one of those ports are resolved.
 fn refuse_own_address(config: &Config, from_otel_env: bool) -> Result<(), ConfigError> {
-    let own = [("--listen", config.listen), ("--metrics-listen", config.metrics_listen)];
+    let own: Vec<(&str, SocketAddr)> = [("--listen", config.listen), ("--metrics-listen", config.metrics_listen)]
+        .into_iter()
+        .chain(config.grpc_listen.map(|addr| ("--grpc-listen", addr)))
+        .collect();
     for target in config.backends.iter().flatten() {
         let BackendTarget::Grpc(url) = target else { continue };
         let Ok(uri) = url.parse::<http::Uri>() else { continue };
         let port = uri.port_u16().unwrap_or(if uri.scheme_str() == Some("https") { 443 } else { 80 });
         let host = uri.host().unwrap_or_default().trim_matches(|c| c == '[' || c == ']');
-        for (flag, addr) in own {
+        for &(flag, addr) in &own {
             if addr.port() != port {
                 continue;
             }

@@ -142,3 +142,16 @@ fn batching_can_be_disabled() {
     let b = config(&["--batch-timeout", "50ms", "--batch-max-items", "10"], &[]).unwrap().batch.unwrap();
     assert_eq!((b.max_items, b.timeout), (10, Duration::from_millis(50)));
 }
+
+#[test]
+fn the_grpc_receiver_is_off_by_default_and_refuses_a_backend_that_is_itself() {
+    assert_eq!(config(&[], &[]).unwrap().grpc_listen, None);
+    let on = config(&["--grpc-listen", "0.0.0.0:4317", "--backend", "http://192.0.2.1:4317"], &[]).unwrap();
+    assert_eq!(on.grpc_listen.map(|a| a.to_string()), Some("0.0.0.0:4317".into()));
+    // The default backend is localhost:4317: turning the receiver on there without a backend would loop.
+    for listen in ["0.0.0.0:4317", "127.0.0.1:4317"] {
+        let Err(e) = config(&["--grpc-listen", listen], &[]) else { panic!("{listen}: accepted a loop") };
+        let message = e.to_string();
+        assert!(message.contains("own --grpc-listen address") && message.contains("export to itself"), "{message}");
+    }
+}

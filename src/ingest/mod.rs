@@ -37,7 +37,6 @@ pub(crate) enum Transport {
     /// OTLP/HTTP (`--listen`).
     Http,
     /// OTLP/gRPC (`--grpc-listen`).
-    #[allow(dead_code)] // the gRPC input's (next step)
     Grpc,
     /// Tailed log files.
     #[allow(dead_code)] // the file input's, which lands on this seam
@@ -120,7 +119,6 @@ impl Ingest {
     }
 
     /// Counts a memory refusal: one per refused request, whichever step (admission, reading, decoding) refused it.
-    #[allow(dead_code)] // the gRPC input's (next step); HTTP counts its refusals in its rescue
     pub(crate) fn memory_refused(&self) {
         self.telemetry.memory_refused();
     }

@@ -16,8 +16,8 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -64,9 +64,21 @@ impl Watcher {
         let mut ending = false;
         let mut aged = age.deadline.is_none();
         let deadline = age.deadline.unwrap_or_else(Instant::now);
+        let mut idle_check = age.idle.as_ref().map(|idle| Instant::now() + idle.max);
         loop {
             tokio::select! {
                 done = &mut conn => return done,
+                () = tokio::time::sleep_until(idle_check.unwrap_or_else(Instant::now)), if idle_check.is_some() && !ending => {
+                    idle_check = match age.idle.as_ref().and_then(|idle| idle.until()) {
+                        Some(next) => Some(next),
+                        None => {
+                            tracing::debug!("connection idle for too long: GOAWAY");
+                            conn.as_mut().graceful_shutdown();
+                            ending = true;
+                            None
+                        }
+                    };
+                }
                 // A dropped `Drain` counts as shutdown too.
                 _ = self.signal.wait_for(|stop| *stop), if !ending => {
                     conn.as_mut().graceful_shutdown();
@@ -92,13 +104,65 @@ pub(crate) struct ConnectionAge {
     deadline: Option<Instant>,
     /// Whether the connection speaks HTTP/2 (learnt from its first request).
     http2: Arc<AtomicBool>,
+    /// The idle limit, with what the connection is doing.
+    idle: Option<Arc<Idle>>,
+}
+
+/// How long a connection may go without a request in flight, and when it last had one.
+#[derive(Debug)]
+pub(crate) struct Idle {
+    max: Duration,
+    in_flight: AtomicUsize,
+    last: Mutex<Instant>,
+}
+
+impl Idle {
+    /// When to look again, or `None` when the connection has been idle for `max` now.
+    fn until(&self) -> Option<Instant> {
+        let now = Instant::now();
+        if self.in_flight.load(Ordering::Acquire) > 0 {
+            return Some(now + self.max);
+        }
+        let last = *self.last.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let due = last + self.max;
+        (due > now).then_some(due)
+    }
+
+    fn touch(&self) {
+        *self.last.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Instant::now();
+    }
+}
+
+/// Counts one request in flight until dropped.
+struct InFlight(Option<Arc<Idle>>);
+
+impl InFlight {
+    fn new(idle: Option<Arc<Idle>>) -> InFlight {
+        if let Some(idle) = &idle {
+            idle.in_flight.fetch_add(1, Ordering::AcqRel);
+            idle.touch();
+        }
+        InFlight(idle)
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        if let Some(idle) = &self.0 {
+            idle.touch();
+            idle.in_flight.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
 }
 
 impl ConnectionAge {
-    /// A connection opened now that may live about `max` (+-10%); `None`: for ever.
-    pub(crate) fn new(max: Option<Duration>) -> ConnectionAge {
+    /// A connection opened now that may live about `max` (+-10%; `None`: for ever), and as an HTTP/2 connection
+    /// go without a request for `max_idle` (`None`: for ever).
+    pub(crate) fn new(max: Option<Duration>, max_idle: Option<Duration>) -> ConnectionAge {
         let deadline = max.map(|max| Instant::now() + max.mul_f64(0.9 + 0.2 * fastrand::f64()));
-        ConnectionAge { deadline, http2: Arc::new(AtomicBool::new(false)) }
+        let idle = max_idle
+            .map(|max| Arc::new(Idle { max, in_flight: AtomicUsize::new(0), last: Mutex::new(Instant::now()) }));
+        ConnectionAge { deadline, http2: Arc::new(AtomicBool::new(false)), idle }
     }
 
     /// `service`, answering HTTP/1 with `Connection: close` once the age is reached.
@@ -137,9 +201,11 @@ where
             self.age.http2.store(true, Ordering::Relaxed);
         }
         let age = self.age.clone();
+        let in_flight = InFlight::new(age.idle.clone());
         let answer = self.inner.call(req);
         Box::pin(async move {
             let mut response = answer.await?;
+            drop(in_flight);
             if http1 && age.reached() {
                 response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
             }
@@ -159,7 +225,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn http1_answers_say_close_once_the_age_is_reached_and_not_before() {
         let ok = tower::service_fn(|_req: Request<()>| async { Ok::<_, Infallible>(Response::new(())) });
-        let age = ConnectionAge::new(Some(Duration::from_secs(100)));
+        let age = ConnectionAge::new(Some(Duration::from_secs(100)), None);
         let mut service = age.wrap(ok);
         let r = service.call(request(Version::HTTP_11)).await.unwrap();
         assert!(r.headers().get(header::CONNECTION).is_none());
@@ -177,6 +243,22 @@ mod tests {
 
     #[test]
     fn without_a_maximum_a_connection_never_ages() {
-        assert!(!ConnectionAge::new(None).reached());
+        assert!(!ConnectionAge::new(None, None).reached());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn idle_is_counted_from_the_last_request_and_not_while_one_is_in_flight() {
+        let age = ConnectionAge::new(None, Some(Duration::from_secs(60)));
+        let idle = age.idle.clone().unwrap();
+        tokio::time::advance(Duration::from_secs(30)).await;
+        assert!(idle.until().is_some());
+        let request = InFlight::new(Some(Arc::clone(&idle)));
+        tokio::time::advance(Duration::from_secs(120)).await;
+        assert!(idle.until().is_some(), "a request in flight is not idle");
+        drop(request);
+        tokio::time::advance(Duration::from_secs(59)).await;
+        assert!(idle.until().is_some());
+        tokio::time::advance(Duration::from_secs(1)).await;
+        assert!(idle.until().is_none(), "60 s after the last answer");
     }
 }

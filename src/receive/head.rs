@@ -73,7 +73,10 @@ impl RequestHead {
 /// The `--forward-header` values of a request, in the configured order; all values of a repeated header joined
 /// with `,` (as HTTP reads them); absent headers left out. Values must be visible ASCII to become gRPC metadata:
 /// otherwise the header's name is the error.
-fn forwarded_headers(names: &[HeaderName], headers: &HeaderMap) -> Result<Vec<(String, String)>, HeaderName> {
+pub(crate) fn forwarded_headers(
+    names: &[HeaderName],
+    headers: &HeaderMap,
+) -> Result<Vec<(String, String)>, HeaderName> {
     let mut forwarded = Vec::new();
     for name in names {
         let mut joined: Option<String> = None;

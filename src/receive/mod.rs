@@ -30,6 +30,7 @@ mod error;
 mod head;
 mod hint;
 mod panic;
+pub(crate) mod pings;
 mod rescue;
 mod respond;
 mod route;
@@ -49,6 +50,7 @@ use tower::{Service, ServiceBuilder};
 
 pub(crate) use body::ContentEncoding;
 pub use error::ReceiveError;
+pub(crate) use head::forwarded_headers;
 pub(crate) use respond::Format;
 pub(crate) use server::serve;
 

@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Request, Response};
-use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
@@ -18,6 +17,7 @@ use tokio::net::TcpListener;
 use tower::Service;
 
 use super::age;
+use super::pings::{PingGuard, PingPolicy};
 use super::tls::{self, ServerTls};
 use crate::telemetry::Telemetry;
 
@@ -46,15 +46,19 @@ pub(crate) struct ServeLimits {
     pub drain: Duration,
     /// Connections end gracefully after about this age (see [`super::age`]).
     pub max_connection_age: Option<Duration>,
-    /// Which listener this is, as the `listener` label of the connection metrics (`otlp` or `admin`), so that a flood
-    /// of the admin port is not read as clients being turned away.
+    /// Which listener this is, as the `listener` label of the connection metrics (`otlp`, `grpc` or `admin`), so that
+    /// a flood of the admin port is not read as clients being turned away.
     pub listener: &'static str,
+    /// How often HTTP/2 clients may ping (see [`super::pings`]); `None`: as h2 allows.
+    pub pings: Option<PingPolicy>,
+    /// An HTTP/2 connection with no request in flight for this long gets GOAWAY; `None`: kept while it pings.
+    pub max_idle: Option<Duration>,
 }
 
 /// Serves `service` on `listener` until `shutdown` resolves, then lets open connections finish their requests
 /// (new requests are refused) for up to `limits.drain`. `open` counts open connections. With `tls`, connections
 /// are TLS (h2 or http/1.1 by ALPN).
-pub(crate) async fn serve<S>(
+pub(crate) async fn serve<S, B>(
     listener: TcpListener,
     tls: Option<Arc<ServerTls>>,
     service: S,
@@ -63,8 +67,10 @@ pub(crate) async fn serve<S>(
     open: Arc<AtomicUsize>,
     shutdown: impl Future<Output = ()>,
 ) where
-    S: Service<Request<Incoming>, Response = Response<Full<Bytes>>, Error = Infallible> + Clone + Send + 'static,
+    S: Service<Request<Incoming>, Response = Response<B>, Error = Infallible> + Clone + Send + 'static,
     S::Future: Send + 'static,
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let mut builder = Builder::new(TokioExecutor::new());
     builder
@@ -121,8 +127,9 @@ pub(crate) async fn serve<S>(
                     return;
                 }
             };
-            let age = age::ConnectionAge::new(limits.max_connection_age);
+            let age = age::ConnectionAge::new(limits.max_connection_age, limits.max_idle);
             let service = TowerToHyperService::new(age.wrap(service));
+            let stream = PingGuard::new(stream, limits.pings);
             let connection = builder.serve_connection(TokioIo::new(stream), service);
             if let Err(e) = watcher.watch(connection.into_owned(), age).await {
                 tracing::debug!(%peer, "connection ended: {e}");

@@ -5,6 +5,9 @@
 #            300 spans (plain + gzip), 60 log records (deflate), 2 metric exports
 #   node   : @opentelemetry/sdk-trace-base + @opentelemetry/exporter-trace-otlp-http (OTLP/HTTP JSON):
 #            300 spans (plain + gzip)
+#   python-grpc: opentelemetry-exporter-otlp-proto-grpc into --grpc-listen: 300 spans (plain + gzip) and 60 log
+#            records exactly; then the SDK's own retry on UNAVAILABLE + RetryInfo (python_grpc.py); and the npm
+#            @opentelemetry/exporter-trace-otlp-grpc: 300 spans exactly (node_grpc_client.js)
 #   backend: grpcio serving opentelemetry-proto's generated trace/metrics/logs services (backend.py)
 #
 # Three rounds, each with a fresh backend and bridge and both clients:
@@ -116,6 +119,10 @@ run_round bridge-retry bridge-retry "--fail-first 2 --fail-code UNAVAILABLE" ""
 run_round client-retry client-retry "--fail-first 2 --fail-code UNAVAILABLE" "--retry-max-elapsed 0s"
 # issue 11: the Python SDK (defaults) through the queued bridge, backend down 60 s: nothing lost (~80 s).
 rc=0; run_client "$WORK" python-outage "$VPY" "$HERE/python_outage.py" --bridge "$BRIDGE_BIN" --work "$WORK/outage" || rc=$?; EXTRAS+=(--extra "python-outage:$((rc == 0)):$(tail -n 1 "$WORK/python-outage.log")")
+
+# issue 20: the Python SDK's OTLP/gRPC exporter into --grpc-listen: exact delivery (plain, gzip, logs), and its own
+# retry on UNAVAILABLE + RetryInfo delivering once the backend is back (python_grpc.py).
+rc=0; run_client "$WORK" python-grpc "$VPY" "$HERE/python_grpc.py" --bridge "$BRIDGE_BIN" --work "$WORK/grpc" --node node || rc=$?; EXTRAS+=(--extra "python-grpc:$((rc == 0)):$(tail -n 1 "$WORK/python-grpc.log")")
 
 # gateway: the Python SDK by its OTEL_EXPORTER_OTLP_* variables through TLS, a token and X-Scope-OrgID (gateway_python.py)
 if "$VPY" "$HERE/gateway_python.py" run --bridge "$BRIDGE_BIN" --backend-script "$HERE/backend.py" --work "$WORK/gateway" >"$WORK/gateway.log" 2>&1; then EXTRAS+=(--extra "gateway python:1:$(tail -n 1 "$WORK/gateway.log")"); else sed 's/^/  | /' "$WORK/gateway.log"; EXTRAS+=(--extra "gateway python:0:$(tail -n 1 "$WORK/gateway.log")"); fi

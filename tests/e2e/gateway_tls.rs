@@ -150,6 +150,7 @@ async fn a_bad_certificate_at_start_is_a_clear_error() {
     let listeners = otlp_bridge::Listeners {
         http: tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
         admin: tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
+        grpc: None,
     };
     let e = otlp_bridge::run(config, listeners, std::future::pending()).await.unwrap_err().to_string();
     assert!(e.contains("a.crt") && e.contains("b.key") && e.contains("pair"), "{e}");

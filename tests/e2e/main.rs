@@ -21,6 +21,7 @@ mod connection_age;
 mod delivery;
 mod gateway_tenants;
 mod gateway_tls;
+mod grpc;
 mod pipeline;
 mod profiles;
 mod protocol;

@@ -110,6 +110,7 @@ async fn a_second_bridge_on_the_same_directory_is_refused_with_a_clear_error() {
     let listeners = otlp_bridge::Listeners {
         http: tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
         admin: tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
+        grpc: None,
     };
     let second = otlp_bridge::run(queued(&[&backend], dir.path()), listeners, std::future::pending());
     let error = tokio::time::timeout(Duration::from_secs(10), second).await.unwrap().unwrap_err();

@@ -217,7 +217,7 @@ fn start() -> Harness {
         let http = TcpListener::bind("127.0.0.1:0").await.expect("bind bridge");
         let admin = TcpListener::bind("127.0.0.1:0").await.expect("bind admin");
         let addr = http.local_addr().expect("bridge address");
-        let listeners = otlp_bridge::Listeners { http, admin };
+        let listeners = otlp_bridge::Listeners { http, admin, grpc: None };
         tokio::spawn(async move {
             if let Err(e) = otlp_bridge::run(config, listeners, std::future::pending()).await {
                 panic!("bridge failed: {e}");

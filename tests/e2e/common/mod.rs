@@ -356,8 +356,9 @@ impl tonic::server::UnaryService<Bytes> for Handler {
     }
 }
 
+/// Bytes in, bytes out: the backend's codec, and a test client's that sends a message exactly as given.
 #[derive(Clone, Copy, Default)]
-struct RawCodec;
+pub struct RawCodec;
 
 impl Codec for RawCodec {
     type Encode = Bytes;
@@ -395,6 +396,8 @@ impl Decoder for RawCodec {
 pub struct Bridge {
     pub addr: SocketAddr,
     pub admin: SocketAddr,
+    /// The OTLP/gRPC input's address, when the config turned it on.
+    pub grpc: Option<SocketAddr>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<Result<(), otlp_bridge::RunError>>>,
 }
@@ -411,17 +414,24 @@ pub fn config_for(backends: &[&MockBackend]) -> Config {
 
 impl Bridge {
     pub async fn start(config: Config) -> Bridge {
+        // The gRPC input on port 0 when the config turns it on.
+        let grpc = match config.grpc_listen {
+            Some(_) => Some(tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap()),
+            None => None,
+        };
         let listeners = otlp_bridge::Listeners {
             http: tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
             admin: tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
+            grpc,
         };
         let addr = listeners.http.local_addr().unwrap();
+        let grpc = listeners.grpc.as_ref().map(|l| l.local_addr().unwrap());
         let admin = listeners.admin.local_addr().unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(otlp_bridge::run(config, listeners, async {
             let _ = stopped.await;
         }));
-        Bridge { addr, admin, stop: Some(stop), task: Some(task) }
+        Bridge { addr, admin, grpc, stop: Some(stop), task: Some(task) }
     }
 
     pub async fn with_backend(backend: &MockBackend) -> Bridge {
