@@ -11,8 +11,7 @@ use tokio::sync::watch;
 
 use crate::batch::{FlushReason, Limits, Pipeline};
 use crate::config::{BackendTarget, Config};
-use crate::export::probe::{probe, ProbeError};
-use crate::export::{build_backends, Backend, Export, ExportBuffers, Exporter, SetupError};
+use crate::export::{build_outputs, probe_all, Export, ExportBuffers, Exporter, Output, ProbeError, SetupError};
 use crate::ingest::Ingest;
 use crate::input::grpc::{self, GrpcInput};
 use crate::input::Inputs;
@@ -97,29 +96,25 @@ pub enum RunError {
     Auth(#[from] receive::auth::TokenFileError),
 }
 
-/// Each gRPC backend with the signal it is probed with (the first that it serves).
+/// Each output with the signal it is probed with (the first that it serves).
 struct BackendsReady {
-    backends: Vec<(Arc<Backend>, SignalKind)>,
+    outputs: Vec<(Arc<dyn Output>, SignalKind)>,
 }
 
 impl BackendsReady {
-    fn new(config: &Config, backends: &[(BackendTarget, Arc<Backend>)]) -> BackendsReady {
+    fn new(config: &Config, outputs: &[(BackendTarget, Arc<dyn Output>)]) -> BackendsReady {
         let first_signal = |target: &BackendTarget| {
             SignalKind::ALL
                 .into_iter()
                 .find(|k| config.backends[k.index()].contains(target))
                 .unwrap_or(SignalKind::Traces)
         };
-        BackendsReady { backends: backends.iter().map(|(t, b)| (Arc::clone(b), first_signal(t))).collect() }
+        BackendsReady { outputs: outputs.iter().map(|(t, o)| (Arc::clone(o), first_signal(t))).collect() }
     }
 
-    /// Probes every gRPC backend at once (see [`crate::export::probe`] for why an empty export).
-    async fn probe_all(&self, timeout: Duration) -> Vec<(&str, Result<(), ProbeError>)> {
-        let probes = self.backends.iter().filter_map(|(backend, kind)| match backend.as_ref() {
-            Backend::Grpc(grpc) => Some(async move { (grpc.url(), probe(grpc, *kind, timeout).await) }),
-            Backend::Debug(_) => None,
-        });
-        futures_util::future::join_all(probes).await
+    /// Probes every output at once (the gRPC output: see its `probe` for why an empty export).
+    async fn probe_all(&self, timeout: Duration) -> Vec<(&str, Result<String, ProbeError>)> {
+        probe_all(&self.outputs, timeout).await
     }
 }
 
@@ -166,9 +161,8 @@ impl QueueMode {
     fn start(
         config: &Config,
         queue_config: &QueueConfig,
-        backends: &[(crate::config::BackendTarget, Arc<Backend>)],
+        backends: &[(BackendTarget, Arc<dyn Output>)],
         limits: Limits,
-        buffers: &Arc<ExportBuffers>,
         budget: &Arc<MemoryBudget>,
         telemetry: &Arc<Telemetry>,
     ) -> Result<(QueueMode, crate::queue::Appender), OpenError> {
@@ -176,18 +170,19 @@ impl QueueMode {
         let described: Vec<QueueBackend> =
             backends.iter().map(|(t, _)| QueueBackend { label: t.label().to_string(), signals: signals(t) }).collect();
         let (queue, appender) = Queue::open(queue_config, &described, Arc::clone(telemetry))?;
-        let exporters: Vec<ReaderExport> = backends
+        let exporters: Vec<(ReaderExport, _)> = backends
             .iter()
             .map(|(target, backend)| {
                 let takes = signals(target);
-                SignalKind::ALL.map(|kind| {
+                let exporters = SignalKind::ALL.map(|kind| {
                     takes[kind.index()].then(|| {
                         let mine = vec![Arc::clone(backend)];
                         let exporter: Arc<dyn Export> =
-                            Arc::new(Exporter::new(kind, mine, Arc::clone(buffers), config, Arc::clone(telemetry)));
+                            Arc::new(Exporter::new(kind, mine, config, Arc::clone(telemetry)));
                         exporter
                     })
-                })
+                });
+                (exporters, backend.delivery().batch)
             })
             .collect();
         let delivery = DeliveryConfig {
@@ -217,7 +212,8 @@ impl QueueMode {
 /// was accepted, all within `config.shutdown_timeout`.
 pub async fn run(config: Config, listeners: Listeners, shutdown: impl Future<Output = ()>) -> Result<(), RunError> {
     let telemetry = Telemetry::new();
-    let backends = build_backends(&config, &telemetry)?;
+    let buffers = ExportBuffers::new(config.memory_limit_bytes / 4);
+    let backends = build_outputs(&config, &telemetry, &buffers)?;
     telemetry.register_known(&config.backends.clone().map(|b| b.iter().map(|t| t.label().to_string()).collect()));
     telemetry.register_flush_reasons(&FlushReason::ALL.map(FlushReason::as_str));
     let server_tls = config.server_tls.as_ref().map(receive::tls::ServerTls::load).transpose()?;
@@ -232,7 +228,6 @@ pub async fn run(config: Config, listeners: Listeners, shutdown: impl Future<Out
         None => Limits { max_items: 1, max_bytes: config.batch_max_bytes, timeout: Duration::ZERO },
     };
     let mut workers = Vec::new();
-    let buffers = ExportBuffers::new(config.memory_limit_bytes / 4);
     let (sink, queued): (Arc<dyn Sink>, Option<QueueMode>) = match &config.queue {
         None => {
             let pipelines = SignalKind::ALL.map(|kind| {
@@ -240,7 +235,7 @@ pub async fn run(config: Config, listeners: Listeners, shutdown: impl Future<Out
                     .iter()
                     .filter_map(|t| backends.iter().find(|(bt, _)| bt == t).map(|(_, b)| Arc::clone(b)))
                     .collect();
-                let exporter = Exporter::new(kind, mine, Arc::clone(&buffers), &config, Arc::clone(&telemetry));
+                let exporter = Exporter::new(kind, mine, &config, Arc::clone(&telemetry));
                 let retry_budget = (!config.retry.max_elapsed.is_zero()).then_some(config.retry.max_elapsed);
                 let (pipeline, worker) = Pipeline::start(
                     kind,
@@ -257,8 +252,7 @@ pub async fn run(config: Config, listeners: Listeners, shutdown: impl Future<Out
             (Arc::new(Direct { pipelines }), None)
         }
         Some(queue_config) => {
-            let (mode, appender) =
-                QueueMode::start(&config, queue_config, &backends, limits, &buffers, &budget, &telemetry)?;
+            let (mode, appender) = QueueMode::start(&config, queue_config, &backends, limits, &budget, &telemetry)?;
             (Arc::new(Queued { appender }), Some(mode))
         }
     };
@@ -433,7 +427,7 @@ async fn announce(started: Started, readiness: Arc<BackendsReady>, queued: bool)
     let mut unreachable = Vec::new();
     for (url, outcome) in readiness.probe_all(STARTUP_PROBE_TIMEOUT).await {
         match outcome {
-            Ok(()) => tracing::info!(backend = url, "backend answered an empty OTLP/gRPC export: it speaks OTLP/gRPC"),
+            Ok(what) => tracing::info!(backend = url, "backend {what}"),
             Err(e) => {
                 tracing::warn!(backend = url, "backend check failed: {e}");
                 unreachable.push(url.to_string());

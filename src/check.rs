@@ -5,9 +5,8 @@
 use std::fmt::Write;
 use std::time::Duration;
 
-use crate::config::{BackendTarget, Config};
-use crate::export::probe::probe;
-use crate::export::{build_backends, Backend};
+use crate::config::Config;
+use crate::export::{build_outputs, ExportBuffers};
 use crate::signal::SignalKind;
 
 /// What `--check` found: the report to print, and whether every backend answered.
@@ -24,7 +23,8 @@ pub async fn check(config: &Config) -> CheckReport {
     let mut text = String::new();
     let _ = writeln!(text, "otlp-bridge {}: the configuration is valid", env!("CARGO_PKG_VERSION"));
     let _ = writeln!(text, "\neffective configuration (secrets masked):\n{:#?}", masked(config));
-    let backends = match build_backends(config, &crate::telemetry::Telemetry::new()) {
+    let copies = ExportBuffers::new(config.memory_limit_bytes / 4);
+    let outputs = match build_outputs(config, &crate::telemetry::Telemetry::new(), &copies) {
         Ok(b) => b,
         Err(e) => {
             let _ = writeln!(text, "\nFAIL: {e}");
@@ -32,25 +32,24 @@ pub async fn check(config: &Config) -> CheckReport {
         }
     };
     let timeout = config.export_timeout.min(Duration::from_secs(10));
-    let probes = backends.iter().map(|(target, backend)| {
+    let probes = outputs.iter().map(|(target, output)| {
         let kinds: Vec<SignalKind> =
             SignalKind::ALL.into_iter().filter(|k| config.backends[k.index()].contains(target)).collect();
         async move {
             let signals = kinds.iter().map(|k| k.name()).collect::<Vec<_>>().join(", ");
             let label = mask_url(target.label());
-            match backend.as_ref() {
-                Backend::Debug(_) => (true, format!("ok    {label} ({signals}): prints each request on stdout")),
-                Backend::Grpc(grpc) => {
-                    let kind = kinds.first().copied().unwrap_or(SignalKind::Traces);
-                    match probe(grpc, kind, timeout).await {
-                        Ok(()) => (true, format!("ok    {label} ({signals}): answered an empty OTLP/gRPC export")),
-                        Err(e) => (false, format!("FAIL  {label} ({signals}): {}", e.problem)),
-                    }
-                }
+            let kind = kinds.first().copied().unwrap_or(SignalKind::Traces);
+            match output.probe(kind, timeout).await {
+                Ok(what) => (true, format!("ok    {label} ({signals}): {what}")),
+                Err(problem) => (false, format!("FAIL  {label} ({signals}): {problem}")),
             }
         }
     });
     let outcomes = futures_util::future::join_all(probes).await;
+    let _ = writeln!(text, "\noutputs:");
+    for (target, output) in &outputs {
+        let _ = writeln!(text, "  {}: {}", mask_url(target.label()), output.describe());
+    }
     let _ = writeln!(text, "\nbackends:");
     for (_, line) in &outcomes {
         let _ = writeln!(text, "  {line}");
@@ -70,13 +69,6 @@ fn masked(config: &Config) -> Config {
     let mut c = config.clone();
     for (_, value) in &mut c.backend_headers {
         *value = "****".into();
-    }
-    for targets in &mut c.backends {
-        for target in targets {
-            if let BackendTarget::Grpc(url) = target {
-                *url = mask_url(url);
-            }
-        }
     }
     c
 }

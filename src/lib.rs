@@ -63,6 +63,8 @@ pub use signal::{Logs, Metrics, Profiles, Signal, SignalKind, Traces};
 
 // Why `run` failed: the sources of `RunError`'s variants.
 pub use export::SetupError;
+// What an output said about a batch it did not deliver (kept, with its cause, in an export error).
+pub use export::{Disposition, Problem, ProblemKind, SendError};
 pub use queue::OpenError;
 pub use receive::auth::TokenFileError;
 pub use receive::tls::TlsError;

@@ -1,15 +1,15 @@
-//! Retry of one export against one backend: only on the codes OTLP calls retryable, with jittered exponential
-//! backoff, never sooner than the backend's `RetryInfo` asks, and never past the budget that keeps the client's
-//! answer inside its own export timeout.
+//! Retry of one export against one output: only when the output says the failure is retryable (OTLP's vocabulary,
+//! [`SendError`]), with jittered exponential backoff, never sooner than the receiver asked, and never past the
+//! budget that keeps the client's answer inside its own export timeout.
 
 use std::future::Future;
 use std::time::Duration;
 
 use tokio::time::Instant;
-use tonic::{Code, Status};
-use tonic_types::StatusExt;
+use tonic::Code;
 
 use crate::config::RetryConfig;
+use crate::export::{Problem, ProblemKind, SendError};
 
 /// The shortest `Retry-After` we send: HTTP speaks in whole seconds, and a refusal that clears as soon as load moves
 /// on (memory busy, shutting down, a slow backend) is worth retrying after about one.
@@ -31,8 +31,9 @@ pub(crate) enum Decision {
     },
 }
 
-/// Whether OTLP allows retrying `code` (specification, "Failures"): RESOURCE_EXHAUSTED only when the server sent
-/// `RetryInfo`, because without it the server may be out of something a retry cannot bring back.
+/// Whether OTLP allows retrying a gRPC `code` (specification, "Failures"): RESOURCE_EXHAUSTED only when the server
+/// sent `RetryInfo`, because without it the server may be out of something a retry cannot bring back. The gRPC
+/// output reads its answers with it; the retry loop itself only asks [`SendError::is_retryable`].
 pub(crate) fn is_retryable(code: Code, has_retry_info: bool) -> bool {
     match code {
         Code::Cancelled
@@ -44,11 +45,6 @@ pub(crate) fn is_retryable(code: Code, has_retry_info: bool) -> bool {
         Code::ResourceExhausted => has_retry_info,
         _ => false,
     }
-}
-
-/// The delay a status asks for in its `google.rpc.RetryInfo` detail, if any.
-pub(crate) fn retry_info_delay(status: &Status) -> Option<Duration> {
-    status.get_details_retry_info().and_then(|info| info.retry_delay)
 }
 
 /// Jittered exponential backoff: each delay is uniformly random in [d/2, 3d/2), d doubling up to the maximum.
@@ -80,9 +76,9 @@ impl Backoff {
 }
 
 /// Decides after a failure, with `left` of the retry budget remaining.
-pub(crate) fn decide(backoff: &mut Backoff, status: &Status, left: Duration) -> Decision {
-    let hint = retry_info_delay(status);
-    if !is_retryable(status.code(), hint.is_some()) {
+pub(crate) fn decide(backoff: &mut Backoff, error: &SendError, left: Duration) -> Decision {
+    let hint = error.retry_after();
+    if !error.is_retryable() {
         return Decision::GiveUp { retry_after: hint };
     }
     let delay = backoff.next_delay().max(hint.unwrap_or_default());
@@ -96,8 +92,8 @@ pub(crate) fn decide(backoff: &mut Backoff, status: &Status, left: Duration) -> 
 /// The final failure of [`export_with_retry`].
 #[derive(Debug, Clone)]
 pub(crate) struct Failure {
-    /// The last status.
-    pub status: Status,
+    /// The last attempt's failure.
+    pub error: SendError,
     /// When the client may retry, for retryable failures.
     pub retry_after: Option<Duration>,
     /// Attempts made.
@@ -112,20 +108,21 @@ pub(crate) async fn export_with_retry<T, F, Fut>(
     attempt_timeout: Duration,
     deadline: Option<Instant>,
     mut attempt: F,
-    mut on_retry: impl FnMut(&Status, Duration),
+    mut on_retry: impl FnMut(&SendError, Duration),
 ) -> Result<T, Failure>
 where
     F: FnMut(Duration) -> Fut,
-    Fut: Future<Output = Result<T, Status>>,
+    Fut: Future<Output = Result<T, SendError>>,
 {
     let mut backoff = Backoff::new(config);
     let left = |now: Instant| deadline.map_or(Duration::ZERO, |d| d.saturating_duration_since(now));
     if deadline.is_some_and(|d| Instant::now() >= d) {
         // Queued behind a slow backend for the whole budget: answer now rather than hold the client longer.
-        let status = Status::unavailable(
+        let error = SendError::retryable(
+            Code::Unavailable,
             "the backend is too slow: this data waited for an export slot for the whole retry budget",
         );
-        return Err(Failure { status, retry_after: Some(backoff.next_delay().max(RETRY_AFTER_MIN)), attempts: 0 });
+        return Err(Failure { error, retry_after: Some(backoff.next_delay().max(RETRY_AFTER_MIN)), attempts: 0 });
     }
     let mut attempts = 0u32;
     loop {
@@ -135,17 +132,18 @@ where
             None => attempt_timeout,
             Some(_) => attempt_timeout.min(left(Instant::now()).max(MIN_ATTEMPT)),
         };
-        let status = match tokio::time::timeout(timeout, attempt(timeout)).await {
+        let error = match tokio::time::timeout(timeout, attempt(timeout)).await {
             Ok(Ok(value)) => return Ok(value),
-            Ok(Err(status)) => status,
-            Err(_) => Status::deadline_exceeded(format!("no answer within {timeout:?}")),
+            Ok(Err(error)) => error,
+            Err(_) => SendError::retryable(Code::DeadlineExceeded, format!("no answer within {timeout:?}"))
+                .problem(Problem::new(ProblemKind::Timeout, format!("did not answer within {timeout:?}"))),
         };
-        match decide(&mut backoff, &status, left(Instant::now())) {
+        match decide(&mut backoff, &error, left(Instant::now())) {
             Decision::RetryAfter(delay) => {
-                on_retry(&status, delay);
+                on_retry(&error, delay);
                 tokio::time::sleep(delay).await;
             }
-            Decision::GiveUp { retry_after } => return Err(Failure { status, retry_after, attempts }),
+            Decision::GiveUp { retry_after } => return Err(Failure { error, retry_after, attempts }),
         }
     }
 }
@@ -154,7 +152,6 @@ where
 mod tests {
     use super::*;
     use std::sync::atomic::{AtomicU32, Ordering};
-    use tonic_types::{ErrorDetails, StatusExt};
 
     fn config() -> RetryConfig {
         RetryConfig {
@@ -164,8 +161,12 @@ mod tests {
         }
     }
 
-    fn with_retry_info(code: Code, delay: Duration) -> Status {
-        Status::with_error_details(code, "slow down", ErrorDetails::with_retry_info(Some(delay)))
+    fn with_retry_info(code: Code, delay: Duration) -> SendError {
+        SendError::retryable(code, "slow down").after(Some(delay))
+    }
+
+    fn unavailable() -> SendError {
+        SendError::retryable(Code::Unavailable, "down")
     }
 
     #[test]
@@ -217,9 +218,9 @@ mod tests {
     }
 
     #[test]
-    fn resource_exhausted_without_retry_info_is_not_retried() {
+    fn a_rejection_is_not_retried() {
         let mut b = Backoff::with_seed(&config(), 1);
-        let d = decide(&mut b, &Status::resource_exhausted("full"), config().max_elapsed);
+        let d = decide(&mut b, &SendError::rejected(Code::ResourceExhausted, "full"), config().max_elapsed);
         assert_eq!(d, Decision::GiveUp { retry_after: None });
     }
 
@@ -235,7 +236,7 @@ mod tests {
                 let n = calls.fetch_add(1, Ordering::SeqCst);
                 async move {
                     if n < 2 {
-                        Err(Status::unavailable("down"))
+                        Err(unavailable())
                     } else {
                         Ok(n)
                     }
@@ -255,7 +256,7 @@ mod tests {
             &config(),
             Duration::from_secs(1),
             Some(Instant::now() + config().max_elapsed),
-            |_| async { Err::<(), _>(Status::unavailable("down")) },
+            |_| async { Err::<(), _>(unavailable()) },
             |_, _| {},
         )
         .await
@@ -263,7 +264,7 @@ mod tests {
         assert!(start.elapsed() <= Duration::from_secs(5), "{:?}", start.elapsed());
         assert!(err.attempts > 3);
         assert!(err.retry_after.is_some());
-        assert_eq!(err.status.code(), Code::Unavailable);
+        assert_eq!(err.error.code, Code::Unavailable);
     }
 
     #[tokio::test(start_paused = true)]
@@ -273,12 +274,12 @@ mod tests {
             &config(),
             Duration::from_secs(2),
             Some(Instant::now() + config().max_elapsed),
-            |_| std::future::pending::<Result<(), Status>>(),
+            |_| std::future::pending::<Result<(), SendError>>(),
             |_, _| {},
         )
         .await
         .unwrap_err();
-        assert_eq!(err.status.code(), Code::DeadlineExceeded);
+        assert_eq!(err.error.code, Code::DeadlineExceeded);
         assert!(start.elapsed() <= Duration::from_millis(5200), "{:?}", start.elapsed());
     }
 
@@ -293,14 +294,14 @@ mod tests {
             Some(deadline),
             |_| {
                 calls.fetch_add(1, Ordering::SeqCst);
-                async { Ok::<(), Status>(()) }
+                async { Ok::<(), SendError>(()) }
             },
             |_, _| {},
         )
         .await
         .unwrap_err();
         assert_eq!((calls.load(Ordering::SeqCst), err.attempts), (0, 0));
-        assert_eq!(err.status.code(), Code::Unavailable);
+        assert_eq!(err.error.code, Code::Unavailable);
         assert!(err.retry_after.is_some());
     }
 
@@ -313,7 +314,7 @@ mod tests {
             None,
             |_| {
                 calls.fetch_add(1, Ordering::SeqCst);
-                async { Err::<(), _>(Status::unavailable("down")) }
+                async { Err::<(), _>(unavailable()) }
             },
             |_, _| {},
         )
@@ -332,7 +333,7 @@ mod tests {
             Some(Instant::now() + config().max_elapsed),
             |_| {
                 calls.fetch_add(1, Ordering::SeqCst);
-                async { Err::<(), _>(Status::invalid_argument("bad")) }
+                async { Err::<(), _>(SendError::rejected(Code::InvalidArgument, "bad")) }
             },
             |_, _| {},
         )

@@ -10,6 +10,9 @@ mod cli;
 mod parse;
 mod resolve;
 mod resolver;
+// The configuration file's loader (the next step of issue 19 item 3) builds these trees; output kinds read them.
+#[allow(dead_code, unused_imports)]
+mod section;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
@@ -18,11 +21,16 @@ mod tests_resource;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 pub use archive::ArchiveDefaults;
 pub use cli::{explain_cli_error, Cli};
 pub use resolver::Resolver;
+#[allow(unused_imports)]
+pub(crate) use section::{Node, Section, Value};
+
+use crate::export::OutputSettings;
 
 use crate::signal::SignalKind;
 
@@ -66,6 +74,18 @@ pub enum ConfigError {
         /// What is wrong with it.
         reason: String,
     },
+    /// A key of the configuration file that is unknown, of the wrong type or with a bad value.
+    #[error("{file}, line {line}: {key}: {reason}")]
+    At {
+        /// The file.
+        file: String,
+        /// The line (1-based).
+        line: usize,
+        /// The dotted key (`outputs.tempo.headers`).
+        key: String,
+        /// What is wrong.
+        reason: String,
+    },
 }
 
 /// What a configured resource attribute does when the resource already has its key.
@@ -88,22 +108,55 @@ pub struct ResourceAttribute {
     pub mode: AttributeMode,
 }
 
-/// Where a signal's exports go.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum BackendTarget {
-    /// A gRPC endpoint, `http://` or `https://`.
-    Grpc(String),
-    /// The built-in debug backend: prints each request as one OTLP/JSON line on stdout.
-    Debug,
+/// One output of the bridge: where a signal's exports go. Which kind of output it is follows from its URL (see
+/// `export::KINDS`); the kind reads its own settings, from its section of `--config` or, for an output given by
+/// `--backend`, from the global `--backend-*` flags.
+#[derive(Debug, Clone)]
+pub struct BackendTarget {
+    /// The label of logs and metrics: the URL for `--backend` outputs, the section name for named ones.
+    name: String,
+    /// Where it sends, in the kind's normal form.
+    url: String,
+    /// What its kind read from its section; `None`: an output given by `--backend`.
+    settings: Option<Arc<dyn OutputSettings>>,
 }
 
+impl PartialEq for BackendTarget {
+    fn eq(&self, other: &Self) -> bool {
+        // Names are unique among outputs; two `--backend` outputs with one URL are one output.
+        self.name == other.name && self.url == other.url
+    }
+}
+
+impl Eq for BackendTarget {}
+
 impl BackendTarget {
+    /// An output at `url` with the global settings, as `--backend URL` gives it (`debug` for the debug output);
+    /// checked when the bridge starts.
+    pub fn url(url: impl Into<String>) -> BackendTarget {
+        let url = url.into();
+        BackendTarget { name: url.clone(), url, settings: None }
+    }
+
+    /// A named output with its kind's settings.
+    #[allow(dead_code)] // the configuration file's loader, next step
+    pub(crate) fn named(name: String, url: String, settings: Arc<dyn OutputSettings>) -> BackendTarget {
+        BackendTarget { name, url, settings: Some(settings) }
+    }
+
     /// The label used in logs and metrics.
     pub fn label(&self) -> &str {
-        match self {
-            BackendTarget::Grpc(url) => url,
-            BackendTarget::Debug => "debug",
-        }
+        &self.name
+    }
+
+    /// Where it sends.
+    pub fn endpoint(&self) -> &str {
+        &self.url
+    }
+
+    /// Its section's settings, `None` for an output given by `--backend`.
+    pub(crate) fn settings(&self) -> Option<&dyn OutputSettings> {
+        self.settings.as_deref()
     }
 }
 

@@ -4,38 +4,33 @@ use std::net::SocketAddr;
 
 use super::{BackendTarget, ConfigError};
 
+/// A `--backend` value (or an output section's `url`): the output kind that claims it checks it.
 pub(super) fn parse_backend(raw: &str) -> Result<BackendTarget, ConfigError> {
+    check_output_url(raw).map(BackendTarget::url)
+}
+
+/// `raw` in the normal form of the output kind that claims it.
+pub(super) fn check_output_url(raw: &str) -> Result<String, ConfigError> {
     let url = raw.trim();
-    if url.eq_ignore_ascii_case("debug") {
-        return Ok(BackendTarget::Debug);
-    }
-    let bad = |reason: &str| ConfigError::Backend { url: url.to_string(), reason: reason.to_string() };
-    let uri: http::Uri = url.parse().map_err(|_| bad("not a URL"))?;
-    match uri.scheme_str() {
-        Some("http") | Some("https") => {}
-        _ => return Err(bad("the scheme must be http:// or https:// (or use `debug`)")),
-    }
-    if uri.authority().is_some_and(|a| a.as_str().contains('@')) {
-        // The URL would end up in logs, metrics and /ready; credentials belong in metadata, which stays secret.
-        let masked = match url.split_once("://").and_then(|(scheme, rest)| Some((scheme, rest.rsplit_once('@')?.1))) {
-            Some((scheme, rest)) => format!("{scheme}://****@{rest}"),
-            None => "****".to_string(),
-        };
+    let Some(kind) = crate::export::kind_for(url) else {
+        let usage: Vec<&str> = crate::export::KINDS.iter().map(|k| k.usage).collect();
         return Err(ConfigError::Backend {
-            url: masked,
-            reason: "credentials in a backend URL are refused (they would appear in logs and metrics); send them \
-                     as gRPC metadata instead, e.g. --backend-header authorization=Basic%20<base64>"
-                .to_string(),
+            url: mask_userinfo(url),
+            reason: format!("the scheme must be {}", usage.join(", or ")),
         });
+    };
+    (kind.check_url)(url).map_err(|reason| ConfigError::Backend { url: mask_userinfo(url), reason })
+}
+
+/// The URL with whatever stands before an `@` in its authority replaced by `****`: credentials a user put there
+/// must not reach the terminal or a CI log through an error message.
+fn mask_userinfo(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return url.to_string() };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => format!("{scheme}://****{}", &rest[at..]),
+        None => url.to_string(),
     }
-    if uri.host().is_none_or(str::is_empty) {
-        return Err(bad("no host"));
-    }
-    // gRPC calls carry their own path; a trailing `/` (common in OTEL_EXPORTER_OTLP_ENDPOINT) is harmless.
-    if !matches!(uri.path(), "" | "/") {
-        return Err(bad("a gRPC backend takes no path (the exporter adds the service path)"));
-    }
-    Ok(BackendTarget::Grpc(url.trim_end_matches('/').to_string()))
 }
 
 /// IP:PORT as is; HOST:PORT resolved once, an IPv4 address first (a listener on `localhost` should be reachable as

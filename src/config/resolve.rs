@@ -26,7 +26,7 @@ impl Config {
         let general = match (explicit.is_empty(), otel("OTEL_EXPORTER_OTLP_ENDPOINT")) {
             (false, _) => explicit.clone(),
             (true, Some(url)) => vec![parse_backend(&url)?],
-            (true, None) => vec![BackendTarget::Grpc("http://localhost:4317".into())],
+            (true, None) => vec![BackendTarget::url("http://localhost:4317")],
         };
         let mut backends: [Vec<BackendTarget>; SignalKind::COUNT] = std::array::from_fn(|_| general.clone());
         if explicit.is_empty() {
@@ -174,6 +174,7 @@ impl Config {
         .and_then(|config| {
             let otel_endpoint = env.keys().any(|k| k.starts_with("OTEL_EXPORTER_OTLP_") && k.ends_with("ENDPOINT"));
             refuse_own_address(&config, explicit.is_empty() && otel_endpoint)?;
+            require_queue(&config)?;
             Ok(config)
         })
     }
@@ -229,8 +230,11 @@ fn refuse_own_address(config: &Config, from_otel_env: bool) -> Result<(), Config
         .chain(config.grpc_listen.map(|addr| ("--grpc-listen", addr)))
         .collect();
     for target in config.backends.iter().flatten() {
-        let BackendTarget::Grpc(url) = target else { continue };
+        let url = target.endpoint();
         let Ok(uri) = url.parse::<http::Uri>() else { continue };
+        if !matches!(uri.scheme_str(), Some("http" | "https")) {
+            continue;
+        }
         let port = uri.port_u16().unwrap_or(if uri.scheme_str() == Some("https") { 443 } else { 80 });
         let host = uri.host().unwrap_or_default().trim_matches(|c| c == '[' || c == ']');
         for &(flag, addr) in &own {
@@ -254,6 +258,25 @@ fn refuse_own_address(config: &Config, from_otel_env: bool) -> Result<(), Config
                      backend is an OTLP/gRPC receiver, usually on port 4317.{origin}"
                 )));
             }
+        }
+    }
+    Ok(())
+}
+
+/// An output kind that delivers only from the durable queue (an archive, whose objects are written minutes after
+/// the data arrived) is refused without `--queue-dir`, saying why.
+fn require_queue(config: &Config) -> Result<(), ConfigError> {
+    if config.queue.is_some() {
+        return Ok(());
+    }
+    for target in config.backends.iter().flatten() {
+        if let Some((kind, why)) =
+            crate::export::kind_for(target.endpoint()).and_then(|k| Some((k.name, k.needs_queue?)))
+        {
+            return Err(ConfigError::Invalid(format!(
+                "backend {} ({kind}) needs --queue-dir (OTLP_BRIDGE_QUEUE_DIR): {why}",
+                target.label()
+            )));
         }
     }
     Ok(())

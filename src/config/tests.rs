@@ -36,7 +36,7 @@ fn defaults_match_the_fixed_contract() {
     assert_eq!(c.listen.to_string(), "127.0.0.1:4318");
     assert_eq!(c.metrics_listen.to_string(), "127.0.0.1:8888");
     assert_eq!(c.max_body_bytes, 67_108_864);
-    assert_eq!(c.backends[0], vec![BackendTarget::Grpc("http://localhost:4317".into())]);
+    assert_eq!(c.backends[0], vec![BackendTarget::url("http://localhost:4317")]);
     assert!(c.cors_allowed_origins.is_empty());
     assert_eq!(c.memory_limit_bytes, 20 << 20);
 }
@@ -48,7 +48,7 @@ fn repeated_backend_flags_fan_out_and_win_over_otel_endpoint() {
         &[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://ignored:4317")],
     )
     .unwrap();
-    assert_eq!(c.backends[2], vec![BackendTarget::Grpc("http://a:4317".into()), BackendTarget::Debug]);
+    assert_eq!(c.backends[2], vec![BackendTarget::url("http://a:4317"), BackendTarget::url("debug")]);
 }
 
 #[test]
@@ -61,8 +61,8 @@ fn otel_endpoints_apply_per_signal_when_no_backend_flag_is_given() {
         ],
     )
     .unwrap();
-    assert_eq!(c.backends[SignalKind::Traces.index()], vec![BackendTarget::Grpc("https://all:4317".into())]);
-    assert_eq!(c.backends[SignalKind::Logs.index()], vec![BackendTarget::Grpc("http://logs:4317".into())]);
+    assert_eq!(c.backends[SignalKind::Traces.index()], vec![BackendTarget::url("https://all:4317")]);
+    assert_eq!(c.backends[SignalKind::Logs.index()], vec![BackendTarget::url("http://logs:4317")]);
 }
 
 #[test]

@@ -1,13 +1,12 @@
-//! The export side: every backend of a signal receives every batch (fan-out), each with its own retry; the
-//! batch's outcome combines theirs.
+//! The export side: every output of a signal receives every batch (fan-out), each with its own retry; the batch's
+//! outcome combines theirs. Outputs plug in through [`Output`] (see [`output`]); the kinds are listed in [`KINDS`].
 
 mod balance;
-pub(crate) mod codec;
 mod debug;
 mod grpc;
-mod http_status;
 mod outcome;
-pub(crate) mod probe;
+mod output;
+mod payload;
 pub(crate) mod s3;
 
 use std::future::Future;
@@ -17,17 +16,21 @@ use std::time::Duration;
 use futures_util::future::join_all;
 use tokio::time::Instant;
 
-pub(crate) use codec::Payload;
-pub(crate) use debug::DebugBackend;
-pub(crate) use grpc::GrpcBackend;
-pub use grpc::SetupError;
 pub(crate) use outcome::{combine, ExportError, Rejections};
+pub(crate) use output::Code;
+pub(crate) use output::{kind_for, BatchLimits, Build, Output, OutputKind, OutputSettings, ProbeError};
+pub use output::{Disposition, Problem, ProblemKind, SendError, SetupError};
+pub(crate) use payload::Payload;
 
 use crate::config::{BackendTarget, Config, RetryConfig};
 use crate::retry::export_with_retry;
 use crate::signal::{PartialSuccess, SignalKind};
 use crate::telemetry::Telemetry;
-use outcome::{failure, hint, sane_partial_success};
+use outcome::{hint, sane_partial_success};
+
+/// Every kind of output. Adding one: its own file (or folder) under `src/export/`, its `mod` line above, and one
+/// entry here. The first kind that claims a URL takes it.
+pub(crate) static KINDS: &[&OutputKind] = &[&grpc::KIND, &debug::KIND];
 
 /// The future of one [`Export::export`] call; boxed so the trait stays object safe (the queue's readers hold
 /// `dyn Export`), at one allocation per batch.
@@ -47,102 +50,79 @@ impl Export for Exporter {
     }
 }
 
-/// One backend.
-// A bridge has a handful of these, each behind an Arc: boxing the larger variant would buy nothing.
-#[allow(clippy::large_enum_variant)]
-#[derive(Debug)]
-pub(crate) enum Backend {
-    /// OTLP/gRPC.
-    Grpc(GrpcBackend),
-    /// Prints to stdout.
-    Debug(DebugBackend),
-}
-
-impl Backend {
-    /// The label of logs and metrics.
-    pub(crate) fn label(&self) -> &str {
-        match self {
-            Backend::Grpc(g) => g.url(),
-            Backend::Debug(_) => "debug",
-        }
-    }
-}
-
-/// Sends a signal's batches to all of its backends.
+/// Sends a signal's batches to all of its outputs.
 #[derive(Debug)]
 pub(crate) struct Exporter {
     kind: SignalKind,
-    backends: Vec<Arc<Backend>>,
-    buffers: Arc<ExportBuffers>,
+    outputs: Vec<Arc<dyn Output>>,
     retry: RetryConfig,
     attempt_timeout: Duration,
     telemetry: Arc<Telemetry>,
 }
 
 impl Exporter {
-    /// An exporter for `kind` over `backends` (shared between signals: one channel per backend), whose attempts'
-    /// frame copies share `buffers`.
+    /// An exporter for `kind` over `outputs` (shared between signals: one channel per gRPC output).
     pub(crate) fn new(
         kind: SignalKind,
-        backends: Vec<Arc<Backend>>,
-        buffers: Arc<ExportBuffers>,
+        outputs: Vec<Arc<dyn Output>>,
         config: &Config,
         telemetry: Arc<Telemetry>,
     ) -> Exporter {
-        Exporter { kind, backends, buffers, retry: config.retry, attempt_timeout: config.export_timeout, telemetry }
+        Exporter { kind, outputs, retry: config.retry, attempt_timeout: config.export_timeout, telemetry }
     }
 
-    /// Exports one batch to every backend, retrying until `deadline`, and combines the outcomes.
+    /// Exports one batch to every output, retrying until `deadline`, and combines the outcomes.
     pub(crate) async fn export(
         &self,
         payload: Payload,
         items: u64,
         deadline: Option<Instant>,
     ) -> Result<PartialSuccess, ExportError> {
-        if let [only] = self.backends.as_slice() {
-            return self.export_to(only, payload, items, deadline).await;
+        if let [only] = self.outputs.as_slice() {
+            return self.export_to(only.as_ref(), &payload, items, deadline).await;
         }
         let outcomes =
-            join_all(self.backends.iter().map(|b| self.export_to(b, payload.clone(), items, deadline))).await;
+            join_all(self.outputs.iter().map(|o| self.export_to(o.as_ref(), &payload, items, deadline))).await;
         combine(outcomes, Rejections::Overlap)
     }
 
     async fn export_to(
         &self,
-        backend: &Backend,
-        payload: Payload,
+        output: &dyn Output,
+        payload: &Payload,
         items: u64,
         deadline: Option<Instant>,
     ) -> Result<PartialSuccess, ExportError> {
         let kind = self.kind;
-        let label = backend.label();
+        let label = output.label();
         let started = Instant::now();
-        // The address of the previous attempt of this batch: a retry goes elsewhere when it can.
-        let previous = std::sync::Mutex::new(None);
-        let previous = &previous;
-        let result = match backend {
-            Backend::Debug(debug) => debug.export(kind, &payload).map_err(|status| failure(label, status, None, 1)),
-            Backend::Grpc(grpc) => export_with_retry(
-                &self.retry,
-                self.attempt_timeout,
-                deadline,
-                |timeout| {
-                    self.telemetry.export_attempt(kind, label);
-                    let payload = payload.clone();
-                    async move {
-                        // The attempt copies the batch into its gRPC frame: that copy waits for room under the cap.
-                        let _copy = self.buffers.hold(payload.len()).await;
-                        grpc.export_balanced(kind, payload, timeout, previous).await
-                    }
-                },
-                |status, delay| {
-                    self.telemetry.export_retry(kind, label);
-                    tracing::debug!(backend = label, signal = kind.name(), code = ?status.code(), ?delay, "export failed, retrying: {}", status.message());
-                },
-            )
-            .await
-            .map_err(|f| failure(label, f.status, f.retry_after, f.attempts)),
-        };
+        let attempt_timeout = output.delivery().attempt_timeout.unwrap_or(self.attempt_timeout);
+        // What the output keeps between the attempts of this batch (the gRPC output: the address that failed).
+        let memo = tokio::sync::Mutex::new(None);
+        let memo = &memo;
+        let result = export_with_retry(
+            &self.retry,
+            attempt_timeout,
+            deadline,
+            |timeout| {
+                self.telemetry.export_attempt(kind, label);
+                async move {
+                    let mut memo = memo.lock().await;
+                    output.send(output::Attempt { kind, payload, timeout }, &mut memo).await
+                }
+            },
+            |error, delay| {
+                self.telemetry.export_retry(kind, label);
+                tracing::debug!(backend = label, signal = kind.name(), code = ?error.code, ?delay, "export failed, retrying: {}", error.full_message());
+            },
+        )
+        .await
+        .map_err(|f| ExportError::Backend {
+            backend: label.to_string(),
+            error: Box::new(f.error),
+            retry_after: f.retry_after,
+            attempts: f.attempts,
+        });
         self.telemetry.export_duration(kind, label, started.elapsed());
         let result = result.map(|partial| sane_partial_success(partial, items, label));
         match &result {
@@ -157,13 +137,14 @@ impl Exporter {
                     items,
                     "export failed: {}{}",
                     e.detail(),
-                    hint(e, label, kind)
+                    hint(e)
                 );
             }
         }
         result
     }
 }
+
 /// A cap on the bytes that export attempts copy into their gRPC frames.
 ///
 /// Request data is counted against `--memory-limit-mib` until answered; each attempt in flight also holds a copy of
@@ -189,21 +170,41 @@ impl ExportBuffers {
         self.kib.acquire_many(kib).await.ok()
     }
 }
-/// Creates one backend per distinct target of the configuration (signals share channels).
-pub(crate) fn build_backends(
+/// Every output with the target it was built from.
+pub(crate) type Outputs = Vec<(BackendTarget, Arc<dyn Output>)>;
+
+/// Creates one output per distinct target of the configuration (signals share them, and so their channels).
+pub(crate) fn build_outputs(
     config: &Config,
     telemetry: &Arc<Telemetry>,
-) -> Result<Vec<(BackendTarget, Arc<Backend>)>, SetupError> {
-    let mut built: Vec<(BackendTarget, Arc<Backend>)> = Vec::new();
+    copies: &Arc<ExportBuffers>,
+) -> Result<Outputs, SetupError> {
+    let build = Build { config, telemetry, copies };
+    let mut built: Outputs = Vec::new();
     for target in config.backends.iter().flatten() {
         if built.iter().any(|(t, _)| t == target) {
             continue;
         }
-        let backend = match target {
-            BackendTarget::Debug => Backend::Debug(DebugBackend),
-            BackendTarget::Grpc(url) => Backend::Grpc(GrpcBackend::new(url, config, Arc::clone(telemetry))?),
-        };
-        built.push((target.clone(), Arc::new(backend)));
+        let kind = kind_for(target.endpoint()).ok_or_else(|| SetupError::UnknownKind(target.endpoint().to_string()))?;
+        built.push((target.clone(), (kind.build)(target, &build)?));
     }
     Ok(built)
 }
+
+/// Asks every output whether it could take data now (each with `kind_of` its target, all at once).
+pub(crate) async fn probe_all(
+    outputs: &[(Arc<dyn Output>, SignalKind)],
+    timeout: Duration,
+) -> Vec<(&str, Result<String, ProbeError>)> {
+    let probes = outputs.iter().map(|(output, kind)| async move {
+        let outcome = output
+            .probe(*kind, timeout)
+            .await
+            .map_err(|problem| ProbeError { output: output.label().to_string(), problem });
+        (output.label(), outcome)
+    });
+    join_all(probes).await
+}
+
+#[cfg(test)]
+mod tests;

@@ -5,26 +5,24 @@ use std::time::Duration;
 
 use tonic::Code;
 
-use super::probe;
-use crate::retry::is_retryable;
-use crate::signal::{PartialSuccess, SignalKind};
+use super::output::{ProblemKind, SendError};
+use crate::signal::PartialSuccess;
 
-/// Why data did not reach a backend.
+/// Why data did not reach an output.
 #[derive(Debug, Clone, thiserror::Error)]
 pub(crate) enum ExportError {
-    /// The backend answered with a gRPC error (or could not be reached, or did not answer in time).
+    /// The output's last attempt failed, for good or with the retry budget spent; the failure keeps its cause.
     ///
-    /// Its `Display` is what the client hears: what happened and what to do, without the backend's address (an
+    /// Its `Display` is what the client hears: what happened and what to do, without the output's address (an
     /// internal host name is nobody's business outside); [`ExportError::detail`] is the log's version.
-    #[error("{}", client_message(*code, message, backend, *attempts))]
+    #[error("{}", client_message(error, backend, *attempts))]
     Backend {
-        /// The backend's URL.
+        /// The output's label.
         backend: String,
-        /// The last gRPC status code.
-        code: Code,
-        /// The last status message.
-        message: String,
-        /// When to retry, for retryable failures (from `RetryInfo` or the backoff).
+        /// The last attempt's failure.
+        #[source]
+        error: Box<SendError>,
+        /// When to retry, for retryable failures (what the output asked for, or the backoff).
         retry_after: Option<Duration>,
         /// Attempts made.
         attempts: u32,
@@ -41,21 +39,23 @@ pub(crate) enum ExportError {
 }
 
 impl ExportError {
-    /// The gRPC code that decides the HTTP status.
+    /// The status code (`google.rpc.Code`) that decides the client's answer.
     pub(crate) fn code(&self) -> Code {
         match self {
-            ExportError::Backend { code, .. } => *code,
+            ExportError::Backend { error, .. } => error.code,
             ExportError::ShuttingDown | ExportError::TooManyPartitions { .. } => Code::Unavailable,
         }
     }
 
-    /// The full story for the log: the backend's URL (never with credentials: the configuration refuses them) and
-    /// its own message.
+    /// The full story for the log: the output's label (never with credentials: the configuration refuses them),
+    /// its message and causes.
     pub(crate) fn detail(&self) -> String {
         match self {
-            ExportError::Backend { backend, code, message, attempts, .. } => {
-                format!("backend {backend} did not accept the data after {attempts} attempt(s): {code:?}: {message}")
-            }
+            ExportError::Backend { backend, error, attempts, .. } => format!(
+                "backend {backend} did not accept the data after {attempts} attempt(s): {:?}: {}",
+                error.code,
+                error.full_message()
+            ),
             other => other.to_string(),
         }
     }
@@ -68,9 +68,13 @@ impl ExportError {
         }
     }
 
-    /// Whether a client retry may succeed.
+    /// Whether a client retry may succeed: the output said the failure was retryable (a rejection for good stays
+    /// one, however many attempts the budget allowed).
     pub(crate) fn is_retryable(&self) -> bool {
-        is_retryable(self.code(), self.retry_after().is_some())
+        match self {
+            ExportError::Backend { error, .. } => error.is_retryable(),
+            ExportError::ShuttingDown | ExportError::TooManyPartitions { .. } => true,
+        }
     }
 }
 
@@ -125,17 +129,18 @@ pub(crate) fn combine(
     }
     failure.map_or(Ok(merged), Err)
 }
-/// The client's version of a backend failure: the code, the message with every address of the backend taken out,
+/// The client's version of an output's failure: the code, the message with every address of the output taken out,
 /// and what to do about it.
-pub(super) fn client_message(code: Code, message: &str, backend: &str, attempts: u32) -> String {
-    let what_to_do = if is_retryable(code, true) {
+pub(super) fn client_message(error: &SendError, backend: &str, attempts: u32) -> String {
+    let what_to_do = if error.is_retryable() {
         "the data was not delivered; retry later"
     } else {
         "the data was not delivered; the bridge's log has the detail"
     };
     format!(
-        "the backend did not accept the data after {attempts} attempt(s): {code:?}: {}; {what_to_do}",
-        redact_addresses(message, backend)
+        "the backend did not accept the data after {attempts} attempt(s): {:?}: {}; {what_to_do}",
+        error.code,
+        redact_addresses(&error.full_message(), backend)
     )
 }
 
@@ -195,35 +200,17 @@ pub(super) fn sane_partial_success(mut partial: PartialSuccess, sent: u64, backe
     }
     partial
 }
-/// For the log: what a transport-level failure says about the backend and how to fix it (nothing for a gRPC status
-/// the backend chose to send, which speaks for itself).
-pub(super) fn hint(e: &ExportError, url: &str, kind: SignalKind) -> String {
+/// For the log: what a failure says about the output's configuration and how to fix it (nothing for an answer the
+/// receiver chose to send, which speaks for itself).
+pub(super) fn hint(e: &ExportError) -> String {
     match e {
-        ExportError::Backend { code, message, .. } => {
-            let problem = probe::diagnose(&tonic::Status::new(*code, message.clone()), url, kind);
-            if problem.starts_with("answered ") && !problem.starts_with("answered HTTP") {
-                String::new()
-            } else {
-                format!(" (the backend at {url} {problem})")
-            }
-        }
+        ExportError::Backend { backend, error, .. } => match &error.problem {
+            Some(problem) if problem.kind != ProblemKind::Refused => format!(" (the backend at {backend} {problem})"),
+            _ => String::new(),
+        },
         ExportError::ShuttingDown | ExportError::TooManyPartitions { .. } => String::new(),
     }
 }
 
-pub(super) fn failure(
-    backend: &str,
-    status: tonic::Status,
-    retry_after: Option<Duration>,
-    attempts: u32,
-) -> ExportError {
-    ExportError::Backend {
-        backend: backend.to_string(),
-        code: status.code(),
-        message: status.message().to_string(),
-        retry_after,
-        attempts,
-    }
-}
 #[cfg(test)]
 mod tests;

@@ -115,8 +115,13 @@ mod tests {
     use crate::export::ExportError;
 
     fn backend(code: Code, retry_after: Option<Duration>) -> DeliveryError {
-        let (backend, message, attempts) = ("http://10.0.0.7:4317".to_string(), "busy".to_string(), 3);
-        SinkError::Export(ExportError::Backend { backend, code, message, retry_after, attempts }).into()
+        let error = if crate::retry::is_retryable(code, true) {
+            crate::export::SendError::retryable(code, "busy").after(retry_after)
+        } else {
+            crate::export::SendError::rejected(code, "busy")
+        };
+        let (backend, error, attempts) = ("http://10.0.0.7:4317".to_string(), Box::new(error), 3);
+        SinkError::Export(ExportError::Backend { backend, error, retry_after, attempts }).into()
     }
 
     #[test]

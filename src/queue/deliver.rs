@@ -21,7 +21,7 @@ use super::read::read_chunk;
 use super::segment::{Pos, SegmentReader};
 use super::{cursor, lock, Queue, Record, Shared};
 use crate::batch::{Batch, Batcher, FlushReason, Limits, PartitionKey, Weighed};
-use crate::export::{Export, ExportError, Payload};
+use crate::export::{BatchLimits, Export, ExportError, Payload};
 use crate::limit::{MemoryBudget, Reservation};
 use crate::signal::{PartialSuccess, SignalKind};
 
@@ -75,7 +75,7 @@ impl Queue {
     /// Starts one reader per backend (in the order given to [`Queue::open`]); they run until `stop` turns true.
     pub(crate) fn start_readers(
         &self,
-        exporters: Vec<ReaderExport>,
+        exporters: Vec<(ReaderExport, Option<BatchLimits>)>,
         config: DeliveryConfig,
         budget: Arc<MemoryBudget>,
         stop: watch::Receiver<bool>,
@@ -83,9 +83,25 @@ impl Queue {
         exporters
             .into_iter()
             .enumerate()
-            .map(|(index, exporters)| {
-                let reader =
-                    Reader { shared: Arc::clone(&self.shared), index, exporters, config, budget: Arc::clone(&budget) };
+            .map(|(index, (exporters, own))| {
+                let mut config = config;
+                // An output's own batching: its limits, within what the reader may hold, and a fixed linger.
+                let linger = own.map(|own| {
+                    config.limits = Limits {
+                        max_items: own.max_items,
+                        max_bytes: own.max_bytes.min(config.hold_bytes),
+                        timeout: own.linger,
+                    };
+                    own.linger
+                });
+                let reader = Reader {
+                    shared: Arc::clone(&self.shared),
+                    index,
+                    exporters,
+                    config,
+                    linger,
+                    budget: Arc::clone(&budget),
+                };
                 tokio::spawn(reader.run(stop.clone()))
             })
             .collect()
@@ -97,6 +113,9 @@ struct Reader {
     index: usize,
     exporters: ReaderExport,
     config: DeliveryConfig,
+    /// `Some`: the output batches by its own limits, and an open batch waits this long for more data even when
+    /// the reader has caught up (an archive object); `None`: what is open goes as soon as the reader catches up.
+    linger: Option<Duration>,
     budget: Arc<MemoryBudget>,
 }
 
@@ -192,12 +211,16 @@ impl Reader {
                         }
                         // Caught up, or holding its whole share: what is open goes now. Otherwise, with many
                         // tenants (none of whose batches fills), the reader would wait on itself for ever.
-                        if caught_up || held >= self.config.hold_bytes {
-                            let reason = if caught_up { FlushReason::Idle } else { FlushReason::Size };
-                            seal_open(&mut batchers, &mut sealed, reason);
+                        if held >= self.config.hold_bytes {
+                            seal_open(&mut batchers, &mut sealed, FlushReason::Size);
+                        } else if caught_up && self.linger.is_none() {
+                            seal_open(&mut batchers, &mut sealed, FlushReason::Idle);
                         }
                     }
                 }
+            }
+            if let Some(linger) = self.linger {
+                seal_aged(&mut batchers, &mut sealed, linger, Instant::now());
             }
             while in_flight.len() < self.config.concurrency {
                 let Some((partition, batch)) = sealed.pop_front() else { break };
@@ -225,6 +248,15 @@ impl Reader {
                 Some(STORE_INTERVAL.saturating_sub(stored_at.elapsed()))
             } else {
                 None
+            };
+            // A lingering batch wakes the reader when its time is up.
+            let aged = self.linger.and_then(|linger| batchers.values().filter_map(|b| b.deadline(linger)).min());
+            let wake = match (wake, aged) {
+                (w, None) => w,
+                (w, Some(at)) => {
+                    let due = at.saturating_duration_since(Instant::now());
+                    Some(w.map_or(due, |w| w.min(due)))
+                }
             };
             tokio::select! {
                 Some(done) = in_flight.join_next(), if !in_flight.is_empty() => {
@@ -341,6 +373,22 @@ fn seal_open(
     for (key, mut batcher) in batchers.drain() {
         sealed.extend(batcher.take(reason).map(|batch| (key, batch)));
     }
+}
+
+/// Seals the open batches that have waited `linger`.
+fn seal_aged(
+    batchers: &mut HashMap<Partition, Batcher<Entry>>,
+    sealed: &mut VecDeque<(Partition, Batch<Entry>)>,
+    linger: Duration,
+    now: Instant,
+) {
+    batchers.retain(|key, batcher| match batcher.deadline(linger) {
+        Some(at) if at <= now => {
+            sealed.extend(batcher.take(FlushReason::Timeout).map(|batch| (key.clone(), batch)));
+            false
+        }
+        _ => true,
+    });
 }
 
 async fn sleep(wake: Option<Duration>) {

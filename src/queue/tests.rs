@@ -198,7 +198,7 @@ async fn data_older_than_max_age_by_the_next_start_is_dropped_and_counted_never_
     };
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let readers = queue.start_readers(
-        vec![SignalKind::ALL.map(|_| Some(Arc::clone(&export)))],
+        vec![(SignalKind::ALL.map(|_| Some(Arc::clone(&export))), None)],
         delivery,
         crate::limit::MemoryBudget::new(1 << 20),
         stopped,
@@ -226,5 +226,57 @@ async fn data_older_than_max_age_by_the_next_start_is_dropped_and_counted_never_
     queue.close().await;
     for r in readers {
         r.await.unwrap();
+    }
+}
+
+/// Records the items of every export it is handed.
+struct Recorder {
+    calls: std::sync::Mutex<Vec<(u64, tokio::time::Instant)>>,
+}
+
+impl crate::export::Export for Recorder {
+    fn export(
+        &self,
+        _payload: crate::export::Payload,
+        items: u64,
+        _deadline: Option<tokio::time::Instant>,
+    ) -> crate::export::ExportFuture<'_> {
+        self.calls.lock().unwrap().push((items, tokio::time::Instant::now()));
+        Box::pin(std::future::ready(Ok(crate::signal::PartialSuccess::default())))
+    }
+}
+
+#[tokio::test]
+async fn an_output_with_its_own_batching_waits_its_linger_even_when_the_reader_has_caught_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let (queue, appender) = Queue::open(&config(dir.path()), &backends(1), Telemetry::new()).unwrap();
+    let recorder = Arc::new(Recorder { calls: std::sync::Mutex::new(Vec::new()) });
+    let export: Arc<dyn crate::export::Export> = recorder.clone();
+    let exporters: ReaderExport = [Some(export), None, None, None];
+    let delivery = DeliveryConfig {
+        limits: crate::batch::Limits { max_items: 8192, max_bytes: 1 << 20, timeout: Duration::from_millis(200) },
+        concurrency: 2,
+        max_age: Duration::from_secs(60),
+        hold_bytes: 1 << 20,
+    };
+    let linger = Duration::from_millis(1500);
+    let own = crate::export::BatchLimits { max_items: 1000, max_bytes: 1 << 20, linger };
+    let (stop, stopped) = watch::channel(false);
+    let started = tokio::time::Instant::now();
+    let readers =
+        queue.start_readers(vec![(exporters, Some(own))], delivery, crate::limit::MemoryBudget::new(64 << 20), stopped);
+    append_n(&appender, 1).await;
+    append_n(&appender, 2).await;
+    // Eventually, within a generous bound: one batch of all three, not before the linger.
+    let deadline = started + Duration::from_secs(30);
+    while recorder.calls.lock().unwrap().is_empty() && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let calls = recorder.calls.lock().unwrap().clone();
+    assert_eq!(calls.iter().map(|(items, _)| *items).collect::<Vec<_>>(), [3], "one batch of all three");
+    assert!(calls[0].1 - started >= linger, "sent after {:?}, before the linger", calls[0].1 - started);
+    let _ = stop.send(true);
+    for reader in readers {
+        reader.await.unwrap();
     }
 }

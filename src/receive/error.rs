@@ -194,9 +194,13 @@ mod tests {
     }
 
     fn backend(code: tonic::Code, retry_after: Option<Duration>) -> ReceiveError {
-        use crate::export::ExportError;
-        let (backend, message, attempts) = (String::new(), String::new(), 1);
-        let export = ExportError::Backend { backend, code, message, retry_after, attempts };
+        let error = if crate::retry::is_retryable(code, true) {
+            crate::export::SendError::retryable(code, "")
+        } else {
+            crate::export::SendError::rejected(code, "")
+        };
+        let error = Box::new(error.after(retry_after));
+        let export = crate::export::ExportError::Backend { backend: String::new(), error, retry_after, attempts: 1 };
         ReceiveError::Delivery(crate::sink::SinkError::Export(export).into())
     }
 

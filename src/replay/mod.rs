@@ -20,7 +20,7 @@ use tokio::time::Instant;
 
 use crate::config::{Cli, Config};
 use crate::export::s3::{build_store, error_chain, hour_floor, ArchiveFormat, Failure, Location, StoreSettings};
-use crate::export::{build_backends, ExportBuffers, Exporter, Payload};
+use crate::export::{build_outputs, ExportBuffers, Exporter, Payload};
 use crate::signal::SignalKind;
 use crate::telemetry::Telemetry;
 use read::{read_object, Filter, Request};
@@ -143,19 +143,19 @@ pub async fn replay(cli: ReplayCli, env: &HashMap<String, String>) -> ReplayRepo
         Err(e) => return fail(1, e.to_string()),
     };
     let telemetry = Telemetry::new();
-    let backends = match build_backends(&config, &telemetry) {
+    let buffers = ExportBuffers::new(config.memory_limit_bytes / 4);
+    let backends = match build_outputs(&config, &telemetry, &buffers) {
         Ok(b) => b,
         Err(e) => return fail(1, e.to_string()),
     };
-    let buffers = ExportBuffers::new(config.memory_limit_bytes / 4);
     let mut run = Run { totals: Totals::default(), started: Instant::now(), config: &config };
     for kind in signals.iter().copied() {
-        let targets: Vec<Arc<crate::export::Backend>> = backends
+        let targets: Vec<Arc<dyn crate::export::Output>> = backends
             .iter()
             .filter(|(t, _)| config.backends[kind.index()].contains(t))
             .map(|(_, b)| Arc::clone(b))
             .collect();
-        let exporter = Exporter::new(kind, targets, Arc::clone(&buffers), &config, Arc::clone(&telemetry));
+        let exporter = Exporter::new(kind, targets, &config, Arc::clone(&telemetry));
         let filter = Filter { trace_id: cli.trace_id };
         if let Err(e) = run.signal(store.as_ref(), &location, &settings, kind, cli.start, end, &exporter, filter).await
         {

@@ -36,7 +36,7 @@ async fn health_is_ok_and_ready_follows_the_backend() {
     let addr = listener.local_addr().unwrap();
     drop(listener);
     let config =
-        otlp_bridge::Config::default().with_backends(vec![otlp_bridge::BackendTarget::Grpc(format!("http://{addr}"))]);
+        otlp_bridge::Config::default().with_backends(vec![otlp_bridge::BackendTarget::url(format!("http://{addr}"))]);
     let bridge = Bridge::start(config).await;
     assert_eq!(get(&format!("http://{}/health", bridge.admin)).await.status, 200);
     let not_ready = get(&format!("http://{}/ready", bridge.admin)).await;

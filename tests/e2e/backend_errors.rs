@@ -73,7 +73,7 @@ async fn an_unreachable_backend_is_503_with_retry_after() {
     let addr = closed.local_addr().unwrap();
     drop(closed);
     let mut config =
-        otlp_bridge::Config::default().with_backends(vec![otlp_bridge::BackendTarget::Grpc(format!("http://{addr}"))]);
+        otlp_bridge::Config::default().with_backends(vec![otlp_bridge::BackendTarget::url(format!("http://{addr}"))]);
     config.retry.max_elapsed = Duration::from_millis(300);
     config.retry.initial_interval = Duration::from_millis(20);
     let bridge = Bridge::start(config).await;
@@ -172,7 +172,7 @@ async fn a_proxy_answering_plain_http_errors_is_mapped_as_grpc_maps_them_and_ret
         (404, 404, false),
     ] {
         let (url, calls) = plain_http_proxy(proxy_status).await;
-        let mut config = otlp_bridge::Config::default().with_backends(vec![otlp_bridge::BackendTarget::Grpc(url)]);
+        let mut config = otlp_bridge::Config::default().with_backends(vec![otlp_bridge::BackendTarget::url(url)]);
         config.retry.max_elapsed = Duration::from_millis(400);
         config.retry.initial_interval = Duration::from_millis(20);
         let bridge = Bridge::start(config).await;

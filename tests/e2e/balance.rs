@@ -79,7 +79,7 @@ async fn replicas(ips: &[IpAddr]) -> (u16, Vec<MockBackend>) {
 }
 
 fn config(name: &HostsName, url: String, resolve_interval: Duration) -> Config {
-    let mut config = config_for(&[]).with_backends(vec![BackendTarget::Grpc(url)]);
+    let mut config = config_for(&[]).with_backends(vec![BackendTarget::url(url)]);
     config.backend_resolver = name.resolver();
     // One export per request, so that shares are counted in requests.
     config.batch = None;
@@ -337,7 +337,7 @@ async fn localhost_through_the_system_resolver_spreads_over_ipv4_and_ipv6() {
         return;
     }
     let (port, backends) = replicas(&ips).await;
-    let mut config = config_for(&[]).with_backends(vec![BackendTarget::Grpc(format!("http://localhost:{port}"))]);
+    let mut config = config_for(&[]).with_backends(vec![BackendTarget::url(format!("http://localhost:{port}"))]);
     config.batch = None;
     let bridge = Bridge::start(config).await;
     let answers = load(&bridge, 20, 1, 2).await;

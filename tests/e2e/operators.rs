@@ -194,7 +194,7 @@ async fn json_logs_are_one_object_per_line_and_start_up_tells_addresses_mode_and
 #[tokio::test]
 async fn ready_checks_that_the_backend_speaks_grpc_not_only_tcp() {
     let addr = http1_server().await;
-    let config = otlp_bridge::Config::default().with_backends(vec![BackendTarget::Grpc(format!("http://{addr}"))]);
+    let config = otlp_bridge::Config::default().with_backends(vec![BackendTarget::url(format!("http://{addr}"))]);
     let bridge = Bridge::start(config).await;
     let ready = get(&format!("http://{}/ready", bridge.admin)).await;
     assert_eq!(ready.status, 503);
@@ -202,7 +202,7 @@ async fn ready_checks_that_the_backend_speaks_grpc_not_only_tcp() {
 
     let plain = MockBackend::start().await;
     let config =
-        otlp_bridge::Config::default().with_backends(vec![BackendTarget::Grpc(format!("https://{}", plain.addr))]);
+        otlp_bridge::Config::default().with_backends(vec![BackendTarget::url(format!("https://{}", plain.addr))]);
     let bridge = Bridge::start(config).await;
     let ready = get(&format!("http://{}/ready", bridge.admin)).await;
     assert_eq!(ready.status, 503);

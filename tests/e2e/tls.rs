@@ -45,7 +45,7 @@ async fn https_backends_are_verified_against_the_configured_ca() {
     let backend =
         MockBackend::start_tls(ServerTlsConfig::new().identity(Identity::from_pem(&pki.server.0, &pki.server.1))).await;
     let mut config =
-        config_for(&[]).with_backends(vec![BackendTarget::Grpc(format!("https://localhost:{}", backend.addr.port()))]);
+        config_for(&[]).with_backends(vec![BackendTarget::url(format!("https://localhost:{}", backend.addr.port()))]);
     config.tls.ca_file = Some(pki.write("ca.pem", &pki.ca_pem));
     let bridge = Bridge::start(config).await;
     let a = post_pb(&bridge, "/v1/traces", &spans(1, 3)).await;
@@ -60,7 +60,7 @@ async fn an_untrusted_backend_certificate_is_refused_not_delivered() {
         MockBackend::start_tls(ServerTlsConfig::new().identity(Identity::from_pem(&pki.server.0, &pki.server.1))).await;
     // No CA file: the Mozilla roots do not know our test CA.
     let mut config =
-        config_for(&[]).with_backends(vec![BackendTarget::Grpc(format!("https://localhost:{}", backend.addr.port()))]);
+        config_for(&[]).with_backends(vec![BackendTarget::url(format!("https://localhost:{}", backend.addr.port()))]);
     config.retry.max_elapsed = std::time::Duration::ZERO;
     let bridge = Bridge::start(config).await;
     let a = post_pb(&bridge, "/v1/traces", &spans(1, 1)).await;
@@ -77,7 +77,7 @@ async fn mutual_tls_presents_the_client_certificate() {
     let backend = MockBackend::start_tls(tls).await;
     let url = format!("https://localhost:{}", backend.addr.port());
 
-    let mut without_cert = config_for(&[]).with_backends(vec![BackendTarget::Grpc(url.clone())]);
+    let mut without_cert = config_for(&[]).with_backends(vec![BackendTarget::url(url.clone())]);
     without_cert.tls.ca_file = Some(pki.write("ca.pem", &pki.ca_pem));
     without_cert.retry.max_elapsed = std::time::Duration::ZERO;
     let mut with_cert = without_cert.clone();

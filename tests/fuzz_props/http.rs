@@ -209,7 +209,7 @@ fn start() -> Harness {
         let backend = TcpListener::bind("127.0.0.1:0").await.expect("bind backend");
         let backend_addr = backend.local_addr().expect("backend address");
         tokio::spawn(serve_acks(backend));
-        let mut config = Config::default().with_backends(vec![BackendTarget::Grpc(format!("http://{backend_addr}"))]);
+        let mut config = Config::default().with_backends(vec![BackendTarget::url(format!("http://{backend_addr}"))]);
         config.cors_allowed_origins = vec!["https://*.example.com".to_string()];
         config.max_body_bytes = MAX_BODY_BYTES;
         config.retry.max_elapsed = Duration::ZERO;

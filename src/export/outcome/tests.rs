@@ -1,10 +1,14 @@
 use super::*;
 
 fn backend_error(code: Code, retry_after: Option<u64>) -> ExportError {
+    let error = if crate::retry::is_retryable(code, true) {
+        SendError::retryable(code, format!("{code:?}"))
+    } else {
+        SendError::rejected(code, format!("{code:?}"))
+    };
     ExportError::Backend {
         backend: "b".into(),
-        code,
-        message: format!("{code:?}"),
+        error: Box::new(error),
         retry_after: retry_after.map(Duration::from_secs),
         attempts: 1,
     }
@@ -27,12 +31,10 @@ fn combining_successes_keeps_the_largest_rejection_and_all_messages() {
 
 #[test]
 fn client_messages_name_no_backend_address() {
-    let m = client_message(
-        Code::Unavailable,
-        "backend http://otel-gw.internal:4317 is not reachable: tcp connect error: 10.1.2.3:4317: refused",
-        "http://otel-gw.internal:4317",
-        3,
-    );
+    let cause = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "tcp connect error: 10.1.2.3:4317: refused");
+    let error =
+        SendError::retryable(Code::Unavailable, "backend http://otel-gw.internal:4317 is not reachable").source(cause);
+    let m = client_message(&error, "http://otel-gw.internal:4317", 3);
     assert!(!m.contains("otel-gw") && !m.contains("10.1.2.3") && !m.contains("4317"), "{m}");
     assert!(m.contains("Unavailable") && m.contains("retry later") && m.contains("3 attempt(s)"), "{m}");
     let m = redact_addresses("connect to [::1]:4317 failed at 12:30", "http://localhost:4317");
@@ -63,4 +65,19 @@ fn a_retryable_failure_wins_so_no_backend_loses_data() {
     )
     .unwrap_err();
     assert_eq!((e.code(), e.retry_after()), (Code::Unavailable, Some(Duration::from_secs(5))));
+}
+
+#[test]
+fn a_rejection_stays_one_and_its_cause_reaches_the_log() {
+    let cause = std::io::Error::other("disk on fire");
+    let e = ExportError::Backend {
+        backend: "archive".into(),
+        error: Box::new(SendError::rejected(Code::PermissionDenied, "upload refused").source(cause)),
+        retry_after: None,
+        attempts: 1,
+    };
+    assert!(!e.is_retryable());
+    assert_eq!(e.code(), Code::PermissionDenied);
+    assert!(e.detail().contains("upload refused: disk on fire"), "{}", e.detail());
+    assert!(std::error::Error::source(&e).is_some(), "the output's error is the source");
 }

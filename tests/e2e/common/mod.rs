@@ -404,7 +404,7 @@ pub struct Bridge {
 
 /// A default config sending everything to `backends`, with short timeouts suited to tests.
 pub fn config_for(backends: &[&MockBackend]) -> Config {
-    let mut config = Config::default().with_backends(backends.iter().map(|b| BackendTarget::Grpc(b.url())).collect());
+    let mut config = Config::default().with_backends(backends.iter().map(|b| BackendTarget::url(b.url())).collect());
     config.retry.initial_interval = Duration::from_millis(20);
     config.retry.max_interval = Duration::from_millis(200);
     config.retry.max_elapsed = Duration::from_secs(3);

@@ -5,31 +5,15 @@
 //! reach the backend intact. The three OTLP response messages have the same layout (`partial_success` = 1, with
 //! `rejected_*` = 1 and `error_message` = 2), so one decoder reads them all.
 
-use std::sync::Arc;
+use bytes::BufMut;
 
 use crate::proto::collector::trace::v1::ExportTraceServiceResponse;
-use bytes::{BufMut, Bytes};
 use prost::Message;
 use tonic::codec::{BufferSettings, Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::Status;
 
+use crate::export::Payload;
 use crate::signal::PartialSuccess;
-
-/// A request body in parts; the concatenation of the parts is one valid `Export*ServiceRequest`.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct Payload {
-    /// The parts, in order.
-    pub parts: Vec<Bytes>,
-    /// gRPC metadata of this call only: the `--forward-header` values its data came with (lowercase names).
-    pub metadata: Arc<Vec<(String, String)>>,
-}
-
-impl Payload {
-    /// Total length in bytes.
-    pub(crate) fn len(&self) -> usize {
-        self.parts.iter().map(Bytes::len).sum()
-    }
-}
 
 /// See the module docs.
 #[derive(Debug, Clone, Copy, Default)]

@@ -56,7 +56,6 @@ where
             let kind = response.headers().get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
             // grpc-message is percent-encoded text; this one is plain ASCII without '%'.
             let message = format!(
-                // The probe's diagnosis reads the status after "HTTP status code", as tonic words its own mapping.
                 "the backend (or a proxy in front of it) answered plain HTTP instead of gRPC, mapped from HTTP \
                  status code {} {}{}",
                 status.as_u16(),
@@ -72,6 +71,9 @@ where
             if let Ok(value) = HeaderValue::from_str(&message) {
                 headers.insert("grpc-message", value);
             }
+            // The status as a number, for the probe's diagnosis (tonic hands these headers over as the status's
+            // metadata).
+            headers.insert(super::probe::HTTP_STATUS_METADATA, HeaderValue::from(status.as_u16()));
             Ok(mapped)
         })
     }
