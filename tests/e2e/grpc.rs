@@ -362,3 +362,25 @@ async fn a_connection_that_never_starts_a_call_is_closed_and_counted() {
     assert_eq!(timed_out, 1.0);
     bridge.shutdown().await;
 }
+
+#[tokio::test]
+async fn resource_attributes_are_stamped_on_grpc_data_too() {
+    use otlp_bridge::{AttributeMode, ResourceAttribute};
+    let backend = MockBackend::start().await;
+    let bridge = bridge(&backend, |c| {
+        c.resource_attributes = vec![ResourceAttribute {
+            key: "deployment.environment".into(),
+            value: "production".into(),
+            mode: AttributeMode::Upsert,
+        }]
+    })
+    .await;
+    let channel = channel(&bridge).await;
+    call(&channel, TRACES, common::spans(1, 3).encode_to_vec(), None, &[]).await.unwrap();
+    let received = backend.traces();
+    let attributes = &received[0].resource_spans[0].resource.as_ref().unwrap().attributes;
+    let stamped = attributes.iter().find(|kv| kv.key == "deployment.environment").expect("stamped");
+    assert!(format!("{:?}", stamped.value).contains("production"), "{stamped:?}");
+    assert!(attributes.iter().any(|kv| kv.key == "service.name"), "the client's own attributes stay");
+    bridge.shutdown().await;
+}
