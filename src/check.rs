@@ -1,11 +1,12 @@
 //! `--check`: the first thing to run when data does not arrive. The configuration is already valid when this
-//! runs (an invalid one never gets here); this prints it as the bridge would run it, secrets masked, and asks every
-//! backend once whether it speaks OTLP/gRPC.
+//! runs (an invalid one never gets here); this prints it as the bridge would run it, one line per setting (with
+//! where its value came from) and per output, secrets masked, and asks every output once whether it could take
+//! data.
 
 use std::fmt::Write;
 use std::time::Duration;
 
-use crate::config::Config;
+use crate::config::{Config, Source};
 use crate::export::{build_outputs, ExportBuffers};
 use crate::signal::SignalKind;
 
@@ -22,7 +23,24 @@ pub struct CheckReport {
 pub async fn check(config: &Config) -> CheckReport {
     let mut text = String::new();
     let _ = writeln!(text, "otlp-bridge {}: the configuration is valid", env!("CARGO_PKG_VERSION"));
-    let _ = writeln!(text, "\neffective configuration (secrets masked):\n{:#?}", masked(config));
+    if !config.settings.is_empty() {
+        let _ = writeln!(text, "\nsettings (flag > environment > --config file > default; secrets masked):");
+        let width = config.settings.iter().map(|s| s.key.len()).max().unwrap_or(0);
+        for setting in &config.settings {
+            let value = if setting.value.is_empty() { "-" } else { &setting.value };
+            let source = match setting.source {
+                Some(Source::Flag) => "flag",
+                Some(Source::Env) => "environment",
+                Some(Source::File) => "file",
+                Some(Source::Default) => "default",
+                None => "unset",
+            };
+            let _ = writeln!(text, "  {:width$}  {value} ({source})", format!("{}:", setting.key), width = width + 1);
+        }
+    }
+    for input in &config.inputs {
+        let _ = writeln!(text, "  input {} ({}): {}", input.name, input.kind, input.settings.describe());
+    }
     let copies = ExportBuffers::new(config.memory_limit_bytes / 4);
     let outputs = match build_outputs(config, &crate::telemetry::Telemetry::new(), &copies) {
         Ok(b) => b,
@@ -48,9 +66,14 @@ pub async fn check(config: &Config) -> CheckReport {
     let outcomes = futures_util::future::join_all(probes).await;
     let _ = writeln!(text, "\noutputs:");
     for (target, output) in &outputs {
-        let _ = writeln!(text, "  {}: {}", mask_url(target.label()), output.describe());
+        let signals: Vec<&str> = SignalKind::ALL
+            .into_iter()
+            .filter(|k| config.backends[k.index()].contains(target))
+            .map(|k| k.name())
+            .collect();
+        let _ = writeln!(text, "  {} ({}): {}", mask_url(target.label()), signals.join(", "), output.describe());
     }
-    let _ = writeln!(text, "\nbackends:");
+    let _ = writeln!(text, "\nprobes:");
     for (_, line) in &outcomes {
         let _ = writeln!(text, "  {line}");
     }
@@ -62,15 +85,6 @@ pub async fn check(config: &Config) -> CheckReport {
         let _ = writeln!(text, "\nFAIL: {failed} of {} backend(s) did not answer", outcomes.len());
     }
     CheckReport { text, ok }
-}
-
-/// The configuration with every backend-header value and every URL password replaced by `****`.
-fn masked(config: &Config) -> Config {
-    let mut c = config.clone();
-    for (_, value) in &mut c.backend_headers {
-        *value = "****".into();
-    }
-    c
 }
 
 /// `scheme://user:secret@host` -> `scheme://user:****@host` (and a lone `user@` -> `****@`: it may be a token).
@@ -97,11 +111,41 @@ mod tests {
         assert_eq!(mask_url("debug"), "debug");
     }
 
-    #[test]
-    fn header_values_are_masked_in_the_printed_configuration() {
-        let config =
-            Config { backend_headers: vec![("authorization".into(), "Bearer s3cret".into())], ..Config::default() };
-        let text = format!("{:#?}", masked(&config));
-        assert!(text.contains("authorization") && !text.contains("s3cret"), "{text}");
+    #[tokio::test]
+    async fn one_line_per_setting_and_per_output_with_secrets_masked() {
+        let args: Vec<std::ffi::OsString> = [
+            "otlp-bridge",
+            "--backend",
+            "debug",
+            "--backend-header",
+            "authorization=Bearer s3cret",
+            "--listen",
+            "127.0.0.1:0",
+        ]
+        .into_iter()
+        .map(Into::into)
+        .collect();
+        let command = <crate::Cli as clap::CommandFactory>::command().mut_args(|a| a.env(None));
+        let (config, _) = crate::config::load_with(command, &args, &Default::default()).unwrap();
+        let report = check(&config).await;
+        assert!(report.ok, "{}", report.text);
+        let text = report.text;
+        assert!(!text.contains("s3cret"), "{text}");
+        assert!(
+            text.lines().any(|l| l.trim_start().starts_with("backend_header:")
+                && l.contains("authorization=****")
+                && l.ends_with("(flag)")),
+            "{text}"
+        );
+        assert!(
+            text.lines().any(|l| l.trim_start().starts_with("memory_limit_mib:") && l.ends_with("20 (default)")),
+            "{text}"
+        );
+        assert!(text.contains("  debug (traces, metrics, logs, profiles): prints each request"), "{text}");
+        assert!(
+            text.contains("ok    debug (traces, metrics, logs, profiles): prints each request on stdout"),
+            "{text}"
+        );
+        assert!(text.lines().count() < 60, "{text}");
     }
 }

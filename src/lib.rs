@@ -54,8 +54,9 @@ mod wire;
 pub use app::{run, Listeners, RunError};
 pub use check::{check, CheckReport};
 pub use config::{
-    explain_cli_error, ArchiveDefaults, AttributeMode, BackendTarget, BatchConfig, Cli, Config, ConfigError, LogFormat,
-    QueueConfig, Resolver, ResourceAttribute, RetryConfig, ServerTlsFiles, TlsFiles,
+    explain_cli_error, ArchiveDefaults, AttributeMode, BackendTarget, BatchConfig, Cli, Config, ConfigError,
+    InputSettings, LoadError, LogFormat, NamedInput, QueueConfig, Resolver, ResourceAttribute, RetryConfig,
+    ServerTlsFiles, Setting, Source, TlsFiles,
 };
 pub use export::s3::{ArchiveCompression, ArchiveFormat, StoreSettings};
 pub use replay::{replay, ReplayCli, ReplayReport};

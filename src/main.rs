@@ -9,7 +9,7 @@ use std::ffi::OsString;
 use std::process::ExitCode;
 
 use clap::Parser;
-use otlp_bridge::{explain_cli_error, Cli, LogFormat};
+use otlp_bridge::{explain_cli_error, LoadError, LogFormat};
 use otlp_bridge::{Config, Listeners};
 use tracing_subscriber::EnvFilter;
 
@@ -20,27 +20,27 @@ fn main() -> ExitCode {
     if args.get(1).is_some_and(|a| a == "replay") {
         return replay(&args[1..], &env);
     }
-    let cli = match Cli::try_parse_from(&args) {
-        Ok(cli) => cli,
-        Err(e) if !e.use_stderr() => {
+    let (config, cli) = match Config::load(&args, &env) {
+        Ok(loaded) => loaded,
+        Err(LoadError::Cli(e)) if !e.use_stderr() => {
             // --help, --version
             let _ = e.print();
             return ExitCode::SUCCESS;
         }
-        Err(e) => {
+        Err(LoadError::Cli(e)) => {
             eprint!("{}", explain_cli_error(&e, &args, &env));
             return ExitCode::from(2);
         }
-    };
-    let check = cli.check;
-    let config = match Config::from_cli_and_env(cli, &env) {
-        Ok(config) => config,
-        Err(e) => {
+        Err(LoadError::Config(e)) => {
             eprintln!("otlp-bridge: invalid configuration: {e}");
             return ExitCode::from(2);
         }
     };
+    let check = cli.check;
     init_logging(config.log_format);
+    for notice in &config.notices {
+        tracing::info!("configuration: {notice}");
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => {

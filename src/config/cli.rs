@@ -20,6 +20,13 @@ use super::LogFormat;
     after_help = "Reading an archive back: otlp-bridge replay --help"
 )]
 pub struct Cli {
+    /// YAML configuration file: every setting a flag has, under the flag's long name with `_` for `-`
+    /// (`listen: 0.0.0.0:4318`, `forward_header: [x-scope-orgid]`), plus named `outputs:` with their own url,
+    /// headers, TLS files, compression, timeout and signals. `${env:NAME}` is replaced by that variable. Flags and
+    /// their variables override the file; outputs given by --backend replace the file's outputs.
+    #[arg(long, env = "OTLP_BRIDGE_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
     /// OTLP/HTTP receiver address (HTTP/1.1 and h2c on one port), IP:PORT or HOST:PORT (a name is resolved once,
     /// IPv4 first). Use 0.0.0.0:4318 inside a container.
     #[arg(long, env = "OTLP_BRIDGE_LISTEN", default_value = "127.0.0.1:4318", value_parser = parse_listen_addr)]

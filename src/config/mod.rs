@@ -7,11 +7,12 @@
 
 mod archive;
 mod cli;
+mod file;
+mod load;
+mod outputs;
 mod parse;
 mod resolve;
 mod resolver;
-// The configuration file's loader (the next step of issue 19 item 3) builds these trees; output kinds read them.
-#[allow(dead_code, unused_imports)]
 mod section;
 #[cfg(test)]
 mod tests;
@@ -26,9 +27,12 @@ use std::time::Duration;
 
 pub use archive::ArchiveDefaults;
 pub use cli::{explain_cli_error, Cli};
+#[cfg(test)]
+pub(crate) use load::load_with;
+pub use load::{LoadError, Setting, Source};
+pub use outputs::{InputSettings, NamedInput};
 pub use resolver::Resolver;
-#[allow(unused_imports)]
-pub(crate) use section::{Node, Section, Value};
+pub(crate) use section::Section;
 
 use crate::export::OutputSettings;
 
@@ -139,7 +143,6 @@ impl BackendTarget {
     }
 
     /// A named output with its kind's settings.
-    #[allow(dead_code)] // the configuration file's loader, next step
     pub(crate) fn named(name: String, url: String, settings: Arc<dyn OutputSettings>) -> BackendTarget {
         BackendTarget { name, url, settings: Some(settings) }
     }
@@ -244,6 +247,13 @@ pub struct Config {
     pub archive: ArchiveDefaults,
     /// Attributes stamped on every resource, in order; each key at most once. Empty: requests are not touched.
     pub resource_attributes: Vec<ResourceAttribute>,
+    /// The file's named inputs (`inputs:`), each read by its kind.
+    pub inputs: Vec<NamedInput>,
+    /// Every flag's value and where it came from, secrets masked (what `--check` prints); empty when the
+    /// configuration was not loaded from a command line.
+    pub settings: Vec<Setting>,
+    /// Decisions of the loader worth a log line at start (outputs of the file replaced by `--backend`).
+    pub notices: Vec<String>,
 }
 
 /// How the queue is set up.

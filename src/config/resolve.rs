@@ -170,13 +170,22 @@ impl Config {
             backend_resolve_interval: cli.backend_resolve_interval,
             backend_resolver: super::Resolver::system(),
             max_connection_age: (!cli.max_connection_age.is_zero()).then_some(cli.max_connection_age),
+            inputs: Vec::new(),
+            settings: Vec::new(),
+            notices: Vec::new(),
         })
         .and_then(|config| {
             let otel_endpoint = env.keys().any(|k| k.starts_with("OTEL_EXPORTER_OTLP_") && k.ends_with("ENDPOINT"));
-            refuse_own_address(&config, explicit.is_empty() && otel_endpoint)?;
-            require_queue(&config)?;
+            config.check_outputs(explicit.is_empty() && otel_endpoint)?;
             Ok(config)
         })
+    }
+
+    /// The checks of the outputs as a whole: none is the bridge itself, and each that needs the queue has it.
+    /// `from_otel_env`: the outputs came from `OTEL_EXPORTER_OTLP_*ENDPOINT` (said in the error).
+    pub(super) fn check_outputs(&self, from_otel_env: bool) -> Result<(), ConfigError> {
+        refuse_own_address(self, from_otel_env)?;
+        require_queue(self)
     }
 }
 

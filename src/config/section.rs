@@ -59,9 +59,9 @@ impl Section {
         Section { file, path, line, entries: entries.into_iter().map(|(k, n)| (k, n, false)).collect() }
     }
 
-    /// The section's path (`outputs.tempo`).
-    pub(crate) fn path(&self) -> &str {
-        &self.path
+    /// The file it is from.
+    pub(crate) fn file(&self) -> Arc<str> {
+        Arc::clone(&self.file)
     }
 
     /// The full name of `key` in messages.

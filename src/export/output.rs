@@ -274,7 +274,6 @@ pub(crate) struct OutputKind {
     pub check_url: fn(url: &str) -> Result<String, String>,
     /// Reads this kind's keys of a named output's section (`url` and `signals` are read already) and ends with
     /// [`Section::finish`], which reports any key it did not take as unknown, with its line.
-    #[allow(dead_code)] // the configuration file's loader, next step
     pub settings: fn(section: Section) -> Result<Arc<dyn OutputSettings>, ConfigError>,
     /// Why it needs `--queue-dir`, when it does: refused at start without it, with this reason.
     pub needs_queue: Option<&'static str>,

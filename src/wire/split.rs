@@ -181,9 +181,21 @@ fn split_record(body: &Bytes, rec: Range<usize>, schema: &'static Schema, max: u
         }
         _ => header.extend_from_slice(&payload[r]),
     });
-    let oneof_mix = children.iter().any(|c| c.oneof && c.num != children[0].num);
-    if children.is_empty() || oneof_mix {
-        // Nothing to cut along (or cutting would resurrect oneof variants a decode drops).
+    // A message may carry several variants of one oneof (a metric with a `summary` and then a `gauge`): a decode
+    // keeps only the last variant (merging its consecutive occurrences) and drops the earlier ones. Pieces keep only
+    // what a decode keeps, so that a piece never brings a dropped variant back (and the metric's points are cut
+    // like any other metric's); the dropped ones are data no receiver sees.
+    if let Some(live) = children.iter().rev().find(|c| c.oneof).map(|c| c.num) {
+        if let Some(last_dead) = children.iter().rposition(|c| c.oneof && c.num != live) {
+            let mut index = 0;
+            children.retain(|c| {
+                index += 1;
+                !(c.oneof && index - 1 <= last_dead)
+            });
+        }
+    }
+    if children.is_empty() {
+        // Nothing to cut along.
         let items = count(schema, payload);
         out.push(Unit::Range(rec, items));
         return;

@@ -33,6 +33,7 @@ mod tls;
 
 // Mostly as a binary (the otlp-bridge executable as a child process).
 mod adversarial;
+mod config_file;
 mod debug_backend;
 mod durability;
 mod gateway_auth;

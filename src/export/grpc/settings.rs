@@ -71,7 +71,7 @@ impl Effective {
     pub(super) fn describe(&self, url: &str) -> String {
         let mut line = format!("OTLP/gRPC {url}");
         if !self.headers.is_empty() {
-            let names: Vec<String> = self.headers.iter().map(|(k, _)| format!("{k}=****")).collect();
+            let names: Vec<String> = self.headers.iter().map(|(k, _)| format!("{k:?}=****")).collect();
             line.push_str(&format!(", headers {}", names.join(" ")));
         }
         if let Some(ca) = &self.tls.ca_file {

@@ -187,6 +187,77 @@ fn metric_items_count_only_the_oneof_variant_prost_keeps() {
 }
 
 #[test]
+fn one_metric_with_many_points_is_split_across_copies_of_its_envelope() {
+    use crate::proto::common::v1::InstrumentationScope;
+    use crate::proto::metrics::v1::{
+        metric, number_data_point, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, Sum,
+    };
+    let points = (0..40)
+        .map(|i| NumberDataPoint {
+            time_unix_nano: i,
+            value: Some(number_data_point::Value::AsInt(i as i64)),
+            ..Default::default()
+        })
+        .collect();
+    let metric = Metric {
+        name: "http.server.requests".into(),
+        description: "requests served".into(),
+        unit: "{request}".into(),
+        data: Some(metric::Data::Sum(Sum { data_points: points, aggregation_temporality: 1, is_monotonic: true })),
+        ..Default::default()
+    };
+    let request = ExportMetricsServiceRequest {
+        resource_metrics: vec![ResourceMetrics {
+            scope_metrics: vec![ScopeMetrics {
+                scope: Some(InstrumentationScope { name: "s".into(), ..Default::default() }),
+                metrics: vec![metric],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    };
+    let body = Bytes::from(request.encode_to_vec());
+    let s = scan(&METRICS, &body).unwrap();
+    let chunks = split(&METRICS, &body, &s, 200);
+    assert!(chunks.len() > 3, "{} chunks", chunks.len());
+    let mut seen = Vec::new();
+    for c in &chunks {
+        assert!(c.body.len() <= 200, "a chunk of {} bytes", c.body.len());
+        let decoded = ExportMetricsServiceRequest::decode(&c.body[..]).unwrap();
+        let m = &decoded.resource_metrics[0].scope_metrics[0].metrics[0];
+        assert_eq!(
+            (m.name.as_str(), m.description.as_str(), m.unit.as_str()),
+            ("http.server.requests", "requests served", "{request}")
+        );
+        let Some(metric::Data::Sum(sum)) = &m.data else { panic!("{m:?}") };
+        assert_eq!((sum.aggregation_temporality, sum.is_monotonic), (1, true));
+        assert_eq!(c.items, sum.data_points.len() as u64);
+        seen.extend(sum.data_points.iter().map(|p| p.time_unix_nano));
+    }
+    assert_eq!(seen, (0..40).collect::<Vec<_>>());
+}
+
+#[test]
+fn a_metric_with_two_oneof_variants_is_split_as_the_variant_a_decode_keeps() {
+    // The fuzz find (issue 19 item 8): a summary, then a gauge of 6 points, in 167 bytes with a 64-byte limit.
+    let empty_points: Vec<u8> = (0..6).flat_map(|_| ld(1, &[])).collect();
+    let metric = [ld(1, b"m"), ld(11, &[vi(6, 94), ld(1, &[])].concat()), ld(5, &empty_points)].concat();
+    let body = Bytes::from(ld(1, &ld(2, &ld(2, &metric))));
+    let s = scan(&METRICS, &body).unwrap();
+    assert_eq!(s.items, 6);
+    let chunks = split(&METRICS, &body, &s, 16);
+    assert!(chunks.len() > 1);
+    for c in &chunks {
+        assert!(c.body.len() <= 16 || c.items <= 1, "{} bytes, {} items", c.body.len(), c.items);
+        let decoded = (SIGS[1].flat)(&c.body).unwrap();
+        assert_eq!(decoded.items, c.items);
+    }
+    assert_eq!(chunks.iter().map(|c| c.items).sum::<u64>(), 6);
+    let all: Vec<_> = chunks.iter().flat_map(|c| (SIGS[1].flat)(&c.body).unwrap().rows).collect();
+    assert_eq!(all, (SIGS[1].flat)(&body).unwrap().rows);
+}
+
+#[test]
 fn whole_entry_chunks_are_zero_copy_slices_of_the_input() {
     let (a, b) = two_span_entries();
     let body = Bytes::from([a.clone(), b.clone(), a.clone()].concat());
