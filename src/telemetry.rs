@@ -15,7 +15,6 @@ use metrics::{Key, Label, Level, Metadata, Recorder, SharedString};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
 
 mod admin;
-#[allow(dead_code)] // registered by the archive output (next step)
 mod archive;
 mod balance;
 mod process;

@@ -195,7 +195,7 @@ impl<E: Export> Worker<E> {
         async move {
             let started = Instant::now();
             let parts = batch.entries.iter().map(|e| e.payload.clone()).collect();
-            let payload = Payload { parts, metadata: partition };
+            let payload = Payload { parts, metadata: partition, arrived_ms: None };
             // The batch's budget ends with its oldest request's.
             let deadline = batch.entries.iter().filter_map(|e| e.deadline).min();
             let result = exporter.export(payload, batch.items, deadline).await;

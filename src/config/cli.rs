@@ -222,10 +222,11 @@ pub struct Cli {
     #[arg(long, env = "OTLP_BRIDGE_ARCHIVE_COMPRESSION", default_value = "zstd", value_enum)]
     pub archive_compression: crate::export::s3::ArchiveCompression,
 
-    /// An archive object is written once it holds this many uncompressed bytes (or at --archive-max-object-age, or
-    /// at shutdown). Default 8388608 (8 MiB, about 1 MiB stored with zstd): query engines' per-object overhead stays
-    /// small, a crash repeats little, and it fits the archive reader's memory share with a modest
-    /// --memory-limit-mib (an object is never larger than that share: half the limit over the outputs).
+    /// An archive object is written once it holds this many uncompressed bytes (or at --archive-max-object-age; at
+    /// shutdown what is open stays queued and is written after the next start). Default 8388608 (8 MiB, about 1 MiB
+    /// stored with zstd): query engines' per-object overhead stays small, a crash repeats little, and it fits the
+    /// archive reader's memory share with a modest --memory-limit-mib (an object is never larger than that share:
+    /// half the limit over the outputs).
     #[arg(long, env = "OTLP_BRIDGE_ARCHIVE_MAX_OBJECT_BYTES", default_value_t = 8 * 1024 * 1024)]
     pub archive_max_object_bytes: u64,
 

@@ -30,7 +30,7 @@ use outcome::{hint, sane_partial_success};
 
 /// Every kind of output. Adding one: its own file (or folder) under `src/export/`, its `mod` line above, and one
 /// entry here. The first kind that claims a URL takes it.
-pub(crate) static KINDS: &[&OutputKind] = &[&grpc::KIND, &debug::KIND];
+pub(crate) static KINDS: &[&OutputKind] = &[&grpc::KIND, &debug::KIND, &s3::KIND];
 
 /// The future of one [`Export::export`] call; boxed so the trait stays object safe (the queue's readers hold
 /// `dyn Export`), at one allocation per batch.

@@ -14,6 +14,9 @@ pub(crate) struct Payload {
     /// The `--forward-header` values its data came with (lowercase names); an output passes them on in its own way
     /// (gRPC metadata, object metadata) and never mixes two values in one batch.
     pub metadata: Arc<Vec<(String, String)>>,
+    /// When its oldest data arrived (wall-clock ms since the Unix epoch) if known: queued data keeps its enqueue
+    /// time, which the archive's keys are partitioned by (not by when an upload finally succeeded).
+    pub arrived_ms: Option<u64>,
 }
 
 impl Payload {

@@ -323,7 +323,8 @@ impl Reader {
             let oldest = batch.entries.iter().map(|e| e.record.enqueued_ms).min().unwrap_or(now);
             let left = (oldest + max_age.as_millis() as u64).saturating_sub(now);
             let deadline = Instant::now() + Duration::from_millis(left);
-            let payload = Payload { parts: batch.entries.iter().map(|e| e.record.payload.clone()).collect(), metadata };
+            let parts = batch.entries.iter().map(|e| e.record.payload.clone()).collect();
+            let payload = Payload { parts, metadata, arrived_ms: Some(oldest) };
             let result = match exporter {
                 Some(exporter) => exporter.export(payload, batch.items, Some(deadline)).await,
                 None => Ok(PartialSuccess::default()),

@@ -305,7 +305,11 @@ impl Run<'_> {
                 let items = request.items;
                 self.totals.items += items;
                 self.totals.bytes += request.bytes.len() as u64;
-                let payload = Payload { parts: vec![Bytes::from(request.bytes)], metadata: Arc::clone(&metadata) };
+                let payload = Payload {
+                    parts: vec![Bytes::from(request.bytes)],
+                    metadata: Arc::clone(&metadata),
+                    arrived_ms: None,
+                };
                 let deadline = Instant::now() + REPLAY_RETRY_BUDGET;
                 match exporter.export(payload, items, Some(deadline)).await {
                     Ok(partial) => {

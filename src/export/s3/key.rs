@@ -159,7 +159,6 @@ pub(crate) struct Namer {
     sequence: std::sync::atomic::AtomicU64,
 }
 
-#[allow(dead_code)] // the archive writer names its objects (next step)
 impl Namer {
     /// A namer for this process: the instance is 64 random bits, so bridges sharing a prefix (replicas, restarts)
     /// never collide without any coordination.

@@ -10,14 +10,11 @@
 //! `key` (location, layout, names), `encode` (an object's bytes), `archive` (one batch -> one object: PUT or
 //! multipart), `client` (the S3 client, its settings and what its errors mean).
 
-// The writer side becomes an output when the output seam (issue 19) lands: until then its own tests and the replay
-// tests (which read what it writes) are its only callers.
-#[allow(dead_code)]
 mod archive;
 mod client;
-#[allow(dead_code)]
 mod encode;
 mod key;
+mod output;
 
 pub use client::StoreSettings;
 pub(crate) use client::{build as build_store, error_chain, Failure};
@@ -25,6 +22,7 @@ pub(crate) use client::{build as build_store, error_chain, Failure};
 pub(crate) use encode::ObjectEncoder;
 pub(crate) use key::{hour_floor, Location};
 pub use key::{ArchiveCompression, ArchiveFormat};
+pub(crate) use output::KIND;
 
 #[cfg(test)]
 mod tests;
