@@ -20,6 +20,13 @@ const MAP_KEYS: [(&str, &str); 2] = [
     ("resource_attributes_if_missing", "resource-attribute-if-missing"),
 ];
 
+/// Flags whose variable clap does not read (its `k=v,k2=v2` form is parsed in `resolve`): the file must still yield
+/// to the variable, so a set variable counts as given here.
+const OWN_VARIABLES: [(&str, &str); 2] = [
+    ("resource-attribute", "OTLP_BRIDGE_RESOURCE_ATTRIBUTES"),
+    ("resource-attribute-if-missing", "OTLP_BRIDGE_RESOURCE_ATTRIBUTES_IF_MISSING"),
+];
+
 /// Arguments that are actions of the command line, not settings of the file.
 const NOT_SETTINGS: [&str; 4] = ["help", "version", "check", "config"];
 /// Arguments `--check` does not list as settings.
@@ -103,10 +110,13 @@ pub(crate) fn load_with(
     for key in keys {
         let arg = find_arg(&command, &key).ok_or_else(|| unknown_key(&top, &key))?;
         let values = file_values(&mut top, &key, arg)?;
-        let given = matches!(
-            first.value_source(arg.get_id().as_str()),
-            Some(ValueSource::CommandLine | ValueSource::EnvVariable)
-        );
+        let own_variable_set =
+            OWN_VARIABLES.iter().any(|(long, var)| arg.get_long() == Some(*long) && env.contains_key(*var));
+        let given = own_variable_set
+            || matches!(
+                first.value_source(arg.get_id().as_str()),
+                Some(ValueSource::CommandLine | ValueSource::EnvVariable)
+            );
         if given {
             continue;
         }

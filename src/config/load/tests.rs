@@ -47,6 +47,30 @@ fn the_file_sets_what_the_flags_do_not_and_the_flags_win() {
 }
 
 #[test]
+fn resource_attributes_of_the_file_yield_to_their_variable_and_to_the_flag() {
+    use crate::config::{AttributeMode, ResourceAttribute};
+    let f = file("resource_attributes: {deployment.environment: file}\nresource_attributes_if_missing: {team: file}\n");
+    let path = f.path().to_str().unwrap();
+    let attrs = |c: Config| -> Vec<(String, String, AttributeMode)> {
+        c.resource_attributes.into_iter().map(|ResourceAttribute { key, value, mode }| (key, value, mode)).collect()
+    };
+    let upsert = |k: &str, v: &str| (k.to_string(), v.to_string(), AttributeMode::Upsert);
+    let insert = |k: &str, v: &str| (k.to_string(), v.to_string(), AttributeMode::Insert);
+    assert_eq!(
+        attrs(load(&["--config", path], &[]).unwrap()),
+        [upsert("deployment.environment", "file"), insert("team", "file")]
+    );
+    let env = [("OTLP_BRIDGE_RESOURCE_ATTRIBUTES", "deployment.environment=env")];
+    assert_eq!(
+        attrs(load(&["--config", path], &env).unwrap()),
+        [upsert("deployment.environment", "env"), insert("team", "file")],
+        "env over file, each list on its own"
+    );
+    let flag = ["--config", path, "--resource-attribute", "deployment.environment=flag"];
+    assert_eq!(attrs(load(&flag, &env).unwrap())[0], upsert("deployment.environment", "flag"), "flag over env");
+}
+
+#[test]
 fn env_references_are_replaced_and_an_unset_one_is_named() {
     let f = file(
         "outputs:\n  tempo:\n    url: http://tempo:4317\n    headers: {authorization: \"Bearer ${env:TEMPO_TOKEN}\"}\n",
