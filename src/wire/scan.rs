@@ -202,7 +202,7 @@ fn scan_value(
                     let n = scan_message(schema, payload, base + s, depth + 1)?;
                     return Ok(n + u64::from(field.item));
                 }
-                Kind::PackedFixed64 if payload.len() % 8 != 0 => {
+                Kind::PackedFixed64 if !payload.len().is_multiple_of(8) => {
                     let k = ErrorKind::PackedLength(payload.len());
                     return Err(WireError::new(k, base + s));
                 }
