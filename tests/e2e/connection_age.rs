@@ -53,7 +53,9 @@ async fn an_http1_keep_alive_connection_gets_connection_close_around_the_age_and
     let n = tokio::time::timeout(Duration::from_secs(2), stream.read(&mut rest)).await.unwrap().unwrap_or(0);
     assert_eq!(n, 0, "connection closed after the Connection: close answer");
     eprintln!("HTTP/1.1: {answered} answers, Connection: close after {closed_at:?} (age {AGE:?} +-10%)");
-    assert!(closed_at >= AGE.mul_f64(0.9) && closed_at <= AGE.mul_f64(1.1) + Duration::from_millis(300));
+    // Never before the age less its jitter; after it, eventually (the +-10 % window is the paused-time unit test
+    // receive::age::tests::http1_answers_say_close_once_the_age_is_reached_and_not_before).
+    assert!(closed_at >= AGE.mul_f64(0.9) && closed_at < AGE * 3, "{closed_at:?}");
     assert_eq!(backend.span_ids().len(), answered);
     bridge.shutdown().await;
 }
@@ -111,7 +113,7 @@ async fn an_h2c_connection_gets_goaway_around_the_age_and_requests_in_flight_are
     );
     assert!(statuses.len() >= 10);
     assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
-    assert!(ended_at >= AGE.mul_f64(0.9) && ended_at <= AGE.mul_f64(1.1) + Duration::from_millis(500));
+    assert!(ended_at >= AGE.mul_f64(0.9) && ended_at < AGE * 3, "{ended_at:?}");
     assert_eq!(backend.span_ids().len(), statuses.len(), "every answered request delivered");
     bridge.shutdown().await;
 }
