@@ -370,7 +370,7 @@ fn shuffle(body: &[u8], choices: &[u8]) -> Vec<u8> {
 fn put_resources(groups: &[Vec<u8>], payload: &mut Vec<u8>, c: &mut impl Iterator<Item = u8>) {
     for g in groups {
         let mut g = g.clone();
-        if c.next().unwrap_or(0) % 3 == 0 {
+        if c.next().unwrap_or(0).is_multiple_of(3) {
             unknown(c, &mut g);
         }
         len_record(1, &g, payload);
