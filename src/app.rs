@@ -13,6 +13,7 @@ use crate::batch::{FlushReason, Limits, Pipeline};
 use crate::config::{BackendTarget, Config};
 use crate::export::{build_outputs, probe_all, Export, ExportBuffers, Exporter, Output, ProbeError, SetupError};
 use crate::ingest::Ingest;
+use crate::input::file::FileInput;
 use crate::input::grpc::{self, GrpcInput};
 use crate::input::Inputs;
 use crate::limit::MemoryBudget;
@@ -94,6 +95,9 @@ pub enum RunError {
     /// The token file is unreadable.
     #[error("--auth-token-file: {0}")]
     Auth(#[from] receive::auth::TokenFileError),
+    /// A file input's state directory or positions file is unusable.
+    #[error("file input positions (--file-state-dir): {0}")]
+    FilePositions(#[from] crate::input::file::PositionsError),
 }
 
 /// Each output with the signal it is probed with (the first that it serves).
@@ -260,6 +264,12 @@ pub async fn run(config: Config, listeners: Listeners, shutdown: impl Future<Out
         Ingest::new(sink, Arc::clone(&budget), Arc::clone(&telemetry), config.batch_max_bytes)
             .with_resource_attributes(&config.resource_attributes),
     );
+    // File inputs read their positions now: an unusable state directory is a start-up error.
+    let file_inputs = config
+        .files
+        .iter()
+        .map(|f| FileInput::open(f, config.memory_limit_bytes, config.batch_max_bytes, &telemetry))
+        .collect::<Result<Vec<_>, _>>()?;
     let receiver = Arc::new(Receiver {
         ingest: Arc::clone(&ingest),
         telemetry: Arc::clone(&telemetry),
@@ -358,6 +368,11 @@ pub async fn run(config: Config, listeners: Listeners, shutdown: impl Future<Out
             inputs.stopping(),
         ),
     );
+    // File inputs stop like every input: the batch in flight gets the drain bound, then positions are saved.
+    for input in file_inputs {
+        let stopping = inputs.stopping();
+        inputs.spawn("file", input.run(Arc::clone(&ingest), stopping, config.shutdown_timeout));
+    }
     shutdown.await;
     let started_drain = tokio::time::Instant::now();
     tracing::info!("shutting down: no new requests; exporting what was accepted");

@@ -55,10 +55,11 @@ pub use app::{run, Listeners, RunError};
 pub use check::{check, CheckReport};
 pub use config::{
     explain_cli_error, ArchiveDefaults, AttributeMode, BackendTarget, BatchConfig, Cli, Config, ConfigError,
-    InputSettings, LoadError, LogFormat, NamedInput, QueueConfig, Resolver, ResourceAttribute, RetryConfig,
-    ServerTlsFiles, Setting, Source, TlsFiles,
+    FileEncoding, FileInputConfig, FileParser, InputSettings, LoadError, LogFormat, NamedInput, QueueConfig, Resolver,
+    ResourceAttribute, RetryConfig, ServerTlsFiles, Setting, Source, StartAt, TlsFiles,
 };
 pub use export::s3::{ArchiveCompression, ArchiveFormat, StoreSettings};
+pub use input::file::PositionsError;
 pub use replay::{replay, ReplayCli, ReplayReport};
 pub use signal::{Logs, Metrics, Profiles, Signal, SignalKind, Traces};
 

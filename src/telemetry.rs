@@ -17,10 +17,12 @@ use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle, Prometheu
 mod admin;
 mod archive;
 mod balance;
+mod file;
 mod process;
 mod queue;
 
 pub(crate) use admin::{admin, Readiness};
+pub(crate) use file::FileMetrics;
 
 use crate::signal::SignalKind;
 

@@ -247,6 +247,58 @@ pub struct Cli {
     /// OTLP_BRIDGE_RESOURCE_ATTRIBUTES_IF_MISSING (same format as OTLP_BRIDGE_RESOURCE_ATTRIBUTES).
     #[arg(long = "resource-attribute-if-missing", value_name = "K=V")]
     pub resource_attributes_if_missing: Vec<String>,
+    /// Log files to tail into OTLP logs (glob; `**` crosses directories; symlinks followed); repeatable (env:
+    /// comma-separated). Rescanned every 500 ms, so a new file is picked up within a second; an empty match is fine
+    /// (the files may appear later). Read positions are saved only once the sink acknowledged the lines.
+    #[arg(long = "file-include", env = "OTLP_BRIDGE_FILE_INCLUDE", value_delimiter = ',', value_name = "GLOB")]
+    pub file_include: Vec<String>,
+
+    /// Files the include globs match but that are skipped: matched against the whole path, or against the file name
+    /// when the glob has no `/` (`*.gz`); repeatable (env: comma-separated).
+    #[arg(long = "file-exclude", env = "OTLP_BRIDGE_FILE_EXCLUDE", value_delimiter = ',', value_name = "GLOB")]
+    pub file_exclude: Vec<String>,
+
+    /// How a line becomes a log record: `plain` (the line is the body), `json` (message/msg/body, time/timestamp/
+    /// ts/@timestamp, level/severity/lvl, trace_id/span_id, other fields as attributes) or `regex` (--file-regex).
+    #[arg(long, env = "OTLP_BRIDGE_FILE_PARSER", default_value = "plain", value_enum)]
+    pub file_parser: super::FileParser,
+
+    /// For --file-parser regex: named groups `timestamp`, `severity` and `body`; other named groups become
+    /// attributes. A line that does not match is delivered whole and counted as a parse failure.
+    #[arg(long, env = "OTLP_BRIDGE_FILE_REGEX", value_name = "RE")]
+    pub file_regex: Option<String>,
+
+    /// A line that matches starts a record; other lines continue the previous one (stack traces). The last record
+    /// is sent after 1 s without a continuation.
+    #[arg(long, env = "OTLP_BRIDGE_FILE_MULTILINE_START", value_name = "RE")]
+    pub file_multiline_start: Option<String>,
+
+    /// Where a file present at the input's first start is read from (a file that appears later is always read
+    /// from its beginning). Default beginning: nothing the application wrote before the bridge started is lost
+    /// (a sidecar's log volume starts empty with its pod anyway); `end` skips a large backlog.
+    #[arg(long, env = "OTLP_BRIDGE_FILE_START_AT", default_value = "beginning", value_enum)]
+    pub file_start_at: super::StartAt,
+
+    /// How the files' bytes are read: utf-8, utf-16le, utf-16be or latin1. Invalid bytes become U+FFFD; the line is
+    /// kept.
+    #[arg(long, env = "OTLP_BRIDGE_FILE_ENCODING", default_value = "utf-8", value_enum)]
+    pub file_encoding: super::FileEncoding,
+
+    /// Longest line kept whole, in bytes; a longer line is delivered in pieces of at most this size, in order, and
+    /// counted in otlp_bridge_file_long_lines_total. Default 1048576 (1 MiB): stack traces and large JSON lines
+    /// stay whole, while one record stays far below the 4 MiB gRPC message limit and the memory limit.
+    #[arg(long, env = "OTLP_BRIDGE_FILE_MAX_LINE_BYTES", default_value_t = super::file_input::DEFAULT_MAX_LINE_BYTES)]
+    pub file_max_line_bytes: usize,
+
+    /// strftime layout (e.g. `%d/%b/%Y:%H:%M:%S %z`) of the timestamp group or field when it is neither RFC 3339
+    /// nor epoch; a layout without an offset is read as UTC.
+    #[arg(long, env = "OTLP_BRIDGE_FILE_TIME_FORMAT", value_name = "FMT")]
+    pub file_time_format: Option<String>,
+
+    /// Where the file input keeps its read positions. Default: DIR/files under --queue-dir; required with
+    /// --file-include when there is no queue.
+    #[arg(long, env = "OTLP_BRIDGE_FILE_STATE_DIR", value_name = "DIR")]
+    pub file_state_dir: Option<PathBuf>,
 }
 impl Cli {
     /// Parses `args` as if no `OTLP_BRIDGE_*` variable were set (clap reads the process environment otherwise), so

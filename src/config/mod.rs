@@ -8,6 +8,7 @@
 mod archive;
 mod cli;
 mod file;
+mod file_input;
 mod load;
 mod outputs;
 mod parse;
@@ -27,6 +28,8 @@ use std::time::Duration;
 
 pub use archive::ArchiveDefaults;
 pub use cli::{explain_cli_error, Cli};
+pub(crate) use file_input::FileFlags;
+pub use file_input::{FileEncoding, FileInputConfig, FileParser, StartAt};
 #[cfg(test)]
 pub(crate) use load::load_with;
 pub use load::{LoadError, Setting, Source};
@@ -254,6 +257,8 @@ pub struct Config {
     pub settings: Vec<Setting>,
     /// Decisions of the loader worth a log line at start (outputs of the file replaced by `--backend`).
     pub notices: Vec<String>,
+    /// Log file inputs (`--file-*`); empty: none.
+    pub files: Vec<FileInputConfig>,
 }
 
 /// How the queue is set up.

@@ -10,7 +10,7 @@ use super::parse::{
     parse_attribute_flag, parse_attribute_list, parse_backend, parse_forward_headers, parse_header, percent_decode,
 };
 use super::{
-    ArchiveDefaults, AttributeMode, BackendTarget, BatchConfig, Cli, Config, ConfigError, QueueConfig,
+    ArchiveDefaults, AttributeMode, BackendTarget, BatchConfig, Cli, Config, ConfigError, FileFlags, QueueConfig,
     ResourceAttribute, RetryConfig, ServerTlsFiles, TlsFiles, MAX_PARTITIONS,
 };
 use crate::signal::SignalKind;
@@ -124,8 +124,28 @@ impl Config {
         let archive = ArchiveDefaults::from_cli(&cli)?;
         let resource_attributes = resource_attributes(&cli, env)?;
 
+        let files = FileFlags {
+            include: cli.file_include.clone(),
+            exclude: cli.file_exclude.clone(),
+            parser: cli.file_parser,
+            regex: cli.file_regex.clone(),
+            multiline_start: cli.file_multiline_start.clone(),
+            start_at: cli.file_start_at,
+            encoding: cli.file_encoding,
+            max_line_bytes: cli.file_max_line_bytes,
+            time_format: cli.file_time_format.clone(),
+            state_dir: cli.file_state_dir.clone(),
+        }
+        .validate(
+            "file",
+            queue.as_ref().map(|q| q.dir.as_path()),
+            cli.memory_limit_mib.saturating_mul(1024 * 1024),
+            cli.batch_max_bytes,
+        )?;
+
         Ok(Config {
             resource_attributes,
+            files: files.into_iter().collect(),
             queue,
             archive,
             listen: cli.listen,

@@ -39,7 +39,6 @@ pub(crate) enum Transport {
     /// OTLP/gRPC (`--grpc-listen`).
     Grpc,
     /// Tailed log files.
-    #[allow(dead_code)] // the file input's, which lands on this seam
     File,
 }
 
@@ -188,7 +187,6 @@ impl Ingest {
         })
     }
 
-    #[allow(dead_code)] // the file input's, which lands on this seam
     /// Decode and submit in one call, for an input that has the whole request in hand (the file input, small gRPC
     /// messages): the steps of [`Ingest::decode`] and [`Ingest::submit`].
     pub(crate) async fn ingest(

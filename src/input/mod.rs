@@ -5,6 +5,7 @@
 //! Adding an input: build it over [`crate::ingest::Ingest`] (admit, decode, submit), give it the
 //! [`Inputs::stopping`] future, and [`Inputs::spawn`] it in `app::run`.
 
+pub(crate) mod file;
 pub(crate) mod grpc;
 
 use std::future::Future;

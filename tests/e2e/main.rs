@@ -36,6 +36,7 @@ mod adversarial;
 mod config_file;
 mod debug_backend;
 mod durability;
+mod files;
 mod gateway_auth;
 mod operators;
 mod shutdown;
