@@ -370,9 +370,13 @@ async fn an_empty_glob_is_ready_and_warns_and_a_file_appearing_later_is_read_fro
 
 /// logrotate with `copytruncate` and with `create`, forced every ~300 ms while Python writes (plain file appends:
 /// the writer never reopens, as with copytruncate; with `create` the writer is the RotatingFileHandler-free
-/// `append` loop that reopens each line). `.ci/run` installs logrotate and runs it.
+/// `append` loop that reopens each line).
+///
+/// KNOWN FAILURE, not yet in `.ci/run`: on 2026-12-06 (debug binary, loaded machine) copytruncate lost 140 of 6000
+/// lines without counting them and re-sent 1520 (12 rotations). Until the copy/truncate race is mended (see
+/// docs/files.md, "copytruncate"), run it by hand: `cargo test --test e2e -- --ignored files::logrotate`.
 #[tokio::test]
-#[ignore]
+#[ignore = "known failure: copytruncate under logrotate loses lines uncounted and duplicates (docs/files.md)"]
 async fn logrotate_copytruncate_and_create_lose_nothing_and_count_what_copytruncate_loses() {
     for mode in ["copytruncate", "create"] {
         let backend = MockBackend::start().await;
