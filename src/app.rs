@@ -292,6 +292,14 @@ pub async fn run(config: Config, listeners: Listeners, shutdown: impl Future<Out
         })
     });
     let open_connections = Arc::new(AtomicUsize::new(0));
+    {
+        // Read at each scrape by the registry; the budget and the counter know nothing of metrics.
+        let (budget, open) = (Arc::clone(&budget), Arc::clone(&open_connections));
+        let limit = budget.limit() as f64;
+        telemetry.gauge_on_scrape("otlp_bridge_memory_held_bytes", move || budget.held() as f64);
+        telemetry.gauge_on_scrape("otlp_bridge_memory_limit_bytes", move || limit);
+        telemetry.gauge_on_scrape("otlp_bridge_connections_open", move || open.load(Ordering::Relaxed) as f64);
+    }
 
     let readiness = Arc::new(BackendsReady::new(&config, &backends));
     let admin_addr = listeners.admin.local_addr().map(|a| a.to_string()).unwrap_or_default();
@@ -303,8 +311,6 @@ pub async fn run(config: Config, listeners: Listeners, shutdown: impl Future<Out
             None => Ready::Backends(Arc::clone(&readiness)),
             Some(mode) => Ready::Queue(Arc::clone(&mode.queue)),
         }),
-        Arc::clone(&budget),
-        Arc::clone(&open_connections),
         admin_stopped,
     ));
 
@@ -476,8 +482,6 @@ async fn serve_admin(
     listener: TcpListener,
     telemetry: Arc<Telemetry>,
     readiness: Arc<Ready>,
-    budget: Arc<MemoryBudget>,
-    open_connections: Arc<AtomicUsize>,
     mut stop: watch::Receiver<bool>,
 ) {
     let service = {
@@ -485,20 +489,7 @@ async fn serve_admin(
         tower::service_fn(move |req| {
             let telemetry = Arc::clone(&telemetry);
             let readiness = Arc::clone(&readiness);
-            let budget = Arc::clone(&budget);
-            let open = Arc::clone(&open_connections);
-            async move {
-                let before_render = || {
-                    telemetry.memory(budget.held(), budget.limit());
-                    telemetry.connections(open.load(Ordering::Relaxed));
-                    if let Ready::Queue(queue) = readiness.as_ref() {
-                        queue.observe();
-                    }
-                };
-                Ok::<_, std::convert::Infallible>(
-                    telemetry::admin(&telemetry, before_render, readiness.as_ref(), req).await,
-                )
-            }
+            async move { Ok::<_, std::convert::Infallible>(telemetry::admin(&telemetry, readiness.as_ref(), req).await) }
         })
     };
     let limits = receive::server::ServeLimits {

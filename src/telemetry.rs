@@ -7,7 +7,7 @@
 //! are registered at 0 so `rate()` and alerts see data before the first event. Each bridge owns its recorder
 //! (no global), so tests can run many bridges in one process and read each one's figures.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use http::StatusCode;
@@ -18,20 +18,19 @@ mod admin;
 mod archive;
 mod balance;
 mod file;
+mod handles;
 mod process;
 mod queue;
 
 pub(crate) use admin::{admin, Readiness};
+pub(crate) use archive::ArchiveMetrics;
 pub(crate) use file::FileMetrics;
+pub(crate) use handles::{AddressMetrics, BalancerMetrics, BatchMetrics, InputMetrics, OutputMetrics, QueueDrops};
+pub(crate) use queue::QueueMetrics;
 
 use crate::signal::SignalKind;
 
 const METADATA: Metadata<'static> = Metadata::new("otlp_bridge", Level::INFO, None);
-
-/// The `listener` label of the connection metrics: `otlp` (the receiver) or `admin` (the admin server).
-fn listener_label(listener: &'static str) -> Vec<Label> {
-    vec![Label::new("listener", listener)]
-}
 
 fn per_signal(prefix: &'static str, kind: SignalKind) -> &'static str {
     // Spelled out so every name is a static string (no allocation per event).
@@ -55,10 +54,69 @@ fn per_signal(prefix: &'static str, kind: SignalKind) -> &'static str {
     }
 }
 
+/// Signals and `none` (a request whose path named no signal): the rows of the per-request tables.
+const SIGNAL_ROWS: usize = SignalKind::COUNT + 1;
+/// HTTP status codes with a held handle: 100 to 599 (any other is looked up, which never happens).
+const STATUS_CODES: std::ops::Range<u16> = 100..600;
+/// gRPC status codes by number (0..=16), then `HTTP_415` (not a gRPC client).
+pub(crate) const GRPC_CODES: usize = 18;
+
+/// The `listener` values of the connection metrics, the `outcome` values of TLS reloads, the `reason` values of
+/// the token check and of queue refusals: each family's vocabulary, so an event finds its held handle.
+const LISTENERS: &[&str] = &["otlp", "admin", "grpc"];
+const TLS_OUTCOMES: &[&str] = &["ok", "rejected"];
+const AUTH_REASONS: &[&str] = &["missing", "not_bearer", "malformed", "unknown_token"];
+
+/// A gauge read when `/metrics` is scraped: its owner registers how to read it once.
+type Collector = Box<dyn Fn() + Send + Sync>;
+
+/// One counter family with one label from a known vocabulary; each value's handle is made with its first event.
+struct Family {
+    name: &'static str,
+    label: &'static str,
+    values: &'static [&'static str],
+    slots: Box<[handles::Lazy<metrics::Counter>]>,
+}
+
+impl Family {
+    fn new(name: &'static str, label: &'static str, values: &'static [&'static str]) -> Family {
+        Family { name, label, values, slots: values.iter().map(|_| handles::Lazy::default()).collect() }
+    }
+
+    fn add(&self, recorder: &PrometheusRecorder, value: &'static str, n: u64) {
+        let register = || {
+            let key = Key::from_parts(self.name, vec![Label::new(self.label, value)]);
+            recorder.register_counter(&key, &METADATA)
+        };
+        match self.values.iter().position(|v| *v == value) {
+            Some(i) => self.slots[i].get(register).increment(n),
+            None => register().increment(n),
+        }
+    }
+}
+
+/// Handles of the process-wide families (no label but the signal and a status, a listener or a reason).
+struct Held {
+    http_requests: Box<[handles::Lazy<metrics::Counter>]>,
+    http_duration: [handles::Lazy<metrics::Histogram>; SIGNAL_ROWS],
+    grpc_requests: Box<[handles::Lazy<metrics::Counter>]>,
+    grpc_duration: [handles::Lazy<metrics::Histogram>; SIGNAL_ROWS],
+    memory_refused: handles::Lazy<metrics::Counter>,
+    tls_handshake_failures: handles::Lazy<metrics::Counter>,
+    connections_refused: Family,
+    connections_timed_out: Family,
+    tls_reloads: Family,
+    auth_refused: Family,
+    queue_refused: Family,
+    queue_fsync: handles::Lazy<metrics::Histogram>,
+}
+
 /// Metrics of one bridge.
 pub(crate) struct Telemetry {
     recorder: PrometheusRecorder,
     handle: PrometheusHandle,
+    held: Held,
+    collectors: Mutex<Vec<Collector>>,
 }
 
 impl std::fmt::Debug for Telemetry {
@@ -82,7 +140,22 @@ impl Telemetry {
             .unwrap_or_else(|_| PrometheusBuilder::new())
             .build_recorder();
         let handle = recorder.handle();
-        let t = Telemetry { recorder, handle };
+        let per_signal_table = |columns: usize| (0..SIGNAL_ROWS * columns).map(|_| handles::Lazy::default()).collect();
+        let held = Held {
+            http_requests: per_signal_table(STATUS_CODES.len()),
+            http_duration: Default::default(),
+            grpc_requests: per_signal_table(GRPC_CODES),
+            grpc_duration: Default::default(),
+            memory_refused: handles::Lazy::default(),
+            tls_handshake_failures: handles::Lazy::default(),
+            connections_refused: Family::new("otlp_bridge_connections_refused_total", "listener", LISTENERS),
+            connections_timed_out: Family::new("otlp_bridge_connections_timed_out_total", "listener", LISTENERS),
+            tls_reloads: Family::new("otlp_bridge_tls_reloads_total", "outcome", TLS_OUTCOMES),
+            auth_refused: Family::new("otlp_bridge_auth_refused_requests_total", "reason", AUTH_REASONS),
+            queue_refused: Family::new("otlp_bridge_queue_refused_requests_total", "reason", &queue::REFUSAL_REASONS),
+            queue_fsync: handles::Lazy::default(),
+        };
+        let t = Telemetry { recorder, handle, held, collectors: Mutex::new(Vec::new()) };
         for kind in SignalKind::ALL {
             let item = kind.item_name();
             t.describe_counter(per_signal("accepted", kind), format!("{item} accepted, by input (transport)"));
@@ -177,11 +250,8 @@ impl Telemetry {
     /// so a counter exists before its first event: `rate()` and alerts then see 0, not "no data".
     pub(crate) fn register_known(&self, backends: &[Vec<String>; SignalKind::COUNT]) {
         for kind in SignalKind::ALL {
-            for encoding in ["json", "protobuf"] {
-                self.accepted(kind, "http", encoding, 0);
-            }
-            self.refused(kind, "http", 0);
-            self.dropped(kind, "export_failed_client_gone", 0);
+            self.register_receiver(kind, "http", &["json", "protobuf"]);
+            let _ = self.dropped_counter(kind, "export_failed_client_gone");
             let signal = kind.name();
             self.counter(
                 "otlp_bridge_http_requests_total",
@@ -196,14 +266,14 @@ impl Telemetry {
                 self.counter("otlp_bridge_export_attempts_total", labels()).increment(0);
                 self.counter("otlp_bridge_export_retries_total", labels()).increment(0);
             }
-            self.queue_size(kind, 0);
+            self.gauge("otelcol_exporter_queue_size", vec![Label::new("signal", signal)]).set(0.0);
         }
-        self.counter("otlp_bridge_memory_refused_requests_total", Vec::new()).increment(0);
+        self.held.memory_refused.get(|| self.counter("otlp_bridge_memory_refused_requests_total", Vec::new()));
+        self.memory_refused(0);
         for listener in ["otlp", "admin"] {
-            self.counter("otlp_bridge_connections_refused_total", listener_label(listener)).increment(0);
-            self.counter("otlp_bridge_connections_timed_out_total", listener_label(listener)).increment(0);
+            self.connection_refused(listener, 0);
+            self.connection_timed_out(listener, 0);
         }
-        self.connections(0);
     }
 
     fn counter(&self, name: &'static str, labels: Vec<Label>) -> metrics::Counter {
@@ -218,33 +288,38 @@ impl Telemetry {
         self.recorder.register_histogram(&Key::from_parts(name, labels), &METADATA)
     }
 
-    /// Items decoded from a request that came through `transport` (`http`, `grpc`, `file`).
-    pub(crate) fn accepted(&self, kind: SignalKind, transport: &'static str, encoding: &'static str, items: u64) {
-        let labels = vec![
-            Label::new("transport", transport),
-            Label::new("signal", kind.name()),
-            Label::new("encoding", encoding),
-        ];
-        self.counter(per_signal("accepted", kind), labels).increment(items);
+    /// `otlp_bridge_dropped_items_total` for `kind` and `reason`, registered at 0.
+    fn dropped_counter(&self, kind: SignalKind, reason: &'static str) -> metrics::Counter {
+        let c = self.counter(
+            "otlp_bridge_dropped_items_total",
+            vec![Label::new("signal", kind.name()), Label::new("reason", reason)],
+        );
+        c.increment(0);
+        c
     }
 
-    /// Items decoded but not delivered; the client got an error.
-    pub(crate) fn refused(&self, kind: SignalKind, transport: &'static str, items: u64) {
+    /// Registers at 0 the receiver counters of `kind` for `transport` in `encodings`.
+    fn register_receiver(&self, kind: SignalKind, transport: &'static str, encodings: &[&'static str]) {
+        for &encoding in encodings {
+            let labels = vec![
+                Label::new("transport", transport),
+                Label::new("signal", kind.name()),
+                Label::new("encoding", encoding),
+            ];
+            self.counter(per_signal("accepted", kind), labels).increment(0);
+        }
         let labels = vec![Label::new("transport", transport), Label::new("signal", kind.name())];
-        self.counter(per_signal("refused", kind), labels).increment(items);
+        self.counter(per_signal("refused", kind), labels).increment(0);
     }
 
     /// Registers at 0 the receiver counters of an input other than HTTP (which `register_known` covers), and for
     /// gRPC its request counters, so that an input that is on shows 0 before its first request.
     pub(crate) fn register_input(&self, transport: &'static str, encodings: &[&'static str]) {
         for kind in SignalKind::ALL {
-            for &encoding in encodings {
-                self.accepted(kind, transport, encoding, 0);
-            }
-            self.refused(kind, transport, 0);
+            self.register_receiver(kind, transport, encodings);
             if transport == "grpc" {
-                self.counter("otlp_bridge_connections_refused_total", listener_label("grpc")).increment(0);
-                self.counter("otlp_bridge_connections_timed_out_total", listener_label("grpc")).increment(0);
+                self.connection_refused("grpc", 0);
+                self.connection_timed_out("grpc", 0);
                 self.counter(
                     "otlp_bridge_grpc_requests_total",
                     vec![Label::new("signal", kind.name()), Label::new("code", "OK")],
@@ -254,64 +329,47 @@ impl Telemetry {
         }
     }
 
-    /// One answered gRPC call: its signal (`none` for an unknown method) and status code name (`OK`,
-    /// `UNAVAILABLE`, ...), and the time from its headers to its status.
-    pub(crate) fn grpc_request(&self, kind: Option<SignalKind>, code: &'static str, elapsed: Duration) {
+    /// One answered gRPC call: its signal (`None` for an unknown method), its status code (`code`: the number of
+    /// a gRPC code, or [`GRPC_CODES`] - 1 for `HTTP_415`) and name, and the time from its headers to its status.
+    pub(crate) fn grpc_request(&self, kind: Option<SignalKind>, code: usize, name: &'static str, elapsed: Duration) {
+        let row = kind.map_or(SignalKind::COUNT, SignalKind::index);
         let signal = kind.map_or("none", SignalKind::name);
-        self.counter("otlp_bridge_grpc_requests_total", vec![Label::new("signal", signal), Label::new("code", code)])
-            .increment(1);
-        self.histogram("otlp_bridge_grpc_request_duration_seconds", vec![Label::new("signal", signal)])
+        let register = || {
+            self.counter(
+                "otlp_bridge_grpc_requests_total",
+                vec![Label::new("signal", signal), Label::new("code", name)],
+            )
+        };
+        match self.held.grpc_requests.get(row * GRPC_CODES + code) {
+            Some(slot) if code < GRPC_CODES => slot.get(register).increment(1),
+            _ => register().increment(1),
+        }
+        self.held.grpc_duration[row]
+            .get(|| self.histogram("otlp_bridge_grpc_request_duration_seconds", vec![Label::new("signal", signal)]))
             .record(elapsed.as_secs_f64());
-    }
-
-    /// Items lost without the client being told (it had gone, or a backend rejected them in a partial success).
-    pub(crate) fn dropped(&self, kind: SignalKind, reason: &'static str, items: u64) {
-        let labels = vec![Label::new("signal", kind.name()), Label::new("reason", reason)];
-        self.counter("otlp_bridge_dropped_items_total", labels).increment(items);
     }
 
     /// One answered HTTP request.
     pub(crate) fn request(&self, kind: Option<SignalKind>, status: StatusCode, elapsed: Duration) {
+        let row = kind.map_or(SignalKind::COUNT, SignalKind::index);
         let signal = kind.map_or("none", SignalKind::name);
-        let code = SharedString::from(status.as_str().to_string());
-        self.counter("otlp_bridge_http_requests_total", vec![Label::new("signal", signal), Label::new("code", code)])
-            .increment(1);
-        self.histogram("otlp_bridge_http_request_duration_seconds", vec![Label::new("signal", signal)])
-            .record(elapsed.as_secs_f64());
-    }
-
-    /// A backend acknowledged `items`, of which it rejected `rejected`.
-    pub(crate) fn exported(&self, kind: SignalKind, backend: &str, items: u64, rejected: u64) {
-        let labels = vec![Label::new("signal", kind.name()), Label::new("backend", backend.to_string())];
-        self.counter(per_signal("sent", kind), labels).increment(items.saturating_sub(rejected));
-        if rejected > 0 {
-            let labels = vec![Label::new("signal", kind.name()), Label::new("backend", backend.to_string())];
-            self.counter(per_signal("send_failed", kind), labels).increment(rejected);
+        let register = || {
+            let code = SharedString::from(status.as_str().to_string());
+            self.counter(
+                "otlp_bridge_http_requests_total",
+                vec![Label::new("signal", signal), Label::new("code", code)],
+            )
+        };
+        let code = status.as_u16();
+        if STATUS_CODES.contains(&code) {
+            let column = usize::from(code - STATUS_CODES.start);
+            self.held.http_requests[row * STATUS_CODES.len() + column].get(register).increment(1);
+        } else {
+            register().increment(1);
         }
-    }
-
-    /// A backend did not take `items`.
-    pub(crate) fn export_failed(&self, kind: SignalKind, backend: &str, items: u64) {
-        let labels = vec![Label::new("signal", kind.name()), Label::new("backend", backend.to_string())];
-        self.counter(per_signal("send_failed", kind), labels).increment(items);
-    }
-
-    /// One gRPC attempt.
-    pub(crate) fn export_attempt(&self, kind: SignalKind, backend: &str) {
-        let labels = vec![Label::new("signal", kind.name()), Label::new("backend", backend.to_string())];
-        self.counter("otlp_bridge_export_attempts_total", labels).increment(1);
-    }
-
-    /// How long one export to one backend took, retries included.
-    pub(crate) fn export_duration(&self, kind: SignalKind, backend: &str, elapsed: Duration) {
-        let labels = vec![Label::new("signal", kind.name()), Label::new("backend", backend.to_string())];
-        self.histogram("otlp_bridge_export_duration_seconds", labels).record(elapsed.as_secs_f64());
-    }
-
-    /// One retry after a failed attempt.
-    pub(crate) fn export_retry(&self, kind: SignalKind, backend: &str) {
-        let labels = vec![Label::new("signal", kind.name()), Label::new("backend", backend.to_string())];
-        self.counter("otlp_bridge_export_retries_total", labels).increment(1);
+        self.held.http_duration[row]
+            .get(|| self.histogram("otlp_bridge_http_request_duration_seconds", vec![Label::new("signal", signal)]))
+            .record(elapsed.as_secs_f64());
     }
 
     /// Registers at 0 the flush counters of every signal for each of `reasons` (the batcher's, which this module
@@ -328,69 +386,64 @@ impl Telemetry {
         }
     }
 
-    /// A batch left the batcher, for `reason` (a label [`Telemetry::register_flush_reasons`] was given).
-    pub(crate) fn batch_flushed(&self, kind: SignalKind, reason: &'static str, items: u64, bytes: usize) {
-        let signal = Label::new("signal", kind.name());
-        self.counter("otlp_bridge_batch_flushes_total", vec![signal.clone(), Label::new("reason", reason)])
-            .increment(1);
-        self.histogram("otlp_bridge_batch_size_items", vec![signal.clone()]).record(items as f64);
-        self.histogram("otlp_bridge_batch_size_bytes", vec![signal]).record(bytes as f64);
+    /// `n` requests the memory limit refused.
+    pub(crate) fn memory_refused(&self, n: u64) {
+        self.held
+            .memory_refused
+            .get(|| self.counter("otlp_bridge_memory_refused_requests_total", Vec::new()))
+            .increment(n);
     }
 
-    /// Items waiting in a signal's batcher (the Collector's queue size).
-    pub(crate) fn queue_size(&self, kind: SignalKind, items: u64) {
-        self.gauge("otelcol_exporter_queue_size", vec![Label::new("signal", kind.name())]).set(items as f64);
+    /// Registers an unlabelled gauge that is read with `read` each time `/metrics` is scraped.
+    pub(crate) fn gauge_on_scrape(&self, name: &'static str, read: impl Fn() -> f64 + Send + Sync + 'static) {
+        let gauge = self.gauge(name, Vec::new());
+        gauge.set(read());
+        self.on_scrape(move || gauge.set(read()));
     }
 
-    /// A request the memory limit refused.
-    pub(crate) fn memory_refused(&self) {
-        self.counter("otlp_bridge_memory_refused_requests_total", Vec::new()).increment(1);
+    /// Runs `collect` (which sets gauges it holds) before each `/metrics` rendering. `collect` must not hold an
+    /// `Arc` of what holds this `Telemetry` (a cycle): hold a `Weak` instead.
+    pub(crate) fn on_scrape(&self, collect: impl Fn() + Send + Sync + 'static) {
+        if let Ok(mut collectors) = self.collectors.lock() {
+            collectors.push(Box::new(collect));
+        }
     }
 
-    /// Bytes held against the memory limit, and the limit.
-    pub(crate) fn memory(&self, held: usize, limit: usize) {
-        self.gauge("otlp_bridge_memory_held_bytes", Vec::new()).set(held as f64);
-        self.gauge("otlp_bridge_memory_limit_bytes", Vec::new()).set(limit as f64);
+    /// `n` connections the cap closed at once on `listener`.
+    pub(crate) fn connection_refused(&self, listener: &'static str, n: u64) {
+        self.held.connections_refused.add(&self.recorder, listener, n);
     }
 
-    /// Open client connections.
-    pub(crate) fn connections(&self, open: usize) {
-        self.gauge("otlp_bridge_connections_open", Vec::new()).set(open as f64);
-    }
-
-    /// A connection the cap closed at once.
-    pub(crate) fn connection_refused(&self, listener: &'static str) {
-        self.counter("otlp_bridge_connections_refused_total", listener_label(listener)).increment(1);
-    }
-
-    /// A connection closed because it sent no request within the header timeout.
-    pub(crate) fn connection_timed_out(&self, listener: &'static str) {
-        self.counter("otlp_bridge_connections_timed_out_total", listener_label(listener)).increment(1);
+    /// `n` connections closed because they sent no request within the header timeout.
+    pub(crate) fn connection_timed_out(&self, listener: &'static str, n: u64) {
+        self.held.connections_timed_out.add(&self.recorder, listener, n);
     }
 
     /// `n` TLS connections that failed before their first request (handshake refused, e.g. no client certificate).
     pub(crate) fn tls_handshake_failed(&self, n: u64) {
-        self.counter("otlp_bridge_tls_handshake_failures_total", Vec::new()).increment(n);
+        self.held
+            .tls_handshake_failures
+            .get(|| self.counter("otlp_bridge_tls_handshake_failures_total", Vec::new()))
+            .increment(n);
     }
 
     /// A changed set of TLS files: `ok` (now in service) or `rejected` (the old set stays).
     pub(crate) fn tls_reload(&self, outcome: &'static str, n: u64) {
-        self.counter("otlp_bridge_tls_reloads_total", vec![Label::new("outcome", outcome)]).increment(n);
+        self.held.tls_reloads.add(&self.recorder, outcome, n);
     }
 
     /// `n` requests refused for want of an accepted bearer token, by reason.
     pub(crate) fn auth_refused(&self, reason: &'static str, n: u64) {
-        self.counter("otlp_bridge_auth_refused_requests_total", vec![Label::new("reason", reason)]).increment(n);
-    }
-
-    /// A request refused because the batcher's bound on open forwarded-header partitions was reached.
-    pub(crate) fn partition_refused(&self, kind: SignalKind) {
-        self.counter("otlp_bridge_partition_refused_requests_total", vec![Label::new("signal", kind.name())])
-            .increment(1);
+        self.held.auth_refused.add(&self.recorder, reason, n);
     }
 
     /// Prometheus text exposition, this process's `process_*` metrics included.
     pub(crate) fn render(&self) -> String {
+        if let Ok(collectors) = self.collectors.lock() {
+            for collect in collectors.iter() {
+                collect();
+            }
+        }
         let mut text = self.handle.render();
         process::render(&mut text);
         text

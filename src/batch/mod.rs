@@ -20,7 +20,7 @@ pub(crate) use partition::{PartitionKey, Partitions};
 use crate::export::{combine, Export, ExportError, Payload, Rejections};
 use crate::limit::Reservation;
 use crate::signal::{PartialSuccess, SignalKind};
-use crate::telemetry::Telemetry;
+use crate::telemetry::{BatchMetrics, Telemetry};
 
 #[cfg(test)]
 mod tests;
@@ -71,7 +71,8 @@ impl Pipeline {
         telemetry: Arc<Telemetry>,
     ) -> (Pipeline, tokio::task::JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
-        let worker = Worker { kind, exporter: Arc::new(exporter), max_in_flight, max_partitions, telemetry };
+        let metrics = Arc::new(BatchMetrics::new(&telemetry, kind, &FlushReason::ALL.map(FlushReason::as_str)));
+        let worker = Worker { exporter: Arc::new(exporter), max_in_flight, max_partitions, metrics };
         let handle = tokio::spawn(worker.run(rx, Partitions::new(limits, max_partitions)));
         (Pipeline { tx, retry_budget }, handle)
     }
@@ -106,12 +107,11 @@ impl Pipeline {
 
 /// Owns the batcher of one signal and sends its batches to `E`, at most `max_in_flight` at once.
 struct Worker<E> {
-    kind: SignalKind,
     exporter: Arc<E>,
     max_in_flight: usize,
     /// Partitions with an open batch at most (see [`MAX_PARTITIONS`](crate::config::MAX_PARTITIONS)).
     max_partitions: usize,
-    telemetry: Arc<Telemetry>,
+    metrics: Arc<BatchMetrics>,
 }
 
 impl<E: Export> Worker<E> {
@@ -120,6 +120,8 @@ impl<E: Export> Worker<E> {
         let mut in_flight: JoinSet<Duration> = JoinSet::new();
         let mut receiving = true;
         let mut latency = ExportLatency::default();
+        // What this worker last set the waiting-items gauge to.
+        let mut waiting = 0;
         loop {
             let now = Instant::now();
             let linger = latency.linger();
@@ -134,7 +136,8 @@ impl<E: Export> Worker<E> {
                 in_flight.spawn(self.export(batch));
             }
             let queued = batcher.items() + sealed.iter().map(|(_, b)| b.items).sum::<u64>();
-            self.telemetry.queue_size(self.kind, queued);
+            self.metrics.waiting(waiting, queued);
+            waiting = queued;
             if !receiving && queued == 0 && in_flight.is_empty() {
                 return;
             }
@@ -178,7 +181,7 @@ impl<E: Export> Worker<E> {
         match batcher.offer(&key, entry, now) {
             Ok(batches) => sealed.extend(batches),
             Err(entry) => {
-                self.telemetry.partition_refused(self.kind);
+                self.metrics.partition_refused();
                 let _ = entry.reply.send(Err(ExportError::TooManyPartitions { limit: self.max_partitions }));
             }
         }
@@ -189,9 +192,8 @@ impl<E: Export> Worker<E> {
         (partition, batch): (PartitionKey, Batch<Entry>),
     ) -> impl std::future::Future<Output = Duration> + Send + 'static {
         let exporter = Arc::clone(&self.exporter);
-        let telemetry = Arc::clone(&self.telemetry);
-        let kind = self.kind;
-        telemetry.batch_flushed(kind, batch.reason.as_str(), batch.items, batch.bytes);
+        let metrics = Arc::clone(&self.metrics);
+        metrics.flushed(batch.reason.as_str(), batch.items, batch.bytes);
         async move {
             let started = Instant::now();
             let parts = batch.entries.iter().map(|e| e.payload.clone()).collect();
@@ -209,7 +211,7 @@ impl<E: Export> Worker<E> {
                 let failed = answer.is_err();
                 if entry.reply.send(answer).is_err() && failed {
                     // The client went away before hearing of the failure: nobody else will know.
-                    telemetry.dropped(kind, "export_failed_client_gone", entry.items);
+                    metrics.client_gone(entry.items);
                 }
             }
             took

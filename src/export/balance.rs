@@ -35,7 +35,7 @@ use tonic::{Code, Status};
 
 use crate::config::Resolver;
 use crate::retry::is_retryable;
-use crate::telemetry::Telemetry;
+use crate::telemetry::{AddressMetrics, BalancerMetrics, Telemetry};
 
 /// Makes the (lazily connecting) channel of one address.
 pub(super) type Connect = Box<dyn Fn(SocketAddr) -> Channel + Send + Sync>;
@@ -54,6 +54,8 @@ pub(super) struct Replica {
     pub(super) addr: SocketAddr,
     pub(super) channel: Channel,
     health: Mutex<Health>,
+    /// Its export counters, registered at 0 when the address appears.
+    metrics: AddressMetrics,
 }
 
 #[derive(Debug, Default)]
@@ -63,8 +65,8 @@ struct Health {
 }
 
 impl Replica {
-    fn new(addr: SocketAddr, channel: Channel) -> Replica {
-        Replica { addr, channel, health: Mutex::new(Health::default()) }
+    fn new(addr: SocketAddr, channel: Channel, metrics: AddressMetrics) -> Replica {
+        Replica { addr, channel, health: Mutex::new(Health::default()), metrics }
     }
 
     fn cooling(&self, now: Instant) -> bool {
@@ -85,7 +87,7 @@ pub(super) struct Balancer {
     replicas: watch::Sender<Arc<[Arc<Replica>]>>,
     next: AtomicUsize,
     lookup_now: Notify,
-    telemetry: Arc<Telemetry>,
+    metrics: BalancerMetrics,
 }
 
 impl std::fmt::Debug for Balancer {
@@ -118,9 +120,8 @@ impl Balancer {
             replicas,
             next: AtomicUsize::new(0),
             lookup_now: Notify::new(),
-            telemetry,
+            metrics: BalancerMetrics::new(&telemetry, label),
         });
-        balancer.telemetry.backend_addresses(label, 0);
         match host.parse::<IpAddr>() {
             Ok(ip) => balancer.update(vec![SocketAddr::new(ip, port)]),
             Err(_) => match tokio::runtime::Handle::try_current() {
@@ -170,21 +171,17 @@ impl Balancer {
         let list: Vec<Arc<Replica>> = found
             .iter()
             .map(|addr| {
-                current
-                    .iter()
-                    .find(|r| r.addr == *addr)
-                    .cloned()
-                    .unwrap_or_else(|| Arc::new(Replica::new(*addr, (self.connect)(*addr))))
+                current.iter().find(|r| r.addr == *addr).cloned().unwrap_or_else(|| {
+                    let metrics = self.metrics.address(&addr.to_string());
+                    Arc::new(Replica::new(*addr, (self.connect)(*addr), metrics))
+                })
             })
             .collect();
         let added: Vec<String> =
             found.iter().filter(|a| !current.iter().any(|r| r.addr == **a)).map(ToString::to_string).collect();
         let removed: Vec<String> =
             current.iter().filter(|r| !found.contains(&r.addr)).map(|r| r.addr.to_string()).collect();
-        for addr in &added {
-            self.telemetry.backend_address_known(&self.label, addr);
-        }
-        self.telemetry.backend_addresses(&self.label, list.len());
+        self.metrics.addresses(list.len());
         tracing::info!(backend = %self.label, ?added, ?removed, addresses = list.len(), "backend addresses changed");
         self.replicas.send_replace(list.into());
     }
@@ -231,8 +228,7 @@ impl Balancer {
     }
 
     fn record(&self, replica: &Replica, outcome: Result<(), Code>) {
-        let address = replica.addr.to_string();
-        self.telemetry.backend_address_export(&self.label, &address, outcome.is_ok());
+        replica.metrics.export(outcome.is_ok());
         let Ok(mut health) = replica.health.lock() else { return };
         match outcome {
             Ok(()) => *health = Health::default(),
@@ -243,7 +239,7 @@ impl Balancer {
                 let cooldown = (FIRST_COOLDOWN * 2u32.pow(doublings)).min(MAX_COOLDOWN);
                 health.cooling_until = Some(Instant::now() + cooldown);
                 drop(health);
-                tracing::debug!(backend = %self.label, %address, ?code, ?cooldown, "backend address failed, cooling down");
+                tracing::debug!(backend = %self.label, address = %replica.addr, ?code, ?cooldown, "backend address failed, cooling down");
                 // Perhaps it is gone (a pod deleted): look again rather than wait for the interval.
                 self.lookup_now.notify_one();
             }

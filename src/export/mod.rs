@@ -25,7 +25,7 @@ pub(crate) use payload::Payload;
 use crate::config::{BackendTarget, Config, RetryConfig};
 use crate::retry::export_with_retry;
 use crate::signal::{PartialSuccess, SignalKind};
-use crate::telemetry::Telemetry;
+use crate::telemetry::{OutputMetrics, Telemetry};
 use outcome::{hint, sane_partial_success};
 
 /// Every kind of output. Adding one: its own file (or folder) under `src/export/`, its `mod` line above, and one
@@ -54,10 +54,10 @@ impl Export for Exporter {
 #[derive(Debug)]
 pub(crate) struct Exporter {
     kind: SignalKind,
-    outputs: Vec<Arc<dyn Output>>,
+    /// Each output with its metric handles for this signal.
+    outputs: Vec<(Arc<dyn Output>, OutputMetrics)>,
     retry: RetryConfig,
     attempt_timeout: Duration,
-    telemetry: Arc<Telemetry>,
 }
 
 impl Exporter {
@@ -68,7 +68,14 @@ impl Exporter {
         config: &Config,
         telemetry: Arc<Telemetry>,
     ) -> Exporter {
-        Exporter { kind, outputs, retry: config.retry, attempt_timeout: config.export_timeout, telemetry }
+        let outputs = outputs
+            .into_iter()
+            .map(|o| {
+                let metrics = OutputMetrics::new(&telemetry, kind, o.label());
+                (o, metrics)
+            })
+            .collect();
+        Exporter { kind, outputs, retry: config.retry, attempt_timeout: config.export_timeout }
     }
 
     /// Exports one batch to every output, retrying until `deadline`, and combines the outcomes.
@@ -78,17 +85,18 @@ impl Exporter {
         items: u64,
         deadline: Option<Instant>,
     ) -> Result<PartialSuccess, ExportError> {
-        if let [only] = self.outputs.as_slice() {
-            return self.export_to(only.as_ref(), &payload, items, deadline).await;
+        if let [(only, metrics)] = self.outputs.as_slice() {
+            return self.export_to(only.as_ref(), metrics, &payload, items, deadline).await;
         }
         let outcomes =
-            join_all(self.outputs.iter().map(|o| self.export_to(o.as_ref(), &payload, items, deadline))).await;
+            join_all(self.outputs.iter().map(|(o, m)| self.export_to(o.as_ref(), m, &payload, items, deadline))).await;
         combine(outcomes, Rejections::Overlap)
     }
 
     async fn export_to(
         &self,
         output: &dyn Output,
+        metrics: &OutputMetrics,
         payload: &Payload,
         items: u64,
         deadline: Option<Instant>,
@@ -105,14 +113,14 @@ impl Exporter {
             attempt_timeout,
             deadline,
             |timeout| {
-                self.telemetry.export_attempt(kind, label);
+                metrics.attempt();
                 async move {
                     let mut memo = memo.lock().await;
                     output.send(output::Attempt { kind, payload, timeout }, &mut memo).await
                 }
             },
             |error, delay| {
-                self.telemetry.export_retry(kind, label);
+                metrics.retry();
                 tracing::debug!(backend = label, signal = kind.name(), code = ?error.code, ?delay, "export failed, retrying: {}", error.full_message());
             },
         )
@@ -123,14 +131,14 @@ impl Exporter {
             retry_after: f.retry_after,
             attempts: f.attempts,
         });
-        self.telemetry.export_duration(kind, label, started.elapsed());
+        metrics.duration(started.elapsed());
         let result = result.map(|partial| sane_partial_success(partial, items, label));
         match &result {
             Ok(partial) => {
-                self.telemetry.exported(kind, label, items, u64::try_from(partial.rejected).unwrap_or(0));
+                metrics.exported(items, u64::try_from(partial.rejected).unwrap_or(0));
             }
             Err(e) => {
-                self.telemetry.export_failed(kind, label, items);
+                metrics.failed(items);
                 tracing::warn!(
                     backend = label,
                     signal = kind.name(),

@@ -29,7 +29,7 @@ pub(crate) use error::{DeliveryError, IngestError, Retry};
 use crate::limit::{MemoryBudget, MemoryError, Reservation};
 use crate::signal::{Logs, Metrics, PartialSuccess, Profiles, SignalKind, Traces};
 use crate::sink::{Sink, Submission};
-use crate::telemetry::Telemetry;
+use crate::telemetry::{InputMetrics, Telemetry};
 
 /// The input a request came through: the `transport` label of the `otelcol_receiver_*` metrics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,6 +43,9 @@ pub(crate) enum Transport {
 }
 
 impl Transport {
+    /// Every transport, in declaration order (the index of each one's metrics).
+    const ALL: [Transport; 3] = [Transport::Http, Transport::Grpc, Transport::File];
+
     /// The label value, as the Collector spells it.
     pub(crate) fn label(self) -> &'static str {
         match self {
@@ -63,6 +66,9 @@ pub(crate) enum Format {
 }
 
 impl Format {
+    /// Every format, in declaration order (the index of each one's `encoding` counter).
+    const ALL: [Format; 2] = [Format::Protobuf, Format::Json];
+
     /// The `encoding` label of the receiver metrics.
     pub(crate) fn label(self) -> &'static str {
         match self {
@@ -80,6 +86,8 @@ pub(crate) struct Ingest {
     budget: Arc<MemoryBudget>,
     /// Metrics.
     telemetry: Arc<Telemetry>,
+    /// The receiver counters of each input, by [`Transport`].
+    inputs: [InputMetrics; 3],
     /// Largest export; bigger requests are split.
     max_export_bytes: usize,
     /// `--resource-attribute*`; `None`: bodies pass as they came.
@@ -94,7 +102,8 @@ impl Ingest {
         telemetry: Arc<Telemetry>,
         max_export_bytes: usize,
     ) -> Ingest {
-        Ingest { sink, budget, telemetry, max_export_bytes, resource: None }
+        let inputs = Transport::ALL.map(|t| InputMetrics::new(&telemetry, t.label(), Format::ALL.map(Format::label)));
+        Ingest { sink, budget, telemetry, inputs, max_export_bytes, resource: None }
     }
 
     /// Sets `attributes` on every resource of every request from every input (none: requests are not touched).
@@ -119,7 +128,7 @@ impl Ingest {
 
     /// Counts a memory refusal: one per refused request, whichever step (admission, reading, decoding) refused it.
     pub(crate) fn memory_refused(&self) {
-        self.telemetry.memory_refused();
+        self.telemetry.memory_refused(1);
     }
 
     /// The decode step, then the resource attributes: `plain` (uncompressed) as valid protobuf of `kind`. CPU work
@@ -172,17 +181,18 @@ impl Ingest {
         if items == 0 {
             return Ok(PartialSuccess::default());
         }
-        self.telemetry.accepted(kind, transport.label(), decoded.format.label(), items);
+        let metrics = &self.inputs[transport as usize];
+        metrics.accepted(kind, decoded.format as usize, items);
         let chunks = match decode::split(kind, decoded, self.max_export_bytes) {
             Ok(chunks) => chunks,
             Err(e) => {
-                self.telemetry.refused(kind, transport.label(), items);
+                metrics.refused(kind, items);
                 return Err(e);
             }
         };
         let submission = Submission { kind, chunks, headers, reservation };
         self.sink.submit(submission).await.map_err(|e| {
-            self.telemetry.refused(kind, transport.label(), items);
+            metrics.refused(kind, items);
             IngestError::Delivery(e.into())
         })
     }

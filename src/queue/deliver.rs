@@ -24,6 +24,7 @@ use crate::batch::{Batch, Batcher, FlushReason, Limits, PartitionKey, Weighed};
 use crate::export::{BatchLimits, Export, ExportError, Payload};
 use crate::limit::{MemoryBudget, Reservation};
 use crate::signal::{PartialSuccess, SignalKind};
+use crate::telemetry::{BatchMetrics, QueueDrops};
 
 /// How readers deliver.
 #[derive(Debug, Clone, Copy)]
@@ -94,7 +95,11 @@ impl Queue {
                     };
                     own.linger
                 });
+                let telemetry = &self.shared.telemetry;
+                let reasons = FlushReason::ALL.map(FlushReason::as_str);
                 let reader = Reader {
+                    batch_metrics: SignalKind::ALL.map(|kind| BatchMetrics::new(telemetry, kind, &reasons)),
+                    drops: QueueDrops::new(telemetry, &self.shared.readers[index].label),
                     shared: Arc::clone(&self.shared),
                     index,
                     exporters,
@@ -117,6 +122,8 @@ struct Reader {
     /// the reader has caught up (an archive object); `None`: what is open goes as soon as the reader catches up.
     linger: Option<Duration>,
     budget: Arc<MemoryBudget>,
+    batch_metrics: [BatchMetrics; SignalKind::COUNT],
+    drops: QueueDrops,
 }
 
 impl Reader {
@@ -316,7 +323,7 @@ impl Reader {
         let max_age = self.config.max_age;
         let clock = self.shared.clock.clone();
         // The same batch metrics as direct mode: a dashboard reads one family whichever mode runs.
-        self.shared.telemetry.batch_flushed(kind, batch.reason.as_str(), batch.items, batch.bytes);
+        self.batch_metrics[kind.index()].flushed(batch.reason.as_str(), batch.items, batch.bytes);
         async move {
             let positions: Vec<Pos> = batch.entries.iter().map(|e| e.pos).collect();
             let now = clock.now_ms();
@@ -358,8 +365,7 @@ impl Reader {
             return;
         }
         let label = &self.state().label;
-        self.shared.telemetry.dropped(kind, reason, items);
-        self.shared.telemetry.queue_dropped(kind, label, reason, items);
+        self.drops.dropped(kind, reason, items);
         tracing::warn!(backend = %label, signal = kind.name(), items, reason, "queued data dropped: {why}");
     }
 }

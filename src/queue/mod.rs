@@ -37,7 +37,7 @@ pub(crate) use record::Record;
 pub(crate) use segment::Pos;
 
 use crate::signal::SignalKind;
-use crate::telemetry::Telemetry;
+use crate::telemetry::{QueueMetrics, Telemetry};
 
 /// Why an append was refused; the client hears 503 with `Retry-After`, and nothing it sent is kept.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -165,10 +165,27 @@ impl Shared {
     fn admit(&self, bytes: u64) -> Result<(), QueueError> {
         let used = self.used.load(Ordering::Acquire);
         if used.saturating_add(bytes) > self.max_bytes {
-            self.telemetry.queue_refused("full");
+            self.telemetry.queue_refused("full", 1);
             return Err(QueueError::Full { used, max: self.max_bytes });
         }
         Ok(())
+    }
+
+    /// Sets the queue's gauges (called before /metrics renders).
+    fn observe(&self, gauges: &QueueMetrics) {
+        let segments = lock(&self.segments).clone();
+        let total: u64 = segments.values().sum();
+        let now = self.clock.now_ms();
+        gauges.used(total);
+        for (index, reader) in self.readers.iter().enumerate() {
+            let cursor = *lock(&reader.durable);
+            let behind: u64 = segments.range(cursor.segment..).map(|(_, len)| *len).sum();
+            let behind = behind.saturating_sub(if segments.contains_key(&cursor.segment) { cursor.offset } else { 0 });
+            let oldest = reader.oldest_ms.load(Ordering::Relaxed);
+            let age = if oldest == 0 { 0.0 } else { now.saturating_sub(oldest) as f64 / 1000.0 };
+            let items = reader.backlog_items.load(Ordering::Relaxed).max(0) as u64;
+            gauges.backlog(index, behind, items, age);
+        }
     }
 
     fn segment_created(&self, id: u64) {
@@ -298,7 +315,8 @@ impl Queue {
             Err(rustix::io::Errno::WOULDBLOCK) => return Err(OpenError::Locked(dir.clone())),
             Err(e) => return Err(OpenError::Io { path: lock_path, source: e.into() }),
         }
-        telemetry.register_queue(config.max_bytes, &backends.iter().map(|b| b.label.clone()).collect::<Vec<_>>());
+        let gauges =
+            telemetry.register_queue(config.max_bytes, &backends.iter().map(|b| b.label.clone()).collect::<Vec<_>>());
 
         let recovered = recover::recover(&segments_dir, &cursors_dir, &quarantine_dir, backends, &telemetry)?;
         // Past every id seen, quarantined ones too: a new segment never takes an old one's name.
@@ -328,6 +346,13 @@ impl Queue {
             failing: AtomicBool::new(false),
             telemetry,
             clock: clock.clone(),
+        });
+        // The gauges are read at each scrape, through a weak handle: the registry outlives no queue.
+        let weak = Arc::downgrade(&shared);
+        shared.telemetry.on_scrape(move || {
+            if let Some(shared) = weak.upgrade() {
+                shared.observe(&gauges);
+            }
         });
         let file = writer::Writer::create(&shared, next_id).map_err(io_at(&shared.segments_dir))?;
         shared.collect_garbage();
@@ -360,23 +385,6 @@ impl Queue {
             return Err("the durable queue cannot write to its directory (disk full?)".into());
         }
         Ok(())
-    }
-
-    /// Sets the queue's gauges (called before /metrics renders).
-    pub(crate) fn observe(&self) {
-        let segments = lock(&self.shared.segments).clone();
-        let total: u64 = segments.values().sum();
-        let now = self.shared.clock.now_ms();
-        self.shared.telemetry.queue_used(total);
-        for reader in &self.shared.readers {
-            let cursor = *lock(&reader.durable);
-            let behind: u64 = segments.range(cursor.segment..).map(|(_, len)| *len).sum();
-            let behind = behind.saturating_sub(if segments.contains_key(&cursor.segment) { cursor.offset } else { 0 });
-            let oldest = reader.oldest_ms.load(Ordering::Relaxed);
-            let age = if oldest == 0 { 0.0 } else { now.saturating_sub(oldest) as f64 / 1000.0 };
-            let items = reader.backlog_items.load(Ordering::Relaxed).max(0) as u64;
-            self.shared.telemetry.queue_backlog(&reader.label, behind, items, age);
-        }
     }
 
     /// Waits (on the blocking pool) for the writer to answer every append it was given; call after every

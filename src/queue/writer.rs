@@ -89,7 +89,7 @@ impl Writer {
                     if let Err(cut) = self.file.set_len(len) {
                         tracing::error!("queue: cannot cut a failed append off segment {}: {cut}", self.id);
                     }
-                    self.shared.telemetry.queue_refused(if is_no_space(&e) { "no_space" } else { "io_error" });
+                    self.shared.telemetry.queue_refused(if is_no_space(&e) { "no_space" } else { "io_error" }, 1);
                     tracing::warn!("queue: append failed, answering 503: {e}");
                     self.finish(&mut written, len);
                     self.close_segment();
@@ -128,7 +128,7 @@ impl Writer {
             }
             Err(e) => {
                 tracing::error!("queue: fdatasync of segment {} failed, answering 503: {e}", self.id);
-                self.shared.telemetry.queue_refused("io_error");
+                self.shared.telemetry.queue_refused("io_error", 1);
                 let cut_back = self.file.set_len(self.synced).and_then(|()| self.file.sync_data());
                 if cut_back.is_err() {
                     // Unknown tail: never append after it; readers may see it (duplicates, not losses).

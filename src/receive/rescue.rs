@@ -40,7 +40,7 @@ pub(super) async fn rescue(
 ) -> Response<Full<Bytes>> {
     match &error {
         // Refused before the body or part way (the body grew past what is free): one count either way.
-        ReceiveError::Memory(_) => receiver.telemetry.memory_refused(),
+        ReceiveError::Memory(_) => receiver.telemetry.memory_refused(1),
         ReceiveError::Unauthorized(failure) => receiver.telemetry.auth_refused(failure.reason(), 1),
         _ => {}
     }

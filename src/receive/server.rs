@@ -100,7 +100,7 @@ pub(crate) async fn serve<S, B>(
             () = &mut shutdown => break,
         };
         if open.load(Ordering::Relaxed) >= limits.max_connections {
-            telemetry.connection_refused(limits.listener);
+            telemetry.connection_refused(limits.listener, 1);
             tracing::debug!(%peer, "connection cap reached, closing connection");
             drop(stream);
             continue;
@@ -115,7 +115,7 @@ pub(crate) async fn serve<S, B>(
         tokio::spawn(async move {
             let _guard = guard;
             if !request_started(&stream, limits.header_timeout).await {
-                telemetry.connection_timed_out(limits.listener);
+                telemetry.connection_timed_out(limits.listener, 1);
                 tracing::debug!(%peer, "connection sent no request in time, closing it");
                 return;
             }

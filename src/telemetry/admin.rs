@@ -17,7 +17,6 @@ pub(crate) trait Readiness: Send + Sync + 'static {
 /// Answers one admin request.
 pub(crate) async fn admin<R: Readiness>(
     telemetry: &Telemetry,
-    before_render: impl Fn(),
     readiness: &R,
     req: Request<hyper::body::Incoming>,
 ) -> Response<Full<Bytes>> {
@@ -32,7 +31,6 @@ pub(crate) async fn admin<R: Readiness>(
     }
     match req.uri().path() {
         "/metrics" => {
-            before_render();
             let mut r = text(StatusCode::OK, telemetry.render());
             r.headers_mut().insert(
                 header::CONTENT_TYPE,

@@ -3,14 +3,19 @@
 
 use std::time::Duration;
 
-use metrics::Label;
+use std::sync::Arc;
+
+use metrics::{Counter, Histogram, Label};
+
+use super::handles::{ByLabel, Lazy};
 
 use super::Telemetry;
 use crate::signal::SignalKind;
 
 impl Telemetry {
-    /// Describes the archive's metrics and registers `output`'s label sets at 0 (`reasons`: its failure labels).
-    pub(crate) fn register_archive(&self, output: &str, reasons: &[&'static str]) {
+    /// Describes the archive's metrics and returns `output`'s handles, registered at 0 (`reasons`: its failure
+    /// labels).
+    pub(crate) fn register_archive(self: &Arc<Self>, output: &str, reasons: &[&'static str]) -> ArchiveMetrics {
         self.describe_counter(
             "otlp_bridge_archive_objects_total",
             "objects the archive output stored, by output and signal".into(),
@@ -34,42 +39,83 @@ impl Telemetry {
             "time one request to the object store took (a PUT, a multipart part or its completion)",
         );
         self.describe_histogram("otlp_bridge_archive_object_bytes", "stored (compressed) size of each object");
-        for kind in SignalKind::ALL {
-            self.archive_stored(output, kind, 0, 0, None);
-        }
-        for reason in reasons {
-            self.archive_failed(output, reason, 0);
+        let labels =
+            |kind: SignalKind| vec![Label::new("output", output.to_string()), Label::new("signal", kind.name())];
+        let zero = |name, kind| {
+            let c = self.counter(name, labels(kind));
+            c.increment(0);
+            c
+        };
+        ArchiveMetrics {
+            by_signal: SignalKind::ALL.map(|kind| SignalArchive {
+                objects: zero("otlp_bridge_archive_objects_total", kind),
+                stored: zero("otlp_bridge_archive_stored_bytes_total", kind),
+                uncompressed: zero("otlp_bridge_archive_uncompressed_bytes_total", kind),
+                object_bytes: Lazy::default(),
+                labels: labels(kind),
+            }),
+            failures: ByLabel::new(reasons, |reason| {
+                let labels = vec![Label::new("output", output.to_string()), Label::new("reason", reason)];
+                let c = self.counter("otlp_bridge_archive_failures_total", labels);
+                c.increment(0);
+                c
+            }),
+            upload: Lazy::default(),
+            output: output.to_string(),
+            telemetry: Arc::clone(self),
         }
     }
+}
 
-    /// An object of `kind` was stored: `stored` bytes (`uncompressed` before compression); `None` only registers.
-    pub(crate) fn archive_stored(
-        &self,
-        output: &str,
-        kind: SignalKind,
-        stored: u64,
-        uncompressed: u64,
-        object: Option<()>,
-    ) {
-        let labels = || vec![Label::new("output", output.to_string()), Label::new("signal", kind.name())];
-        let objects = u64::from(object.is_some());
-        self.counter("otlp_bridge_archive_objects_total", labels()).increment(objects);
-        self.counter("otlp_bridge_archive_stored_bytes_total", labels()).increment(stored);
-        self.counter("otlp_bridge_archive_uncompressed_bytes_total", labels()).increment(uncompressed);
-        if object.is_some() {
-            self.histogram("otlp_bridge_archive_object_bytes", labels()).record(stored as f64);
-        }
+struct SignalArchive {
+    objects: Counter,
+    stored: Counter,
+    uncompressed: Counter,
+    object_bytes: Lazy<Histogram>,
+    labels: Vec<Label>,
+}
+
+/// Handles of one archive output's metrics, held by the output.
+pub(crate) struct ArchiveMetrics {
+    by_signal: [SignalArchive; SignalKind::COUNT],
+    failures: ByLabel<Counter>,
+    upload: Lazy<Histogram>,
+    output: String,
+    telemetry: Arc<Telemetry>,
+}
+
+impl std::fmt::Debug for ArchiveMetrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ArchiveMetrics")
+    }
+}
+
+impl ArchiveMetrics {
+    /// An object of `kind` was stored: `stored` bytes (`uncompressed` before compression).
+    pub(crate) fn stored(&self, kind: SignalKind, stored: u64, uncompressed: u64) {
+        let s = &self.by_signal[kind.index()];
+        s.objects.increment(1);
+        s.stored.increment(stored);
+        s.uncompressed.increment(uncompressed);
+        s.object_bytes
+            .get(|| self.telemetry.histogram("otlp_bridge_archive_object_bytes", s.labels.clone()))
+            .record(stored as f64);
     }
 
-    /// `n` requests to the store failed for `reason`.
-    pub(crate) fn archive_failed(&self, output: &str, reason: &'static str, n: u64) {
-        let labels = vec![Label::new("output", output.to_string()), Label::new("reason", reason)];
-        self.counter("otlp_bridge_archive_failures_total", labels).increment(n);
+    /// `n` requests to the store failed for `reason` (one the output named when it was built).
+    pub(crate) fn failed(&self, reason: &'static str, n: u64) {
+        if let Some(c) = self.failures.get(reason) {
+            c.increment(n);
+        }
     }
 
     /// One request to the store took `took`.
-    pub(crate) fn archive_request(&self, output: &str, took: Duration) {
-        self.histogram("otlp_bridge_archive_upload_duration_seconds", vec![Label::new("output", output.to_string())])
+    pub(crate) fn request(&self, took: Duration) {
+        self.upload
+            .get(|| {
+                let labels = vec![Label::new("output", self.output.clone())];
+                self.telemetry.histogram("otlp_bridge_archive_upload_duration_seconds", labels)
+            })
             .record(took.as_secs_f64());
     }
 }

@@ -2,19 +2,42 @@
 
 use std::time::Duration;
 
-use metrics::Label;
+use metrics::{Gauge, Label};
 
+use super::QueueDrops;
 use super::Telemetry;
-use crate::signal::SignalKind;
 
 /// Why data leaves the queue without reaching a backend.
-const DROP_REASONS: [&str; 2] = ["queue_max_age", "rejected_by_backend"];
+pub(super) const DROP_REASONS: [&str; 2] = ["queue_max_age", "rejected_by_backend"];
 /// Why an append is refused.
-const REFUSAL_REASONS: [&str; 3] = ["full", "no_space", "io_error"];
+pub(super) const REFUSAL_REASONS: [&str; 3] = ["full", "no_space", "io_error"];
+
+/// The queue's gauges, set when `/metrics` is scraped: the disk it uses, and each backend's backlog.
+pub(crate) struct QueueMetrics {
+    used: Gauge,
+    backlog: Vec<[Gauge; 3]>,
+}
+
+impl QueueMetrics {
+    /// Disk used by the segments.
+    pub(crate) fn used(&self, bytes: u64) {
+        self.used.set(bytes as f64);
+    }
+
+    /// What backend number `index` has not yet acknowledged.
+    pub(crate) fn backlog(&self, index: usize, bytes: u64, items: u64, oldest_age_seconds: f64) {
+        if let Some([b, i, age]) = self.backlog.get(index) {
+            b.set(bytes as f64);
+            i.set(items as f64);
+            age.set(oldest_age_seconds);
+        }
+    }
+}
 
 impl Telemetry {
-    /// Describes the queue's metrics and registers their known label sets at 0.
-    pub(crate) fn register_queue(&self, capacity: u64, backends: &[String]) {
+    /// Describes the queue's metrics, registers their known label sets at 0 and returns its gauges' handles
+    /// (`backends` in reader order).
+    pub(crate) fn register_queue(&self, capacity: u64, backends: &[String]) -> QueueMetrics {
         self.describe_gauge("otlp_bridge_queue_capacity_bytes", "disk the durable queue may use (--queue-max-bytes)");
         self.describe_gauge("otlp_bridge_queue_used_bytes", "disk the durable queue's segments use now");
         self.describe_gauge("otlp_bridge_queue_bytes", "queued bytes a backend has not yet acknowledged, by backend");
@@ -44,39 +67,40 @@ impl Telemetry {
             "queued items not delivered to a backend, by reason: queue_max_age, rejected_by_backend".into(),
         );
         self.gauge("otlp_bridge_queue_capacity_bytes", Vec::new()).set(capacity as f64);
-        self.queue_used(0);
         self.counter("otlp_bridge_queue_replayed_records_total", Vec::new()).increment(0);
         self.counter("otlp_bridge_queue_quarantined_records_total", Vec::new()).increment(0);
         for reason in REFUSAL_REASONS {
-            self.counter("otlp_bridge_queue_refused_requests_total", vec![Label::new("reason", reason)]).increment(0);
+            self.queue_refused(reason, 0);
         }
-        for backend in backends {
-            self.queue_backlog(backend, 0, 0, 0.0);
-            for kind in SignalKind::ALL {
-                for reason in DROP_REASONS {
-                    self.queue_dropped(kind, backend, reason, 0);
-                    self.dropped(kind, reason, 0);
-                }
-            }
+        let metrics = QueueMetrics {
+            used: self.gauge("otlp_bridge_queue_used_bytes", Vec::new()),
+            backlog: backends
+                .iter()
+                .map(|backend| {
+                    let labels = || vec![Label::new("backend", backend.to_string())];
+                    [
+                        self.gauge("otlp_bridge_queue_bytes", labels()),
+                        self.gauge("otlp_bridge_queue_items", labels()),
+                        self.gauge("otlp_bridge_queue_oldest_item_age_seconds", labels()),
+                    ]
+                })
+                .collect(),
+        };
+        metrics.used(0);
+        for (index, backend) in backends.iter().enumerate() {
+            metrics.backlog(index, 0, 0, 0.0);
+            // The drop families at 0, as the reader's handles will be.
+            QueueDrops::new(self, backend);
         }
-    }
-
-    /// Disk used by the segments.
-    pub(crate) fn queue_used(&self, bytes: u64) {
-        self.gauge("otlp_bridge_queue_used_bytes", Vec::new()).set(bytes as f64);
-    }
-
-    /// What `backend` has not yet acknowledged.
-    pub(crate) fn queue_backlog(&self, backend: &str, bytes: u64, items: u64, oldest_age_seconds: f64) {
-        let labels = || vec![Label::new("backend", backend.to_string())];
-        self.gauge("otlp_bridge_queue_bytes", labels()).set(bytes as f64);
-        self.gauge("otlp_bridge_queue_items", labels()).set(items as f64);
-        self.gauge("otlp_bridge_queue_oldest_item_age_seconds", labels()).set(oldest_age_seconds);
+        metrics
     }
 
     /// One group commit's fdatasync.
     pub(crate) fn queue_fsync(&self, took: Duration) {
-        self.histogram("otlp_bridge_queue_fsync_duration_seconds", Vec::new()).record(took.as_secs_f64());
+        self.held
+            .queue_fsync
+            .get(|| self.histogram("otlp_bridge_queue_fsync_duration_seconds", Vec::new()))
+            .record(took.as_secs_f64());
     }
 
     /// Records found at start still to deliver.
@@ -89,18 +113,8 @@ impl Telemetry {
         self.counter("otlp_bridge_queue_quarantined_records_total", Vec::new()).increment(records);
     }
 
-    /// An append refused.
-    pub(crate) fn queue_refused(&self, reason: &'static str) {
-        self.counter("otlp_bridge_queue_refused_requests_total", vec![Label::new("reason", reason)]).increment(1);
-    }
-
-    /// Queued items dropped for `backend`.
-    pub(crate) fn queue_dropped(&self, kind: SignalKind, backend: &str, reason: &'static str, items: u64) {
-        let labels = vec![
-            Label::new("signal", kind.name()),
-            Label::new("backend", backend.to_string()),
-            Label::new("reason", reason),
-        ];
-        self.counter("otlp_bridge_queue_dropped_items_total", labels).increment(items);
+    /// `n` appends refused, for `reason` (full, no_space, io_error).
+    pub(crate) fn queue_refused(&self, reason: &'static str, n: u64) {
+        self.held.queue_refused.add(&self.recorder, reason, n);
     }
 }

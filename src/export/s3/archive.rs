@@ -21,7 +21,7 @@ use super::client::{error_chain, Failure};
 use super::encode::ObjectEncoder;
 use super::key::{ArchiveCompression, ArchiveFormat, Location, Namer};
 use crate::signal::SignalKind;
-use crate::telemetry::Telemetry;
+use crate::telemetry::{ArchiveMetrics, Telemetry};
 
 /// What the archive writes through: `object_store`'s S3 client in the bridge, its in-memory store in unit tests.
 pub(crate) trait Store: object_store::ObjectStore + object_store::multipart::MultipartStore {}
@@ -75,8 +75,7 @@ pub(crate) struct Archive {
     store: Arc<dyn Store>,
     namer: Namer,
     format: ObjectFormat,
-    label: String,
-    telemetry: Arc<Telemetry>,
+    metrics: ArchiveMetrics,
 }
 
 impl std::fmt::Debug for Archive {
@@ -86,7 +85,7 @@ impl std::fmt::Debug for Archive {
 }
 
 impl Archive {
-    /// An archive at `location` through `store`; `label` names it in metrics and logs.
+    /// An archive at `location` through `store`; `label` names it in metrics.
     pub(crate) fn new(
         location: Location,
         store: Arc<dyn Store>,
@@ -95,7 +94,9 @@ impl Archive {
         label: String,
         telemetry: Arc<Telemetry>,
     ) -> Archive {
-        Archive { location, store, namer, format, label, telemetry }
+        let reasons: Vec<&'static str> = Failure::ALL.iter().map(|f| f.as_str()).collect();
+        let metrics = telemetry.register_archive(&label, &reasons);
+        Archive { location, store, namer, format, metrics }
     }
 
     /// The store (for `--check` and readiness).
@@ -156,7 +157,7 @@ impl Archive {
         }
         .await;
         match &result {
-            Ok(Some(s)) => self.telemetry.archive_stored(&self.label, kind, s.bytes, s.uncompressed, Some(())),
+            Ok(Some(s)) => self.metrics.stored(kind, s.bytes, s.uncompressed),
             Ok(None) => {}
             Err(_) => {
                 if let Some((id, _)) = &multipart {
@@ -211,10 +212,10 @@ impl Archive {
     ) -> Result<T, ArchiveError> {
         let started = Instant::now();
         let result = request.await;
-        self.telemetry.archive_request(&self.label, started.elapsed());
+        self.metrics.request(started.elapsed());
         result.map_err(|e| {
             let failure = Failure::of(&e);
-            self.telemetry.archive_failed(&self.label, failure.as_str(), 1);
+            self.metrics.failed(failure.as_str(), 1);
             ArchiveError::Store { what, failure, detail: error_chain(&e) }
         })
     }

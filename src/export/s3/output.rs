@@ -110,8 +110,6 @@ fn build(target: &BackendTarget, b: &Build<'_>) -> Result<Arc<dyn Output>, Setup
         format: own.format.unwrap_or(flags.format),
         compression: own.compression.unwrap_or(flags.compression),
     };
-    let reasons: Vec<&'static str> = Failure::ALL.iter().map(|f| f.as_str()).collect();
-    b.telemetry.register_archive(&label, &reasons);
     let archive = Archive::new(location, store, Namer::new(), format, label.clone(), Arc::clone(b.telemetry));
     Ok(Arc::new(ArchiveOutput {
         archive,

@@ -19,6 +19,7 @@ use crate::ingest::{Format, Transport};
 use crate::limit::Reservation;
 use crate::receive::ContentEncoding;
 use crate::signal::{Logs, Metrics, PartialSuccess, Profiles, Signal, SignalKind, Traces};
+use crate::telemetry::GRPC_CODES;
 
 /// Messages larger than this are decompressed and scanned on the blocking pool (as HTTP bodies are).
 const BLOCKING_THRESHOLD: usize = 1 << 20;
@@ -45,7 +46,7 @@ pub(super) async fn handle(input: Arc<GrpcInput>, req: Request<Incoming>) -> Res
     });
     if !grpc {
         // Not a gRPC client (the gRPC spec: 415 for another Content-Type); most likely OTLP/HTTP sent to this port.
-        input.telemetry.grpc_request(kind, "HTTP_415", started.elapsed());
+        input.telemetry.grpc_request(kind, GRPC_CODES - 1, "HTTP_415", started.elapsed());
         return status::not_grpc();
     }
     let (code, response) = match answer(&input, kind, req).await {
@@ -62,7 +63,7 @@ pub(super) async fn handle(input: Arc<GrpcInput>, req: Request<Incoming>) -> Res
             (code, status::refusal(code, retry, &error.to_string()))
         }
     };
-    input.telemetry.grpc_request(kind, status::code_name(code), started.elapsed());
+    input.telemetry.grpc_request(kind, code as usize, status::code_name(code), started.elapsed());
     response
 }
 
