@@ -15,6 +15,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::Instant;
 
 const AGE: Duration = Duration::from_millis(1000);
+/// "Eventually" after the age: generous, as a loaded machine stretches real time (the +-10 % window is asserted in
+/// paused time by the unit tests in receive::age).
+const LIMIT: Duration = Duration::from_secs(30);
 
 async fn bridge(backend: &MockBackend) -> Bridge {
     let mut config = config_for(&[backend]);
@@ -26,36 +29,39 @@ async fn bridge(backend: &MockBackend) -> Bridge {
 async fn an_http1_keep_alive_connection_gets_connection_close_around_the_age_and_every_answer() {
     let backend = MockBackend::start().await;
     let bridge = bridge(&backend).await;
-    let mut stream = tokio::net::TcpStream::connect(bridge.addr).await.unwrap();
+    let stream = tokio::net::TcpStream::connect(bridge.addr).await.unwrap();
     let opened = Instant::now();
     let body = prost::Message::encode_to_vec(&spans(1, 1));
-    let mut buf = bytes::BytesMut::new();
-    let mut answered = 0;
-    let closed_at = loop {
+    let connection = tokio::sync::Mutex::new((stream, bytes::BytesMut::new(), 0usize));
+    let (shared, body) = (&connection, &body);
+    // One request every 50 ms until an answer says Connection: close.
+    let closed_at = eventually("an answer with Connection: close", LIMIT, || async move {
+        let (stream, buf, answered) = &mut *shared.lock().await;
         let head = format!(
             "POST /v1/traces HTTP/1.1\r\nhost: bridge\r\ncontent-type: application/x-protobuf\r\ncontent-length: {}\r\n\r\n",
             body.len()
         );
         stream.write_all(head.as_bytes()).await.unwrap();
-        stream.write_all(&body).await.unwrap();
-        let answer = read_response(&mut stream, &mut buf).await.ok().flatten().expect("every request is answered");
-        let (status, close) = (answer.status, answer.closes());
-        assert_eq!(status, 200);
-        answered += 1;
-        if close {
-            break opened.elapsed();
+        stream.write_all(body).await.unwrap();
+        let answer = read_response(stream, buf).await.ok().flatten().expect("every request is answered");
+        assert_eq!(answer.status, 200);
+        *answered += 1;
+        if answer.closes() {
+            Ok(opened.elapsed())
+        } else {
+            Err(format!("{answered} answers without it"))
         }
-        assert!(opened.elapsed() < AGE * 3, "never told to close");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    })
+    .await;
+    let (mut stream, _, answered) = connection.into_inner();
     // The server closes after that answer.
     let mut rest = [0u8; 16];
-    let n = tokio::time::timeout(Duration::from_secs(2), stream.read(&mut rest)).await.unwrap().unwrap_or(0);
+    let n = tokio::time::timeout(LIMIT, stream.read(&mut rest)).await.unwrap().unwrap_or(0);
     assert_eq!(n, 0, "connection closed after the Connection: close answer");
     eprintln!("HTTP/1.1: {answered} answers, Connection: close after {closed_at:?} (age {AGE:?} +-10%)");
     // Never before the age less its jitter; after it, eventually (the +-10 % window is the paused-time unit test
     // receive::age::tests::http1_answers_say_close_once_the_age_is_reached_and_not_before).
-    assert!(closed_at >= AGE.mul_f64(0.9) && closed_at < AGE * 3, "{closed_at:?}");
+    assert!(closed_at >= AGE.mul_f64(0.9), "{closed_at:?}");
     assert_eq!(backend.span_ids().len(), answered);
     bridge.shutdown().await;
 }
@@ -68,7 +74,7 @@ async fn an_h2c_connection_gets_goaway_around_the_age_and_requests_in_flight_are
     let bridge = bridge(&backend).await;
     let stream = tokio::net::TcpStream::connect(bridge.addr).await.unwrap();
     let opened = Instant::now();
-    let (mut sender, connection) = hyper::client::conn::http2::handshake::<_, _, Full<Bytes>>(
+    let (sender, connection) = hyper::client::conn::http2::handshake::<_, _, Full<Bytes>>(
         hyper_util::rt::TokioExecutor::new(),
         hyper_util::rt::TokioIo::new(stream),
     )
@@ -76,12 +82,15 @@ async fn an_h2c_connection_gets_goaway_around_the_age_and_requests_in_flight_are
     .unwrap();
     let connection = tokio::spawn(connection);
     let url = bridge.url("/v1/traces");
-    let mut requests = Vec::new();
-    while !connection.is_finished() && opened.elapsed() < AGE * 3 {
-        if sender.ready().await.is_err() {
-            break;
+    let state = tokio::sync::Mutex::new((sender, Vec::new()));
+    let (shared, running, url) = (&state, &connection, &url);
+    // One request every 50 ms until the GOAWAY ends the connection.
+    eventually("the end of the connection", LIMIT, || async move {
+        let (sender, requests) = &mut *shared.lock().await;
+        if running.is_finished() || sender.ready().await.is_err() {
+            return Ok(());
         }
-        let request = http::Request::post(&url)
+        let request = http::Request::post(url)
             .header("content-type", "application/x-protobuf")
             .body(Full::new(Bytes::from(prost::Message::encode_to_vec(&spans(requests.len() as u64, 1)))))
             .unwrap();
@@ -92,9 +101,11 @@ async fn an_h2c_connection_gets_goaway_around_the_age_and_requests_in_flight_are
             r.into_body().collect().await?;
             Ok::<_, hyper::Error>(status)
         }));
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let ended = tokio::time::timeout(Duration::from_secs(5), connection).await.expect("the connection ends").unwrap();
+        Err(format!("{} requests sent", requests.len()))
+    })
+    .await;
+    let (_, requests) = state.into_inner();
+    let ended = tokio::time::timeout(LIMIT, connection).await.expect("the connection ends").unwrap();
     let ended_at = opened.elapsed();
     assert!(ended.is_ok(), "graceful end: {ended:?}");
     let (mut statuses, mut unsent) = (Vec::new(), 0);
@@ -113,7 +124,7 @@ async fn an_h2c_connection_gets_goaway_around_the_age_and_requests_in_flight_are
     );
     assert!(statuses.len() >= 10);
     assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
-    assert!(ended_at >= AGE.mul_f64(0.9) && ended_at < AGE * 3, "{ended_at:?}");
+    assert!(ended_at >= AGE.mul_f64(0.9), "{ended_at:?}");
     assert_eq!(backend.span_ids().len(), statuses.len(), "every answered request delivered");
     bridge.shutdown().await;
 }

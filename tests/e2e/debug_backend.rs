@@ -22,7 +22,7 @@ async fn every_request_is_one_json_line_even_when_batched() {
         assert_eq!(p.await.unwrap(), 200);
     }
     // Exiting flushes stdout: every line is there once the process is gone.
-    assert!(bridge.terminate_async(Duration::from_secs(20)).await.success());
+    assert!(bridge.terminate(Duration::from_secs(20)).await.success());
     let text = bridge.stdout();
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines.len(), 20, "one line per request:\n{text}");

@@ -176,7 +176,7 @@ async fn a_presented_token_never_appears_in_answers_or_logs() {
     .await;
     assert_eq!(good.status, 200);
 
-    bridge.terminate_async(Duration::from_secs(20)).await;
+    bridge.terminate(Duration::from_secs(20)).await;
     let logs = bridge.log();
     assert!(logs.contains("request refused"), "debug logs record the refusals:\n{logs}");
     for secret in ["wrong-token-a1b2c3", "d3Jvbmctd2l0aC1iYXNpYw", "the-good-token-9f8e7", "wrong-token-x9y8"] {

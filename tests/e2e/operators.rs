@@ -360,3 +360,25 @@ async fn a_port_in_use_is_said_once() {
     assert_eq!(stderr.matches("Address already in use").count(), 1, "{stderr}");
     assert!(stderr.contains(&format!("cannot listen on {listen} (--listen)")), "{stderr}");
 }
+
+#[test]
+fn readme_commands_run_the_binary_where_the_documented_build_puts_it() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    assert!(readme.contains("cargo build --release"), "the README builds with cargo build --release");
+    let (mut in_code, mut runs) = (false, 0);
+    for line in readme.lines() {
+        if line.starts_with("```") {
+            in_code = !in_code;
+            continue;
+        }
+        // The command word of a shell line, after any VAR=value assignments.
+        let Some(command) = line.split_whitespace().find(|word| !word.contains('=')) else { continue };
+        if !in_code || line.trim_start().starts_with('#') || !command.ends_with("otlp-bridge") {
+            continue;
+        }
+        // A bare `otlp-bridge` is not on a newcomer's PATH after `cargo build --release`.
+        assert_eq!(command, "./target/release/otlp-bridge", "README: {line}");
+        runs += 1;
+    }
+    assert!(runs >= 3, "the README runs the binary in its walk-through ({runs} commands found)");
+}

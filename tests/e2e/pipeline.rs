@@ -39,7 +39,10 @@ async fn always_unavailable_answers_503_with_retry_after_within_the_budget() {
     );
     assert_eq!(a.status, 503);
     assert!(a.header("retry-after").unwrap().parse::<u64>().unwrap() >= 1);
-    assert!(started.elapsed() < Duration::from_secs(4), "{:?}", started.elapsed());
+    // Gives up rather than retrying until the client's own timeout; the 3 s budget's exact window is the paused-time
+    // unit test retry::tests::always_unavailable_gives_up_inside_the_budget_with_a_retry_after (a loaded machine
+    // stretches real time).
+    assert!(started.elapsed() < Duration::from_secs(15), "{:?}", started.elapsed());
     assert!(backend.calls() > 2, "it retried: {} calls", backend.calls());
 }
 
@@ -58,7 +61,9 @@ async fn resource_exhausted_with_a_long_retry_info_is_answered_at_once() {
     );
     assert_eq!(a.status, 429);
     assert_eq!(a.header("retry-after"), Some("30"));
-    assert!(started.elapsed() < Duration::from_secs(1), "not held: {:?}", started.elapsed());
+    // Not held for the 30 s hint (the paused-time unit test retry::tests::a_hint_beyond_the_budget_gives_up_at_once_
+    // with_that_hint pins "at once"; here real time on a loaded machine only has to stay well short of the hint).
+    assert!(started.elapsed() < Duration::from_secs(15), "held: {:?}", started.elapsed());
     assert_eq!(backend.calls(), 1);
 }
 

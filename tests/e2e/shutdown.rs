@@ -15,7 +15,7 @@ async fn sigterm_drains_in_flight_requests_and_exits_zero() {
     let in_flight =
         tokio::spawn(async move { post(&url, "application/x-protobuf", spans(1, 5).encode_to_vec()).await });
     backend.wait_calls(1).await;
-    let status = bridge.terminate_async(Duration::from_secs(20)).await;
+    let status = bridge.terminate(Duration::from_secs(20)).await;
 
     let answer = in_flight.await.unwrap();
     assert_eq!(answer.status, 200, "the in-flight request finished: {}", answer.text());

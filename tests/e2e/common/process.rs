@@ -185,23 +185,28 @@ impl BridgeProcess {
         self.child = child;
     }
 
-    /// Polls `/health` (a child process gives no other sign of readiness) for up to `limit`; fails if the process
-    /// exits.
+    /// Polls `/health` (a child process gives no other sign of readiness) until it answers 200; `Err` if the process
+    /// exits first, a failure after `limit`.
     pub async fn wait_healthy(&mut self, limit: Duration) -> Result<(), String> {
-        let deadline = Instant::now() + limit;
-        while Instant::now() < deadline {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return Err(format!("exited with {status}: {}", self.log_tail(30)));
-            }
-            let (client, url) = (client(), format!("http://{}/health", self.admin));
+        let (client, url) = (client(), format!("http://{}/health", self.admin));
+        super::eventually("a /health answer", limit, || {
+            let exited =
+                self.child.try_wait().unwrap().map(|status| format!("exited with {status}: {}", self.log_tail(30)));
             let health =
                 tokio::time::timeout(Duration::from_secs(2), try_request(&client, "GET", &url, &[], Bytes::new()));
-            if let Ok(Ok(200)) = health.await.map(|a| a.map(|a| a.status)) {
-                return Ok(());
+            async move {
+                if let Some(exited) = exited {
+                    return Ok(Err(exited));
+                }
+                match health.await {
+                    Ok(Ok(answer)) if answer.status == 200 => Ok(Ok(())),
+                    Ok(Ok(answer)) => Err(format!("status {}", answer.status)),
+                    Ok(Err(e)) => Err(e),
+                    Err(_) => Err("no answer within 2 s".to_string()),
+                }
             }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        Err(format!("no /health answer within {limit:?}: {}", self.log_tail(30)))
+        })
+        .await
     }
 
     /// The process's id.
@@ -217,20 +222,6 @@ impl BridgeProcess {
     pub fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-    }
-
-    /// SIGTERM, and waits (up to `limit`) for the exit.
-    pub fn terminate(&mut self, limit: Duration) -> ExitStatus {
-        let sent = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
-        assert!(sent.success(), "kill -TERM");
-        let deadline = Instant::now() + limit;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            assert!(Instant::now() < deadline, "the bridge did not exit within {limit:?} of SIGTERM");
-            std::thread::sleep(Duration::from_millis(20));
-        }
     }
 
     /// Panics (with the log) if the process has ended.
@@ -272,17 +263,14 @@ impl BridgeProcess {
 
     /// SIGTERM, as a container runtime stops the bridge, and waits (bounded) for the exit without blocking the
     /// runtime.
-    pub async fn terminate_async(&mut self, limit: Duration) -> ExitStatus {
+    pub async fn terminate(&mut self, limit: Duration) -> ExitStatus {
         let sent = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
         assert!(sent.success(), "kill -TERM");
-        let deadline = Instant::now() + limit;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            assert!(Instant::now() < deadline, "the bridge did not exit within {limit:?} of SIGTERM");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        super::eventually("the exit after SIGTERM", limit, || {
+            let status = self.child.try_wait().unwrap().ok_or("still running");
+            async move { status }
+        })
+        .await
     }
 
     /// Waits (bounded by `limit`) until the metric's value satisfies `pred`; polls, as a metric is only seen by
