@@ -1,10 +1,14 @@
 //! The file input's settings (`--file-*`): the flags, their validated form, and the checks made before start.
 
+use std::any::Any;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
+use clap::ValueEnum;
 use regex::Regex;
 
-use super::ConfigError;
+use super::outputs::{InputKind, InputSettings, NamedInput};
+use super::{ConfigError, Section};
 
 /// How a line becomes a log record (`--file-parser`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -176,4 +180,138 @@ impl FileFlags {
             state_dir,
         }))
     }
+}
+
+/// The `file` input kind of the configuration file's `inputs:` sections: each section is one more file input with
+/// the flags' options as keys (`include`, `parser`, ...), so that one bridge tails several applications, each with
+/// its own parser, positions file (`<state dir>/<name>.positions.json`) and metrics label (`input="<name>"`).
+pub(crate) static INPUT_KIND: InputKind = InputKind { type_name: "file", read: read_section };
+
+/// The keys of a file section besides `type`: the `--file-*` flags without their prefix.
+const KEYS: [&str; 10] = [
+    "include",
+    "exclude",
+    "parser",
+    "regex",
+    "multiline_start",
+    "start_at",
+    "encoding",
+    "max_line_bytes",
+    "time_format",
+    "state_dir",
+];
+
+/// A file section as read; validated with the bridge's other settings by [`named_file_inputs`].
+#[derive(Debug)]
+struct FileSection {
+    flags: FileFlags,
+}
+
+impl InputSettings for FileSection {
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+
+    fn describe(&self) -> String {
+        let f = &self.flags;
+        let name = |v: &dyn ValueEnumName| v.value_name();
+        let mut text = format!("include {:?}", f.include);
+        if !f.exclude.is_empty() {
+            text.push_str(&format!(", exclude {:?}", f.exclude));
+        }
+        text.push_str(&format!(", parser {}", name(&f.parser)));
+        if let Some(re) = &f.regex {
+            text.push_str(&format!(" {re:?}"));
+        }
+        if let Some(re) = &f.multiline_start {
+            text.push_str(&format!(", multiline_start {re:?}"));
+        }
+        text.push_str(&format!(
+            ", start_at {}, encoding {}, max_line_bytes {}",
+            name(&f.start_at),
+            name(&f.encoding),
+            f.max_line_bytes
+        ));
+        if let Some(t) = &f.time_format {
+            text.push_str(&format!(", time_format {t:?}"));
+        }
+        if let Some(d) = &f.state_dir {
+            text.push_str(&format!(", state_dir {}", d.display()));
+        }
+        text
+    }
+}
+
+/// A value's name as its flag spells it.
+trait ValueEnumName {
+    fn value_name(&self) -> String;
+}
+
+impl<T: ValueEnum> ValueEnumName for T {
+    fn value_name(&self) -> String {
+        self.to_possible_value().map(|v| v.get_name().to_string()).unwrap_or_default()
+    }
+}
+
+fn read_section(mut section: Section) -> Result<Arc<dyn InputSettings>, ConfigError> {
+    fn choice<T: ValueEnum>(section: &mut Section, key: &str) -> Result<Option<T>, ConfigError> {
+        section.parse(key, |s| {
+            T::from_str(s, true).map_err(|_| {
+                let known: Vec<String> = T::value_variants().iter().map(ValueEnumName::value_name).collect();
+                format!("{s:?}: use {}", known.join(", "))
+            })
+        })
+    }
+    let include = section
+        .string_list("include")?
+        .filter(|globs| globs.iter().any(|g| !g.trim().is_empty()))
+        .ok_or_else(|| section.error("include", "missing: a file input needs at least one include glob"))?;
+    let flags = FileFlags {
+        include,
+        exclude: section.string_list("exclude")?.unwrap_or_default(),
+        parser: choice(&mut section, "parser")?.unwrap_or_default(),
+        regex: section.string("regex")?,
+        multiline_start: section.string("multiline_start")?,
+        start_at: choice(&mut section, "start_at")?.unwrap_or_default(),
+        encoding: choice(&mut section, "encoding")?.unwrap_or_default(),
+        max_line_bytes: section
+            .parse("max_line_bytes", |s| s.parse::<usize>().map_err(|e| format!("{s:?}: {e}")))?
+            .unwrap_or(DEFAULT_MAX_LINE_BYTES),
+        time_format: section.string("time_format")?,
+        state_dir: section.path_buf("state_dir")?,
+    };
+    section.finish(&KEYS)?;
+    Ok(Arc::new(FileSection { flags }))
+}
+
+/// The file inputs of the `inputs:` sections, validated like the flags' input (same rules, the section's name in
+/// every message). A section without `state_dir` keeps its positions where the flags' input does
+/// (`--file-state-dir`, else `DIR/files` under `--queue-dir`); each input has its own file there. `taken` are the
+/// names already used (the flags' input is `file`): two inputs with one name would share a positions file.
+pub(crate) fn named_file_inputs(
+    inputs: &[NamedInput],
+    taken: &[String],
+    default_state_dir: Option<&Path>,
+    queue_dir: Option<&Path>,
+    memory_limit: usize,
+    max_export_bytes: usize,
+) -> Result<Vec<FileInputConfig>, ConfigError> {
+    let mut configs = Vec::new();
+    for input in inputs {
+        let Some(section) = input.settings.as_any().downcast_ref::<FileSection>() else { continue };
+        if taken.contains(&input.name) {
+            return Err(ConfigError::Invalid(format!(
+                "inputs.{}: the name is taken by the --file-* flags' input; name the section otherwise (it names the \
+                 positions file and the metrics' input label)",
+                input.name
+            )));
+        }
+        let mut flags = section.flags.clone();
+        if flags.state_dir.is_none() {
+            flags.state_dir = default_state_dir.map(Path::to_path_buf);
+        }
+        let validated = flags.validate(&input.name, queue_dir, memory_limit, max_export_bytes)?;
+        configs.extend(validated);
+    }
+    Ok(configs)
 }

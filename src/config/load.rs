@@ -169,6 +169,16 @@ pub(crate) fn load_with(
     }
     if let Some(node) = inputs {
         config.inputs = named_inputs(&top, node)?;
+        let taken: Vec<String> = config.files.iter().map(|f| f.name.clone()).collect();
+        let files = super::file_input::named_file_inputs(
+            &config.inputs,
+            &taken,
+            cli.file_state_dir.as_deref().filter(|d| !d.as_os_str().is_empty()),
+            config.queue.as_ref().map(|q| q.dir.as_path()),
+            config.memory_limit_bytes,
+            config.batch_max_bytes,
+        )?;
+        config.files.extend(files);
     }
     Ok((config, cli))
 }

@@ -21,7 +21,7 @@ pub(crate) struct InputKind {
 }
 
 /// Every input kind a file section may name.
-pub(crate) static INPUT_KINDS: &[&InputKind] = &[];
+pub(crate) static INPUT_KINDS: &[&InputKind] = &[&super::file_input::INPUT_KIND];
 
 /// An input kind's settings, downcast by the kind that built them.
 pub trait InputSettings: Any + Debug + Send + Sync {

@@ -63,6 +63,13 @@ pub(crate) fn heads_continue(known: &[u8], found: &[u8]) -> bool {
     !known.is_empty() && found.starts_with(known)
 }
 
+/// Whether two first-bytes fingerprints agree as far as both go (neither empty): a copy shorter than the kilobyte
+/// kept has fewer first bytes than the file it copies, whose fingerprint was refreshed as it grew.
+pub(crate) fn heads_agree(known: &[u8], found: &[u8]) -> bool {
+    let n = known.len().min(found.len());
+    n > 0 && known[..n] == found[..n]
+}
+
 /// Up to `n` bytes of `file` from `offset` (fewer at its end).
 pub(crate) fn read_at(file: &File, offset: u64, n: usize) -> std::io::Result<Vec<u8>> {
     let mut buf = vec![0; n];
@@ -148,6 +155,8 @@ mod tests {
         assert!(!heads_continue(b"", b"anything"));
         assert!(heads_continue(b"abc", b"abcdef"));
         assert!(!heads_continue(b"abcdef", b"abc"), "a shorter file is not a continuation");
+        assert!(heads_agree(b"abcdef", b"abc") && heads_agree(b"abc", b"abcdef"), "a shorter copy agrees");
+        assert!(!heads_agree(b"abcdef", b"abX") && !heads_agree(b"", b"abc"));
     }
 
     #[test]

@@ -44,7 +44,7 @@ use parse::LineParser;
 use positions::{Positions, Saved};
 use record::Parsing;
 use scan::Files;
-use tail::{Batch, Shape};
+use tail::{Batch, Reading, Shape};
 
 /// How often the globs are expanded again: a new file is read within about this (plus a poll).
 const SCAN_INTERVAL: Duration = Duration::from_millis(500);
@@ -64,11 +64,14 @@ pub(crate) struct FileInput {
     saved: Option<Vec<Saved>>,
     max_batch_bytes: usize,
     metrics: FileMetrics,
+    /// Held while the input exists: no other process saves these positions.
+    _lock: std::fs::File,
 }
 
 impl FileInput {
-    /// Opens the input's positions (an unreadable state directory is a start-up error; a damaged positions file
-    /// is set aside and logged, and its files read from their beginning: duplicates rather than loss).
+    /// Opens the input's positions (an unreadable state directory, or positions another process holds, is a
+    /// start-up error; a damaged positions file is set aside and logged, and its files read from their beginning:
+    /// duplicates rather than loss).
     pub(crate) fn open(
         config: &FileInputConfig,
         memory_limit: usize,
@@ -76,6 +79,7 @@ impl FileInput {
         telemetry: &Telemetry,
     ) -> Result<FileInput, PositionsError> {
         let positions = Positions::open(&config.state_dir, &config.name)?;
+        let lock = positions.lock()?;
         let saved = match positions.load() {
             Ok(saved) => saved,
             Err(e @ PositionsError::Corrupt { .. }) => {
@@ -109,6 +113,7 @@ impl FileInput {
             saved,
             max_batch_bytes: MAX_BATCH_BYTES.min(memory_limit / 4).min(max_export_bytes / 2).max(1),
             metrics: telemetry.file_input(&config.name),
+            _lock: lock,
         })
     }
 
@@ -157,8 +162,10 @@ impl FileInput {
                 let force = t
                     .gone_since
                     .is_some_and(|since| now.duration_since(since.max(t.last_growth())) >= scan::RELEASE_AFTER);
-                if let Err(e) = t.read(&self.shape, &mut batch, now, force) {
-                    tracing::warn!(input = %self.name, path = %t.source.path, "reading failed: {e}");
+                match t.read(&self.shape, &mut batch, now, force) {
+                    Ok(Reading::Truncated) => files.truncated(key, &self.globs, &self.shape, &mut batch, now),
+                    Ok(Reading::Exhausted | Reading::Full) => {}
+                    Err(e) => tracing::warn!(input = %self.name, path = %t.source.path, "reading failed: {e}"),
                 }
                 if batch.is_full() {
                     cursor = cursor.wrapping_add(i + 1);

@@ -46,6 +46,21 @@ pub enum PositionsError {
         /// What is wrong.
         reason: String,
     },
+    /// Another process holds the input's lock: two bridges saving the same positions would each overwrite the
+    /// other's, and both would read (and send) every line.
+    #[error(
+        "file input {name}: its positions in {} are in use by another process (the lock {} is held): two bridges \
+         must not share an input's positions; give each bridge its own --file-state-dir (or inputs' state_dir), or \
+         stop the other one",
+        dir.display(),
+        dir.join(format!("{name}.lock")).display()
+    )]
+    Locked {
+        /// The state directory.
+        dir: PathBuf,
+        /// The input's name.
+        name: String,
+    },
 }
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
@@ -55,6 +70,31 @@ impl Positions {
     pub(crate) fn open(dir: &Path, name: &str) -> Result<Positions, PositionsError> {
         std::fs::create_dir_all(dir).map_err(|source| PositionsError::Io { path: dir.to_path_buf(), source })?;
         Ok(Positions { path: dir.join(format!("{name}.positions.json")) })
+    }
+
+    /// Takes the input's lock (`<dir>/<name>.lock`, an exclusive `flock` held while the returned file is open):
+    /// one process per positions file. The kernel drops it when the process ends, even by SIGKILL, so a crash
+    /// leaves no stale lock.
+    pub(crate) fn lock(&self) -> Result<std::fs::File, PositionsError> {
+        let dir = self.path.parent().unwrap_or(Path::new(".")).to_path_buf();
+        let name = self.name();
+        let path = dir.join(format!("{name}.lock"));
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|source| PositionsError::Io { path: path.clone(), source })?;
+        match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+            Ok(()) => Ok(file),
+            Err(rustix::io::Errno::WOULDBLOCK) => Err(PositionsError::Locked { dir, name }),
+            Err(e) => Err(PositionsError::Io { path, source: e.into() }),
+        }
+    }
+
+    fn name(&self) -> String {
+        let file = self.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        file.strip_suffix(".positions.json").unwrap_or(&file).to_string()
     }
 
     /// Where the file is.
@@ -156,6 +196,19 @@ mod tests {
         let names: Vec<_> =
             std::fs::read_dir(dir.path().join("state")).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert_eq!(names, vec![std::ffi::OsString::from("app.positions.json")], "no temporary file is left");
+    }
+
+    #[test]
+    fn a_second_holder_of_the_same_positions_is_refused_naming_the_directory_until_the_first_lets_go() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = Positions::open(dir.path(), "app").unwrap().lock().unwrap();
+        let err = Positions::open(dir.path(), "app").unwrap().lock().unwrap_err();
+        assert!(matches!(err, PositionsError::Locked { .. }), "{err:?}");
+        let text = err.to_string();
+        assert!(text.contains(&dir.path().display().to_string()) && text.contains("app.lock"), "{text}");
+        Positions::open(dir.path(), "web").unwrap().lock().expect("another input's positions are its own");
+        drop(first);
+        Positions::open(dir.path(), "app").unwrap().lock().expect("free again once the holder is gone");
     }
 
     #[test]

@@ -14,7 +14,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::discover::{Found, Globs};
-use super::identity::{bytes_before, heads_continue, read_at, FileKey, Identity, CHECK_BYTES, HEAD_BYTES};
+use super::identity::{bytes_before, heads_agree, read_at, FileKey, Identity, CHECK_BYTES, HEAD_BYTES};
 use super::positions::Saved;
 use super::record::Source;
 use super::tail::{Batch, Shape, Tracked};
@@ -41,6 +41,9 @@ pub(crate) struct Suspect {
 pub(crate) struct Files {
     pub tracked: BTreeMap<FileKey, Tracked>,
     pub suspects: HashMap<FileKey, Suspect>,
+    /// New files not taken yet, and since when: empty, or holding only a tracked file's first bytes (a copy being
+    /// made; read from its start, it would all come twice). Taken when that changes, or after [`RELEASE_AFTER`].
+    pub pending: HashMap<FileKey, Instant>,
     /// Bytes lost to truncations since the last look (for the counter).
     pub truncated_bytes: u64,
 }
@@ -55,7 +58,7 @@ fn source(found: &Found) -> Source {
 
 impl Files {
     pub(crate) fn new() -> Files {
-        Files { tracked: BTreeMap::new(), suspects: HashMap::new(), truncated_bytes: 0 }
+        Files { tracked: BTreeMap::new(), suspects: HashMap::new(), pending: HashMap::new(), truncated_bytes: 0 }
     }
 
     /// The first scan of a start: saved positions taken where the bytes still match them; with none saved (the
@@ -126,9 +129,17 @@ impl Files {
         for key in keys {
             self.check_truncation(key, globs, shape, batch, &mut fresh, now);
         }
+        let mut pending = HashMap::new();
         for f in fresh {
             let Ok(file) = std::fs::File::open(&f.path) else { continue };
             let head = read_at(&file, 0, HEAD_BYTES).unwrap_or_default();
+            let copying = head.is_empty()
+                || self.tracked.values().any(|t| t.head.len() > head.len() && t.head.starts_with(&head));
+            let since = self.pending.get(&f.key).copied().unwrap_or(now);
+            if copying && now.duration_since(since) < RELEASE_AFTER {
+                pending.insert(f.key, since);
+                continue;
+            }
             if let Some(of) = self.copied(&file, &head, f.meta.len()) {
                 tracing::info!(path = %f.path.display(), of = %self.tracked[&of].source.path,
                     "file holds the same bytes as a file being read (a copytruncate copy?): held unread until that file is truncated");
@@ -139,6 +150,7 @@ impl Files {
             tracing::info!(path = %f.path.display(), "file found: reading it from its beginning");
             self.tracked.insert(f.key, Tracked::new(f.key, source(&f), file, 0, 0, now));
         }
+        self.pending = pending;
         // A held copy whose original is gone is read from where the original was read to.
         let orphaned: Vec<FileKey> =
             self.suspects.iter().filter(|(_, s)| !self.tracked.contains_key(&s.of)).map(|(k, _)| *k).collect();
@@ -165,7 +177,7 @@ impl Files {
     /// tracked file's and the bytes before the shorter end are the same in both.
     fn copied(&self, file: &std::fs::File, head: &[u8], size: u64) -> Option<FileKey> {
         self.tracked.values().find_map(|t| {
-            if !heads_continue(&t.head, head) {
+            if !heads_agree(&t.head, head) {
                 return None;
             }
             let end = size.min(t.file.metadata().ok()?.len());
@@ -174,6 +186,14 @@ impl Files {
         })
     }
 
+    /// Handles a truncation of tracked file `key` that a read noticed ([`super::tail::Reading::Truncated`]).
+    pub(crate) fn truncated(&mut self, key: FileKey, globs: &Globs, shape: &Shape, batch: &mut Batch, now: Instant) {
+        self.check_truncation(key, globs, shape, batch, &mut Vec::new(), now);
+    }
+
+    /// If tracked file `key` was truncated (or rewritten): its copy (a held suspect, a file new in this scan, or one
+    /// that appeared since the glob was read) continues it from where it was read to; what no copy holds is counted
+    /// as lost; the file starts over as a new generation.
     fn check_truncation(
         &mut self,
         key: FileKey,
@@ -183,25 +203,19 @@ impl Files {
         fresh: &mut Vec<Found>,
         now: Instant,
     ) {
-        let Some(t) = self.tracked.get(&key) else { return };
-        let size = t.file.metadata().map_or(0, |m| m.len());
-        let rewritten = !t.head.is_empty() && read_at(&t.file, 0, t.head.len()).is_ok_and(|h| h != t.head);
-        if size >= t.read_end() && !rewritten {
+        let Some(t) = self.tracked.get_mut(&key) else { return };
+        if t.intact() {
             return;
         }
+        let Some(t) = self.tracked.get(&key) else { return };
         let (position, seen) = (t.buf_start, t.size.max(t.read_end()));
-        let identity = Identity { head: t.head.clone(), check: t.tail.clone(), offset: position };
-        // The copy: a held suspect, or a file new in this scan; the copy may have appeared after the glob was read.
-        let continues = |file: &std::fs::File, head: &[u8], len: u64| {
-            identity.continues_in(head, len, |o, n| bytes_before(file, o, n))
+        let fits = |file: &std::fs::File, head: &[u8]| {
+            let size = file.metadata().map_or(0, |m| m.len());
+            t.copied_by(head, size, |o, n| bytes_before(file, o, n))
         };
         let mut copy = None;
         for attempt in 0..2 {
-            if let Some(k) = self
-                .suspects
-                .iter()
-                .find(|(_, s)| s.of == key && continues(&s.file, &s.head, s.file.metadata().map_or(0, |m| m.len())))
-                .map(|(k, _)| *k)
+            if let Some(k) = self.suspects.iter().find(|(_, s)| s.of == key && fits(&s.file, &s.head)).map(|(k, _)| *k)
             {
                 copy = self.suspects.remove(&k).map(|s| (s.found, s.file));
                 break;
@@ -209,7 +223,7 @@ impl Files {
             if let Some(i) = fresh.iter().position(|f| {
                 std::fs::File::open(&f.path).is_ok_and(|file| {
                     let head = read_at(&file, 0, HEAD_BYTES).unwrap_or_default();
-                    continues(&file, &head, f.meta.len())
+                    fits(&file, &head)
                 })
             }) {
                 let f = fresh.swap_remove(i);
@@ -225,22 +239,50 @@ impl Files {
                 fresh.extend(late);
             }
         }
+        // Other copies held for this file hold only bytes it had (they matched it when found): nothing of theirs
+        // is unread. They become ordinary files at their end, read only if they grow, released when gone.
+        let stale: Vec<FileKey> = self.suspects.iter().filter(|(_, s)| s.of == key).map(|(k, _)| *k).collect();
+        for k in stale {
+            if let Some(s) = self.suspects.remove(&k) {
+                let end = s.file.metadata().map_or(0, |m| m.len());
+                self.tracked.insert(k, Tracked::new(k, source(&s.found), s.file, end, end, now));
+            }
+        }
         let Some(t) = self.tracked.get_mut(&key) else { return };
-        match copy {
+        let generation = t.generation;
+        let mut continued = None;
+        let lost = match copy {
             Some((found, file)) => {
-                let copy_size = found.meta.len();
-                let lost = seen.saturating_sub(copy_size.max(position));
-                let mut c = Tracked::new(found.key, source(&found), file, position, t.acked, now);
-                t.hand_over(&mut c);
-                tracing::info!(path = %t.source.path, copy = %c.source.path, position,
-                    "file truncated (copytruncate): its unread lines are read from the copy");
+                let copy_size = file.metadata().map_or(0, |m| m.len());
+                let lost = if copy_size >= position {
+                    // The copy holds the unread rest: it is read from the position on.
+                    let mut c = Tracked::new(found.key, source(&found), file, position, t.acked.min(position), now);
+                    t.hand_over(&mut c);
+                    tracing::info!(path = %t.source.path, copy = %c.source.path, position,
+                        "file truncated (copytruncate): its unread lines are read from the copy");
+                    continued = Some(c);
+                    seen.saturating_sub(copy_size)
+                } else {
+                    // The copy ends before the position: lines written between the copy and the truncation were
+                    // read here already; the copy has nothing unread.
+                    t.read_held(shape, batch, now);
+                    let c = Tracked::new(found.key, source(&found), file, copy_size, t.acked.min(copy_size), now);
+                    tracing::info!(path = %t.source.path, copy = %c.source.path, position, copy_size,
+                        "file truncated (copytruncate) after it was read past the copy's end: nothing to read from the copy");
+                    continued = Some(c);
+                    seen.saturating_sub(t.read_end())
+                };
+                // Lines of this generation still in the batch are positions in the copy now.
+                for (k, g, end) in &mut batch.commits {
+                    if *k == key && *g == generation {
+                        (*k, *g, *end) = (found.key, 0, (*end).min(copy_size));
+                    }
+                }
                 if lost > 0 {
                     tracing::warn!(path = %t.source.path, lost_bytes = lost,
                         "file truncated: bytes written after the copy was made and before the truncation are lost (counted in otlp_bridge_file_truncated_bytes_total)");
                 }
-                self.truncated_bytes += lost;
-                t.restart(now);
-                self.tracked.insert(found.key, c);
+                lost
             }
             None => {
                 // What is held in memory still goes out; what was never read is lost.
@@ -252,9 +294,13 @@ impl Files {
                 } else {
                     tracing::info!(path = %t.source.path, "file truncated after it was read to its end: reading it again from its start");
                 }
-                self.truncated_bytes += lost;
-                t.restart(now);
+                lost
             }
+        };
+        self.truncated_bytes += lost;
+        t.restart(now);
+        if let Some(c) = continued {
+            self.tracked.insert(c.key, c);
         }
     }
 
@@ -262,10 +308,9 @@ impl Files {
     /// lag gauge shows the backlog of an outage.
     pub(crate) fn watch_sizes(&mut self) {
         for t in self.tracked.values_mut() {
-            if let Ok(meta) = t.file.metadata() {
-                // A smaller size is a truncation, which the next scan handles with the size seen before it.
-                t.size = t.size.max(meta.len());
-            }
+            // Only while the file still holds what was read: a truncation is handled by the next read or scan,
+            // with the size seen before it.
+            t.intact();
         }
     }
 

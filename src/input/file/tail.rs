@@ -4,19 +4,41 @@
 //!
 //! The descriptor stays open while the file is tracked, so a file renamed or deleted by rotation is still read to
 //! its end through it; an open descriptor also keeps the inode from being reused while it is tracked.
+//!
+//! Every read checks that the file still holds the bytes already read (its first bytes, and the bytes just before
+//! the read position, fetched by the same `pread` as the new bytes): a truncation is noticed by the next read even
+//! when the file has grown back past the position since (copytruncate under a busy writer), instead of new bytes
+//! being read from the middle of the next generation.
 
 use std::fs::File;
 
 use crate::proto::logs::v1::LogRecord;
 use tokio::time::Instant;
 
-use super::identity::{read_at, FileKey, CHECK_BYTES, HEAD_BYTES};
+use super::identity::{heads_agree, read_at, FileKey, CHECK_BYTES, HEAD_BYTES};
 use super::lines::{next_line, Encoding};
 use super::multiline::{Multiline, FLUSH_TIMEOUT};
 use super::record::{self, Parsing, Source};
 
 /// Bytes read from a file at once.
 const READ_CHUNK: usize = 256 * 1024;
+/// Bytes kept from before the read position. A copytruncate copy may end before it (logrotate copies, fsyncs the
+/// copy, then truncates: lines written meanwhile were read here but are in no copy); the copy is recognised by its
+/// last bytes when they fall in this window. 16 KiB is about 300 lines of 55 bytes, many times what a writer
+/// appends during an fsync, and little memory per file.
+pub(crate) const RECENT_BYTES: usize = 16 * 1024;
+
+/// What a [`Tracked::read`] ended with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Reading {
+    /// The file has no more bytes for now.
+    Exhausted,
+    /// The batch filled up before the file was exhausted.
+    Full,
+    /// The file no longer holds the bytes read (truncated or rewritten): nothing was read from it; the caller
+    /// looks for the copy ([`super::scan::Files::truncated`]).
+    Truncated,
+}
 
 /// How lines become records for one input.
 #[derive(Debug)]
@@ -74,7 +96,7 @@ pub(crate) struct Tracked {
     /// File offset of `buf[0]`: everything before it has been made into lines.
     pub buf_start: u64,
     buf: Vec<u8>,
-    /// The bytes just before `buf_start` (up to [`CHECK_BYTES`]).
+    /// The bytes just before `buf_start` (up to [`RECENT_BYTES`]).
     pub tail: Vec<u8>,
     multiline: Option<Multiline>,
     in_long_line: bool,
@@ -121,6 +143,61 @@ impl Tracked {
         self.buf_start + self.buf.len() as u64
     }
 
+    /// The bytes `[from, to)` when they were read (they lie in the kept window before `buf_start` or in the
+    /// buffer), else `None`.
+    pub(crate) fn known(&self, from: u64, to: u64) -> Option<Vec<u8>> {
+        let first = self.buf_start.checked_sub(self.tail.len() as u64)?;
+        if from < first || to > self.read_end() || from > to {
+            return None;
+        }
+        let (a, b) = (usize::try_from(from - first).ok()?, usize::try_from(to - first).ok()?);
+        let split = self.tail.len();
+        let pick = |i: usize| if i < split { self.tail[i] } else { self.buf[i - split] };
+        Some((a..b).map(pick).collect())
+    }
+
+    /// Whether the file still holds what was read from it: it is not shorter than it was seen to be, and it has its
+    /// first bytes and the bytes before the read end. Notes its size and first bytes when it does (a truncation
+    /// then knows how much it lost, and its copy is recognised even when nothing of it was read yet).
+    pub(crate) fn intact(&mut self) -> bool {
+        let Ok(meta) = self.file.metadata() else { return true };
+        let end = self.read_end();
+        // A file only shrinks by truncation: a smaller size is one even when nothing was read from it yet.
+        if meta.len() < end.max(self.size) {
+            return false;
+        }
+        let head = read_at(&self.file, 0, HEAD_BYTES).unwrap_or_default();
+        let n = CHECK_BYTES.min(usize::try_from(end).unwrap_or(usize::MAX));
+        let kept = head.starts_with(&self.head)
+            && self
+                .known(end - n as u64, end)
+                .is_none_or(|b| read_at(&self.file, end - b.len() as u64, b.len()).is_ok_and(|found| found == b));
+        if kept {
+            self.size = self.size.max(meta.len());
+            self.head = head;
+        }
+        kept
+    }
+
+    /// Whether a file with `head` and `size` bytes, whose `before(offset, n)` are its `n` bytes before `offset`,
+    /// is a copy of this file's current generation: its first bytes are this file's, and its bytes before the
+    /// shorter of its end and the read position are the ones read here (when they fall in the kept window).
+    pub(crate) fn copied_by(&self, head: &[u8], size: u64, before: impl FnOnce(u64, usize) -> Option<Vec<u8>>) -> bool {
+        if !heads_agree(&self.head, head) {
+            return false;
+        }
+        if self.buf_start == 0 {
+            // Nothing read yet: the first bytes are all there is to go by.
+            return true;
+        }
+        let end = size.min(self.buf_start);
+        let n = CHECK_BYTES.min(usize::try_from(end).unwrap_or(usize::MAX));
+        match self.known(end - n as u64, end) {
+            Some(mine) => before(end, n).is_some_and(|theirs| theirs == mine),
+            None => false,
+        }
+    }
+
     /// Bytes written but not acknowledged.
     pub(crate) fn lag(&self) -> u64 {
         self.size.saturating_sub(self.acked)
@@ -160,24 +237,35 @@ impl Tracked {
     }
 
     /// Reads new bytes and adds the records they complete to `batch` until it is full or the file has no more.
-    /// `force` flushes what is held (the file is being released or was truncated). Returns whether the batch
-    /// filled up before the file was exhausted.
+    /// `force` flushes what is held (the file is being released or was truncated).
     pub(crate) fn read(
         &mut self,
         shape: &Shape,
         batch: &mut Batch,
         now: Instant,
         force: bool,
-    ) -> std::io::Result<bool> {
+    ) -> std::io::Result<Reading> {
         let observed = record::now_nanos();
+        if !self.intact() {
+            return Ok(Reading::Truncated);
+        }
         loop {
             let flush_partial = force || now.duration_since(self.last_growth) >= FLUSH_TIMEOUT;
             self.lines(shape, batch, observed, now, flush_partial && self.at_eof(), true);
             if batch.is_full() {
-                return Ok(true);
+                return Ok(Reading::Full);
             }
             let room = READ_CHUNK.max(shape.max_line_bytes + 4).saturating_sub(self.buf.len()).min(READ_CHUNK);
-            let bytes = read_at(&self.file, self.read_end(), room)?;
+            // The bytes before the read end come with the new ones, in one pread: if the file was truncated and
+            // refilled since the check above, they differ, and nothing of the next generation is taken as ours.
+            let end = self.read_end();
+            let n = CHECK_BYTES.min(usize::try_from(end).unwrap_or(usize::MAX));
+            let known = self.known(end - n as u64, end).unwrap_or_default();
+            let mut bytes = read_at(&self.file, end - known.len() as u64, known.len() + room)?;
+            if !bytes.starts_with(&known) {
+                return Ok(Reading::Truncated);
+            }
+            bytes.drain(..known.len());
             if bytes.is_empty() {
                 break;
             }
@@ -186,7 +274,10 @@ impl Tracked {
             self.last_growth = now;
             self.size = self.size.max(self.read_end());
             if self.head.len() < HEAD_BYTES && self.buf_start < HEAD_BYTES as u64 {
-                self.head = read_at(&self.file, 0, HEAD_BYTES).unwrap_or_default();
+                let head = read_at(&self.file, 0, HEAD_BYTES).unwrap_or_default();
+                if head.starts_with(&self.head) {
+                    self.head = head;
+                }
             }
         }
         let flush_partial = force || now.duration_since(self.last_growth) >= FLUSH_TIMEOUT;
@@ -194,7 +285,7 @@ impl Tracked {
         if let Some(joined) = self.multiline.as_mut().and_then(|m| m.flush(now, force)) {
             self.emit(shape, batch, &joined.text, joined.end, observed);
         }
-        Ok(batch.is_full())
+        Ok(if batch.is_full() { Reading::Full } else { Reading::Exhausted })
     }
 
     /// Flushes what is held in memory (partial line, multiline record) into `batch`, however full it is: the
@@ -248,10 +339,9 @@ impl Tracked {
         }
         if used > 0 {
             let consumed = &self.buf[..used];
-            let keep_old = CHECK_BYTES.saturating_sub(consumed.len()).min(self.tail.len());
-            let mut tail = self.tail[self.tail.len() - keep_old..].to_vec();
-            tail.extend_from_slice(&consumed[consumed.len().saturating_sub(CHECK_BYTES)..]);
-            self.tail = tail;
+            self.tail.extend_from_slice(&consumed[consumed.len().saturating_sub(RECENT_BYTES)..]);
+            let over = self.tail.len().saturating_sub(RECENT_BYTES);
+            self.tail.drain(..over);
             self.buf.drain(..used);
             self.buf_start += used as u64;
         }

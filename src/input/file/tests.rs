@@ -289,6 +289,56 @@ async fn copytruncate_reads_the_unread_rest_from_the_copy_and_never_the_copy_fro
 }
 
 #[tokio::test]
+async fn a_truncation_hidden_by_a_same_head_file_grown_back_past_the_position_is_noticed_by_the_next_read() {
+    // Generations that begin with the same kilobyte (a header: contrib#43693), and the file refilled past the
+    // position before the next scan: only the bytes before the position tell the generations apart.
+    let mut h = Harness::new();
+    let log = h.path("app.log");
+    let header = "#".repeat(1100);
+    append(&log, &[&header]);
+    append(&log, &refs(&numbered("a", 10)));
+    h.start(config(h.dir.path(), "app.log*"));
+    h.wait_for(11).await;
+    append(&log, &refs(&numbered("c", 5)));
+    std::fs::copy(&log, h.path("app.log.1")).unwrap();
+    std::fs::OpenOptions::new().write(true).truncate(true).open(&log).unwrap();
+    append(&log, &[&header]);
+    append(&log, &refs(&numbered("d", 60)));
+    h.wait_for(11 + 5 + 61).await;
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    h.stop().await;
+    let mut got = h.bodies();
+    got.sort();
+    let mut want = [numbered("a", 10), numbered("c", 5), numbered("d", 60), vec![header.clone(), header]].concat();
+    want.sort();
+    assert_eq!(got, want, "every line exactly once: the copy's rest from the position, the new generation from 0");
+    assert_eq!(h.metric("otlp_bridge_file_truncated_bytes_total"), 0.0);
+}
+
+#[tokio::test]
+async fn a_copy_that_ends_before_the_position_read_is_not_read_again() {
+    // logrotate copies, then truncates: a line written in between is read from the file but is in no copy.
+    let mut h = Harness::new();
+    let log = h.path("app.log");
+    append(&log, &refs(&numbered("a", 10)));
+    h.start(config(h.dir.path(), "app.log*"));
+    h.wait_for(10).await;
+    std::fs::copy(&log, h.path("app.log.1")).unwrap();
+    append(&log, &["e0 written between the copy and the truncation"]);
+    h.wait_for(11).await;
+    std::fs::OpenOptions::new().write(true).truncate(true).open(&log).unwrap();
+    append(&log, &["f0"]);
+    h.wait_for(12).await;
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    h.stop().await;
+    let mut want = numbered("a", 10);
+    want.extend(["e0 written between the copy and the truncation".to_string(), "f0".to_string()]);
+    assert_eq!(h.bodies(), want, "the copy holds nothing unread");
+    assert_eq!(h.metric("otlp_bridge_file_truncated_bytes_total"), 0.0);
+    assert_eq!(h.metric("otlp_bridge_file_lag_bytes"), 0.0, "the copy counts as read to its end");
+}
+
+#[tokio::test]
 async fn copytruncate_without_a_copy_counts_what_was_lost() {
     let mut h = Harness::new();
     let log = h.path("app.log");
