@@ -235,22 +235,26 @@ pub async fn run(config: Config, listeners: Listeners, shutdown: impl Future<Out
     let (sink, queued): (Arc<dyn Sink>, Option<QueueMode>) = match &config.queue {
         None => {
             let pipelines = SignalKind::ALL.map(|kind| {
-                let mine = config.backends[kind.index()]
+                let mine: Vec<Arc<dyn Output>> = config.backends[kind.index()]
                     .iter()
                     .filter_map(|t| backends.iter().find(|(bt, _)| bt == t).map(|(_, b)| Arc::clone(b)))
                     .collect();
-                let exporter = Exporter::new(kind, mine, &config, Arc::clone(&telemetry));
+                // One lane per output: a slow output holds its own slots and batches, not the others'.
+                let exporters: Vec<Exporter> = mine
+                    .into_iter()
+                    .map(|output| Exporter::new(kind, vec![output], &config, Arc::clone(&telemetry)))
+                    .collect();
                 let retry_budget = (!config.retry.max_elapsed.is_zero()).then_some(config.retry.max_elapsed);
-                let (pipeline, worker) = Pipeline::start(
+                let (pipeline, lanes) = Pipeline::start(
                     kind,
-                    exporter,
+                    exporters,
                     limits.for_signal(kind),
                     config.export_concurrency,
                     config.max_partitions,
                     retry_budget,
                     Arc::clone(&telemetry),
                 );
-                workers.push(worker);
+                workers.extend(lanes);
                 pipeline
             });
             (Arc::new(Direct { pipelines }), None)

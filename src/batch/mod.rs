@@ -1,21 +1,24 @@
-//! Batching with end-to-end acknowledgement: one worker task per signal owns a [`Batcher`], sends sealed batches
-//! to the [`Exporter`] with bounded concurrency, and answers every request with the outcome of the batch(es) that
-//! carried its data. Nothing is acknowledged before the backends have acknowledged it.
+//! Batching with end-to-end acknowledgement in direct mode: one lane per signal and output, each a [`dispatch`]
+//! loop that owns its partitions' [`Batcher`](batcher::Batcher)s and sends sealed batches to its output with
+//! bounded concurrency. A request's chunks go to every lane of their signal, and the request is answered with the
+//! combined outcome: nothing is acknowledged before every output has acknowledged it, but a slow output holds only
+//! its own lane (its slots and its batches), never another output's.
 
 mod batcher;
+pub(crate) mod dispatch;
 mod partition;
 
-use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
-use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-pub(crate) use batcher::{Batch, Batcher, FlushReason, Limits, Weighed};
-pub(crate) use partition::{PartitionKey, Partitions};
+pub(crate) use batcher::{Batch, FlushReason, Limits, Weighed};
+use dispatch::{Dispatch, Feed, Flush};
+pub(crate) use partition::PartitionKey;
 
 use crate::export::{combine, Export, ExportError, Payload, Rejections};
 use crate::limit::Reservation;
@@ -27,7 +30,7 @@ mod tests;
 
 type Reply = oneshot::Sender<Result<PartialSuccess, ExportError>>;
 
-/// One request's data (or one chunk of it) waiting to be exported.
+/// One request's data (or one chunk of it) waiting to be exported by one output's lane.
 pub(crate) struct Entry {
     payload: Bytes,
     items: u64,
@@ -36,8 +39,10 @@ pub(crate) struct Entry {
     /// The forwarded header values; only entries of one partition share a batch.
     partition: PartitionKey,
     reply: Reply,
-    /// Keeps the request's bytes counted against the memory limit until its export is over, even if the client
-    /// has gone.
+    /// Shared by the chunk's copies in every lane: its loss to a gone client is counted once, not per output.
+    gone: Arc<AtomicBool>,
+    /// Keeps the request's bytes counted against the memory limit until every output's export of it is over,
+    /// even if the client has gone.
     _hold: Arc<Reservation>,
 }
 
@@ -50,35 +55,49 @@ impl Weighed for Entry {
     }
 }
 
-/// The sending side of a signal's pipeline; cheap to clone. When every handle is dropped, the worker flushes what
-/// it holds, waits for its exports and ends.
+/// The sending side of a signal's lanes; cheap to clone. When every handle is dropped, each lane flushes what it
+/// holds, waits for its exports and ends.
 #[derive(Clone)]
 pub(crate) struct Pipeline {
-    tx: mpsc::Sender<Entry>,
+    lanes: Vec<mpsc::Sender<Entry>>,
     retry_budget: Option<Duration>,
 }
 
 impl Pipeline {
-    /// Starts the worker of `kind`. Each request's data may spend `retry_budget` (from its arrival) queued and in
-    /// retries before its client is answered; `None` means one attempt and no retries.
+    /// Starts one lane of `kind` per exporter (one per output). Each request's data may spend `retry_budget` (from
+    /// its arrival) queued and in retries before its client is answered; `None` means one attempt and no retries.
     pub(crate) fn start<E: Export>(
         kind: SignalKind,
-        exporter: E,
+        exporters: Vec<E>,
         limits: Limits,
         max_in_flight: usize,
         max_partitions: usize,
         retry_budget: Option<Duration>,
         telemetry: Arc<Telemetry>,
-    ) -> (Pipeline, tokio::task::JoinHandle<()>) {
-        let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
+    ) -> (Pipeline, Vec<tokio::task::JoinHandle<()>>) {
         let metrics = Arc::new(BatchMetrics::new(&telemetry, kind, &FlushReason::ALL.map(FlushReason::as_str)));
-        let worker = Worker { exporter: Arc::new(exporter), max_in_flight, max_partitions, metrics };
-        let handle = tokio::spawn(worker.run(rx, Partitions::new(limits, max_partitions)));
-        (Pipeline { tx, retry_budget }, handle)
+        let mut lanes = Vec::with_capacity(exporters.len());
+        let mut workers = Vec::with_capacity(exporters.len());
+        for exporter in exporters {
+            let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
+            let lane = Lane {
+                rx,
+                arrived: Vec::new(),
+                receiving: true,
+                exporter: Arc::new(exporter),
+                max_partitions,
+                metrics: Arc::clone(&metrics),
+                waiting: 0,
+            };
+            let state = Dispatch::new(limits, |_, limits| limits, max_partitions, max_in_flight, Flush::Adaptive);
+            workers.push(tokio::spawn(dispatch::run(lane, state)));
+            lanes.push(tx);
+        }
+        (Pipeline { lanes, retry_budget }, workers)
     }
 
-    /// Exports `chunks` (valid requests, split from one client request) with `headers` as gRPC metadata, and waits
-    /// for their outcome: success only when every backend acknowledged every chunk.
+    /// Exports `chunks` (valid requests, split from one client request) with `headers` as gRPC metadata through
+    /// every lane, and waits for their outcome: success only when every output acknowledged every chunk.
     pub(crate) async fn submit(
         &self,
         chunks: Vec<(Bytes, u64)>,
@@ -88,120 +107,98 @@ impl Pipeline {
         let partition: PartitionKey = Arc::new(headers);
         let hold = Arc::new(reservation);
         let deadline = self.retry_budget.map(|budget| Instant::now() + budget);
-        let mut replies = Vec::with_capacity(chunks.len());
+        let mut replies = Vec::with_capacity(chunks.len() * self.lanes.len());
         for (payload, items) in chunks {
-            let (reply, rx) = oneshot::channel();
-            let entry =
-                Entry { payload, items, deadline, partition: Arc::clone(&partition), reply, _hold: Arc::clone(&hold) };
-            self.tx.send(entry).await.map_err(|_| ExportError::ShuttingDown)?;
-            replies.push(rx);
+            let gone = Arc::new(AtomicBool::new(false));
+            for (i, lane) in self.lanes.iter().enumerate() {
+                let (reply, rx) = oneshot::channel();
+                let entry = Entry {
+                    payload: payload.clone(),
+                    items,
+                    deadline,
+                    partition: Arc::clone(&partition),
+                    reply,
+                    gone: Arc::clone(&gone),
+                    _hold: Arc::clone(&hold),
+                };
+                lane.send(entry).await.map_err(|_| ExportError::ShuttingDown)?;
+                replies.push((i == 0, rx));
+            }
         }
         drop(hold);
-        let mut outcomes = Vec::with_capacity(replies.len());
-        for rx in replies {
-            outcomes.push(rx.await.unwrap_or(Err(ExportError::ShuttingDown)));
+        // Per chunk, the outputs' answers overlap (each saw every item); the chunks' answers add up.
+        let mut outcomes = Vec::with_capacity(replies.len() / self.lanes.len().max(1));
+        let mut chunk = Vec::with_capacity(self.lanes.len());
+        for (first, rx) in replies {
+            if first && !chunk.is_empty() {
+                outcomes.push(combine(chunk.drain(..), Rejections::Overlap));
+            }
+            chunk.push(rx.await.unwrap_or(Err(ExportError::ShuttingDown)));
+        }
+        if !chunk.is_empty() {
+            outcomes.push(combine(chunk, Rejections::Overlap));
         }
         combine(outcomes, Rejections::Disjoint)
     }
 }
 
-/// Owns the batcher of one signal and sends its batches to `E`, at most `max_in_flight` at once.
-struct Worker<E> {
+/// One output's lane of a signal: takes entries from its channel and exports their batches to `E`.
+struct Lane<E> {
+    rx: mpsc::Receiver<Entry>,
+    /// Entries received while waiting, offered by the next [`Feed::take`].
+    arrived: Vec<Entry>,
+    receiving: bool,
     exporter: Arc<E>,
-    max_in_flight: usize,
     /// Partitions with an open batch at most (see [`MAX_PARTITIONS`](crate::config::MAX_PARTITIONS)).
     max_partitions: usize,
     metrics: Arc<BatchMetrics>,
+    /// What this lane last added to the signal's waiting-items gauge.
+    waiting: u64,
 }
 
-impl<E: Export> Worker<E> {
-    async fn run(self, mut rx: mpsc::Receiver<Entry>, mut batcher: Partitions<Entry>) {
-        let mut sealed: VecDeque<(PartitionKey, Batch<Entry>)> = VecDeque::new();
-        let mut in_flight: JoinSet<Duration> = JoinSet::new();
-        let mut receiving = true;
-        let mut latency = ExportLatency::default();
-        // What this worker last set the waiting-items gauge to.
-        let mut waiting = 0;
-        loop {
-            let now = Instant::now();
-            let linger = latency.linger();
-            while in_flight.len() < self.max_in_flight {
-                let batch = match sealed.pop_front() {
-                    Some(batch) => batch,
-                    None => match batcher.due(now, in_flight.len(), self.max_in_flight, linger) {
-                        Some(batch) => batch,
-                        None => break,
-                    },
-                };
-                in_flight.spawn(self.export(batch));
-            }
-            let queued = batcher.items() + sealed.iter().map(|(_, b)| b.items).sum::<u64>();
-            self.metrics.waiting(waiting, queued);
-            waiting = queued;
-            if !receiving && queued == 0 && in_flight.is_empty() {
-                return;
-            }
-            let deadline = batcher.deadline(linger).filter(|_| in_flight.len() < self.max_in_flight);
-            tokio::select! {
-                Some(done) = in_flight.join_next(), if !in_flight.is_empty() => {
-                    if let Ok(took) = done {
-                        latency.observe(took);
-                    }
-                }
-                received = rx.recv(), if receiving => match received {
-                    Some(entry) => {
-                        // Its arrival, not the loop's last wake-up (which may be long past while an export runs):
-                        // linger counts from here.
-                        let now = Instant::now();
-                        self.offer(&mut batcher, &mut sealed, entry, now);
-                        // Whatever else is already waiting joins the same batch before anything is sent.
-                        while let Ok(entry) = rx.try_recv() {
-                            self.offer(&mut batcher, &mut sealed, entry, now);
-                        }
-                    }
-                    None => {
-                        receiving = false;
-                        sealed.extend(batcher.take_all(FlushReason::Shutdown));
-                    }
-                },
-                () = sleep_until(deadline), if deadline.is_some() => {}
-            }
-        }
-    }
+type LaneState = Dispatch<PartitionKey, Entry, ()>;
 
+impl<E: Export> Lane<E> {
     /// Adds `entry` to its partition's batch; past `max_partitions`, tells its client to retry.
-    fn offer(
-        &self,
-        batcher: &mut Partitions<Entry>,
-        sealed: &mut VecDeque<(PartitionKey, Batch<Entry>)>,
-        entry: Entry,
-        now: Instant,
-    ) {
+    fn offer(&self, lanes: &mut LaneState, entry: Entry, now: Instant) {
         let key = Arc::clone(&entry.partition);
-        match batcher.offer(&key, entry, now) {
-            Ok(batches) => sealed.extend(batches),
-            Err(entry) => {
-                self.metrics.partition_refused();
-                let _ = entry.reply.send(Err(ExportError::TooManyPartitions { limit: self.max_partitions }));
-            }
+        if let Err(entry) = lanes.offer(&key, entry, now) {
+            self.metrics.partition_refused();
+            let _ = entry.reply.send(Err(ExportError::TooManyPartitions { limit: self.max_partitions }));
+        }
+    }
+}
+
+impl<E: Export> Feed for Lane<E> {
+    type Key = PartitionKey;
+    type Entry = Entry;
+    type Done = ();
+
+    async fn take(&mut self, lanes: &mut LaneState) {
+        // Their arrival, not the loop's last wake-up (which may be long past while an export runs): linger counts
+        // from here. Whatever else is already waiting joins the same batch before anything is sent.
+        let now = Instant::now();
+        for entry in std::mem::take(&mut self.arrived) {
+            self.offer(lanes, entry, now);
+        }
+        while let Ok(entry) = self.rx.try_recv() {
+            self.offer(lanes, entry, now);
+        }
+        if !self.receiving {
+            lanes.seal_all(FlushReason::Shutdown);
         }
     }
 
-    fn export(
-        &self,
-        (partition, batch): (PartitionKey, Batch<Entry>),
-    ) -> impl std::future::Future<Output = Duration> + Send + 'static {
+    fn export(&self, partition: PartitionKey, batch: Batch<Entry>) -> impl std::future::Future<Output = ()> + 'static {
         let exporter = Arc::clone(&self.exporter);
         let metrics = Arc::clone(&self.metrics);
         metrics.flushed(batch.reason.as_str(), batch.items, batch.bytes);
         async move {
-            let started = Instant::now();
             let parts = batch.entries.iter().map(|e| e.payload.clone()).collect();
             let payload = Payload { parts, metadata: partition, arrived_ms: None };
             // The batch's budget ends with its oldest request's.
             let deadline = batch.entries.iter().filter_map(|e| e.deadline).min();
             let result = exporter.export(payload, batch.items, deadline).await;
-            let took = started.elapsed();
             let single = batch.entries.len() == 1;
             for entry in batch.entries {
                 let answer = match &result {
@@ -209,49 +206,44 @@ impl<E: Export> Worker<E> {
                     other => other.clone(),
                 };
                 let failed = answer.is_err();
-                if entry.reply.send(answer).is_err() && failed {
+                if entry.reply.send(answer).is_err() && failed && !entry.gone.swap(true, Ordering::Relaxed) {
                     // The client went away before hearing of the failure: nobody else will know.
                     metrics.client_gone(entry.items);
                 }
             }
-            took
         }
     }
+
+    fn settle(&mut self, (): ()) {}
+
+    async fn after_launch(&mut self, lanes: &LaneState) {
+        let waiting = lanes.waiting_items();
+        self.metrics.waiting(self.waiting, waiting);
+        self.waiting = waiting;
+    }
+
+    fn done(&self, lanes: &LaneState) -> bool {
+        !self.receiving && self.arrived.is_empty() && lanes.is_empty()
+    }
+
+    async fn wait(&mut self) {
+        if !self.receiving {
+            return std::future::pending().await;
+        }
+        match self.rx.recv().await {
+            Some(entry) => self.arrived.push(entry),
+            None => self.receiving = false,
+        }
+    }
+
+    async fn finish(self, _lanes: LaneState) {
+        self.metrics.waiting(self.waiting, 0);
+    }
 }
 
-/// Entries a signal's worker may have waiting in its channel; a submit past this waits (holding the request's
-/// memory reservation), so the channel never holds data the memory limit does not count.
+/// Entries a lane may have waiting in its channel; a submit past this waits (holding the request's memory
+/// reservation), so the channel never holds data the memory limit does not count.
 const CHANNEL_CAPACITY: usize = 1024;
-/// Longest export time the latency average takes in: a failed export's retries say nothing about the next one's.
-const LATENCY_CAP: Duration = Duration::from_secs(1);
-/// Weights of the average so far and of the newest export: about the last five exports count.
-const LATENCY_KEEP: f64 = 0.8;
-const LATENCY_WEIGHT: f64 = 0.2;
-/// Shortest linger: data arriving together while an export is in flight still coalesces.
-const MIN_LINGER: Duration = Duration::from_millis(1);
-
-/// A moving average of how long exports take, which sets how long new data lingers for more while other exports
-/// are in flight: half of it. Requests then coalesce behind a fast backend, and a slow backend (the reason data
-/// queues at all) still gets concurrent exports, with no request waiting much longer than the backend itself makes
-/// it wait.
-#[derive(Debug, Default)]
-struct ExportLatency {
-    average: Option<Duration>,
-}
-
-impl ExportLatency {
-    fn observe(&mut self, took: Duration) {
-        let took = took.min(LATENCY_CAP);
-        self.average = Some(match self.average {
-            None => took,
-            Some(avg) => avg.mul_f64(LATENCY_KEEP) + took.mul_f64(LATENCY_WEIGHT),
-        });
-    }
-
-    fn linger(&self) -> Duration {
-        self.average.map_or(MIN_LINGER, |avg| (avg / 2).max(MIN_LINGER))
-    }
-}
 
 /// A batch's partial success, as seen by one request in it. The backend only says how many of the batch's items it
 /// rejected, not which: each request hears that figure (capped at its own items) with an explanation.
@@ -262,12 +254,5 @@ fn attribute(p: &PartialSuccess, entry_items: u64, batch_items: u64) -> PartialS
             "{} (the backend rejected {} of the {} items in the batch that carried this request)",
             p.message, p.rejected, batch_items
         ),
-    }
-}
-
-async fn sleep_until(deadline: Option<Instant>) {
-    match deadline {
-        Some(t) => tokio::time::sleep_until(t).await,
-        None => std::future::pending().await,
     }
 }

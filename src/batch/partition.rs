@@ -10,6 +10,7 @@
 //! retry gets in as soon as some partition's batch has gone out (which takes at most the batch timeout).
 
 use std::collections::HashMap;
+use std::hash::Hash;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,38 +21,36 @@ use super::batcher::{Batch, Batcher, FlushReason, Limits, Weighed};
 /// Forwarded header values: (lowercase name, value) in `--forward-header` order, absent headers left out.
 pub(crate) type PartitionKey = Arc<Vec<(String, String)>>;
 
-/// The open batches, by partition.
+/// The open batches, by partition (`K`: the forwarded headers, and in the queue's readers the signal too).
 #[derive(Debug)]
-pub(crate) struct Partitions<T> {
+pub(crate) struct Partitions<K, T> {
     limits: Limits,
-    open: HashMap<PartitionKey, Batcher<T>>,
+    /// The limits of one key's batches (a self-contained signal's entries each fill one).
+    limits_of: fn(&K, Limits) -> Limits,
+    open: HashMap<K, Batcher<T>>,
     max: usize,
 }
 
-impl<T: Weighed> Partitions<T> {
-    /// No open batch yet; at most `max` partitions at once.
-    pub(crate) fn new(limits: Limits, max: usize) -> Partitions<T> {
-        Partitions { limits, open: HashMap::new(), max }
+impl<K: Hash + Eq + Clone, T: Weighed> Partitions<K, T> {
+    /// No open batch yet; at most `max` partitions at once, each batching by `limits_of(key, limits)`.
+    pub(crate) fn new(limits: Limits, limits_of: fn(&K, Limits) -> Limits, max: usize) -> Partitions<K, T> {
+        Partitions { limits, limits_of, open: HashMap::new(), max }
     }
 
     /// Adds `entry` to its partition's batch and returns the batches this sealed, each with its key; gives the
     /// entry back if its partition is new and [`MAX_PARTITIONS`](crate::config::MAX_PARTITIONS) are already open.
-    pub(crate) fn offer(
-        &mut self,
-        key: &PartitionKey,
-        entry: T,
-        now: Instant,
-    ) -> Result<Vec<(PartitionKey, Batch<T>)>, T> {
+    pub(crate) fn offer(&mut self, key: &K, entry: T, now: Instant) -> Result<Vec<(K, Batch<T>)>, T> {
         if !self.open.contains_key(key) && self.open.len() >= self.max {
             return Err(entry);
         }
-        let batcher = self.open.entry(Arc::clone(key)).or_insert_with(|| Batcher::new(self.limits));
+        let limits = (self.limits_of)(key, self.limits);
+        let batcher = self.open.entry(key.clone()).or_insert_with(|| Batcher::new(limits));
         let sealed = batcher.offer(entry, now);
         if batcher.deadline(Duration::ZERO).is_none() {
             // The entry filled a batch on its own: nothing of this partition stays open.
             self.open.remove(key);
         }
-        Ok(sealed.into_iter().map(|b| (Arc::clone(key), b)).collect())
+        Ok(sealed.into_iter().map(|b| (key.clone(), b)).collect())
     }
 
     /// The batch that should go now, if any: of the due ones, the one opened first.
@@ -61,20 +60,38 @@ impl<T: Weighed> Partitions<T> {
         in_flight: usize,
         max_in_flight: usize,
         linger: Duration,
-    ) -> Option<(PartitionKey, Batch<T>)> {
+    ) -> Option<(K, Batch<T>)> {
         let (key, reason) = self
             .open
             .iter()
             .filter_map(|(key, b)| Some((key, b.due(now, in_flight, max_in_flight, linger)?, b.deadline(linger)?)))
             .min_by_key(|(_, _, at)| *at)
-            .map(|(key, reason, _)| (Arc::clone(key), reason))?;
+            .map(|(key, reason, _)| (key.clone(), reason))?;
         let batch = self.open.remove(&key)?.take(reason)?;
         Some((key, batch))
     }
 
     /// Takes every open batch (shutdown).
-    pub(crate) fn take_all(&mut self, reason: FlushReason) -> Vec<(PartitionKey, Batch<T>)> {
+    pub(crate) fn take_all(&mut self, reason: FlushReason) -> Vec<(K, Batch<T>)> {
         self.open.drain().filter_map(|(key, mut b)| Some((key, b.take(reason)?))).collect()
+    }
+
+    /// Takes the open batches that have waited `linger` by `now` (reason: timeout).
+    pub(crate) fn take_aged(&mut self, now: Instant, linger: Duration) -> Vec<(K, Batch<T>)> {
+        let mut aged = Vec::new();
+        self.open.retain(|key, batcher| match batcher.deadline(linger) {
+            Some(at) if at <= now => {
+                aged.extend(batcher.take(FlushReason::Timeout).map(|batch| (key.clone(), batch)));
+                false
+            }
+            _ => true,
+        });
+        aged
+    }
+
+    /// No partition open.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.open.is_empty()
     }
 
     /// When the earliest open batch may go out on a free slot.
@@ -108,6 +125,10 @@ mod tests {
         Arc::new(values.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect())
     }
 
+    fn same(_: &PartitionKey, limits: Limits) -> Limits {
+        limits
+    }
+
     fn limits() -> Limits {
         Limits { max_items: 10, max_bytes: 1000, timeout: Duration::from_millis(200) }
     }
@@ -115,7 +136,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn each_partition_batches_on_its_own_and_none_mixes() {
         let (a, b, none) = (key(&[("x-scope-orgid", "a")]), key(&[("x-scope-orgid", "b")]), key(&[]));
-        let mut p = Partitions::new(limits(), MAX_PARTITIONS);
+        let mut p = Partitions::new(limits(), same, MAX_PARTITIONS);
         let t0 = Instant::now();
         for (i, k) in [&a, &b, &none, &a, &b, &none].into_iter().enumerate() {
             assert!(p.offer(k, E(i as u64 + 1), t0).unwrap().is_empty());
@@ -133,7 +154,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_new_partition_past_the_bound_is_refused_not_merged() {
-        let mut p = Partitions::new(limits(), 2);
+        let mut p = Partitions::new(limits(), same, 2);
         let t0 = Instant::now();
         p.offer(&key(&[("t", "1")]), E(1), t0).unwrap();
         p.offer(&key(&[("t", "2")]), E(1), t0).unwrap();
@@ -146,7 +167,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_full_batch_seals_with_its_key_and_closes_the_partition() {
-        let mut p = Partitions::new(limits(), MAX_PARTITIONS);
+        let mut p = Partitions::new(limits(), same, MAX_PARTITIONS);
         let a = key(&[("t", "a")]);
         let sealed = p.offer(&a, E(10), Instant::now()).unwrap();
         assert_eq!(sealed.len(), 1);

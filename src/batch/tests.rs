@@ -23,9 +23,11 @@ struct Call {
     metadata: Vec<(String, String)>,
 }
 
-/// Records every call, takes [`EXPORT_TAKES`] to answer, and tracks how many calls overlap.
+/// Records every call, takes `takes` ([`EXPORT_TAKES`] unless a test says) to answer, and tracks how many calls
+/// overlap.
 struct Fake {
     start: Instant,
+    takes: Duration,
     calls: Mutex<Vec<Call>>,
     running: AtomicUsize,
     most_running: AtomicUsize,
@@ -33,8 +35,13 @@ struct Fake {
 
 impl Fake {
     fn new() -> Arc<Fake> {
+        Fake::taking(EXPORT_TAKES)
+    }
+
+    fn taking(takes: Duration) -> Arc<Fake> {
         Arc::new(Fake {
             start: Instant::now(),
+            takes,
             calls: Mutex::new(Vec::new()),
             running: AtomicUsize::new(0),
             most_running: AtomicUsize::new(0),
@@ -46,7 +53,7 @@ impl Fake {
     }
 }
 
-impl Export for Arc<Fake> {
+impl Export for Fake {
     fn export(&self, payload: Payload, items: u64, _deadline: Option<Instant>) -> ExportFuture<'_> {
         Box::pin(async move {
             let parts = payload.parts.iter().map(|p| String::from_utf8_lossy(p).into_owned()).collect();
@@ -54,7 +61,7 @@ impl Export for Arc<Fake> {
             self.calls.lock().unwrap().push(call);
             let now = self.running.fetch_add(1, Ordering::SeqCst) + 1;
             self.most_running.fetch_max(now, Ordering::SeqCst);
-            tokio::time::sleep(EXPORT_TAKES).await;
+            tokio::time::sleep(self.takes).await;
             self.running.fetch_sub(1, Ordering::SeqCst);
             Ok(PartialSuccess::default())
         })
@@ -67,7 +74,7 @@ fn limits(max_items: u64) -> Limits {
 
 struct Bed {
     pipeline: Pipeline,
-    worker: tokio::task::JoinHandle<()>,
+    worker: Vec<tokio::task::JoinHandle<()>>,
     fake: Arc<Fake>,
     budget: Arc<MemoryBudget>,
     telemetry: Arc<Telemetry>,
@@ -79,7 +86,7 @@ fn bed(limits: Limits, slots: usize) -> Bed {
     let budget = MemoryBudget::new(1 << 20);
     let (pipeline, worker) = Pipeline::start(
         SignalKind::Traces,
-        Arc::clone(&fake),
+        vec![Arc::clone(&fake)],
         limits,
         slots,
         MAX_PARTITIONS,
@@ -187,7 +194,9 @@ async fn at_shutdown_held_data_of_clients_gone_is_still_exported_and_its_memory_
     drop(pipeline);
     tokio::time::sleep(ms(120)).await;
     assert!(budget.held() > 0, "the memory of data being exported is held until its export ends");
-    worker.await.unwrap();
+    for lane in worker {
+        lane.await.unwrap();
+    }
     let calls: Vec<(Duration, Vec<String>)> = fake.calls().into_iter().map(|c| (c.at, c.parts)).collect();
     assert_eq!(calls, [(ms(0), vec!["a".to_string()]), (ms(100), vec!["b".to_string(), "c".to_string()])]);
     assert_eq!(fake.start.elapsed(), ms(200), "the worker ended as soon as its last export did");
@@ -202,4 +211,102 @@ async fn forwarded_header_values_become_the_exports_metadata() {
     let headers = vec![("x-scope-orgid".to_string(), "tenant-a".to_string())];
     bed.pipeline.submit(vec![(Bytes::from_static(b"t"), 1)], headers.clone(), reservation).await.unwrap();
     assert_eq!(bed.fake.calls()[0].metadata, headers);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_slow_output_holds_the_answers_but_not_the_batches_of_a_fast_one() {
+    // One item per batch, one slot per output: the fast output (100 ms) sends each request as its slot frees, the
+    // slow one (1 s) at its own pace; each client is answered once both have acknowledged its data.
+    let (fast, slow) = (Fake::new(), Fake::taking(ms(1000)));
+    let telemetry = Telemetry::new();
+    let budget = MemoryBudget::new(1 << 20);
+    let (pipeline, lanes) = Pipeline::start(
+        SignalKind::Traces,
+        vec![Arc::clone(&fast), Arc::clone(&slow)],
+        limits(1),
+        1,
+        MAX_PARTITIONS,
+        None,
+        Arc::clone(&telemetry),
+    );
+    let answers: Vec<_> = ["a", "b", "c"]
+        .into_iter()
+        .map(|name| {
+            let pipeline = pipeline.clone();
+            let reservation = budget.reserve(1).unwrap();
+            tokio::spawn(async move {
+                let chunks = vec![(Bytes::from_static(name.as_bytes()), 1)];
+                pipeline.submit(chunks, Vec::new(), reservation).await.map(|_| Instant::now())
+            })
+        })
+        .collect();
+    let start = fast.start;
+    let mut answered = Vec::new();
+    for answer in answers {
+        answered.push(answer.await.unwrap().unwrap() - start);
+    }
+    let starts = |fake: &Fake| fake.calls().iter().map(|c| c.at).collect::<Vec<_>>();
+    assert_eq!(starts(&fast), [ms(0), ms(100), ms(200)], "the fast output never waits for the slow one");
+    assert_eq!(starts(&slow), [ms(0), ms(1000), ms(2000)]);
+    assert_eq!(answered, [ms(1000), ms(2000), ms(3000)], "a client hears only once every output acknowledged");
+    assert_eq!(budget.held(), 0, "the memory is released once the last output is done");
+    drop(pipeline);
+    for lane in lanes {
+        lane.await.unwrap();
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failure_of_one_output_fails_the_request_even_when_the_other_delivered() {
+    struct Refusing;
+    impl Export for Refusing {
+        fn export(&self, _: Payload, _: u64, _: Option<Instant>) -> ExportFuture<'_> {
+            Box::pin(async { Err(ExportError::ShuttingDown) })
+        }
+    }
+    let fake = Fake::new();
+    let (pipeline, _lanes) = Pipeline::start(
+        SignalKind::Traces,
+        vec![Arc::clone(&fake) as Arc<dyn Export>, Arc::new(Refusing)],
+        limits(100),
+        4,
+        MAX_PARTITIONS,
+        None,
+        Telemetry::new(),
+    );
+    let budget = MemoryBudget::new(1 << 20);
+    let answer = pipeline.submit(vec![(Bytes::from_static(b"x"), 1)], Vec::new(), budget.reserve(1).unwrap()).await;
+    assert!(matches!(answer, Err(ExportError::ShuttingDown)), "{answer:?}");
+    assert_eq!(fake.calls().len(), 1, "the other output still got the data");
+}
+
+#[tokio::test(start_paused = true)]
+async fn requests_of_two_tenants_arriving_together_leave_in_separate_exports_with_their_own_headers() {
+    let bed = bed(limits(100), 4);
+    // An export in flight makes the next requests linger together.
+    let first = bed.submit("first", Duration::ZERO);
+    tokio::time::sleep(ms(1)).await;
+    let tenant = |t: &str| vec![("x-scope-orgid".to_string(), t.to_string())];
+    let send = |name: &'static str, t: &str| {
+        let pipeline = bed.pipeline.clone();
+        let reservation = bed.budget.reserve(1).unwrap();
+        let headers = tenant(t);
+        tokio::spawn(async move {
+            pipeline.submit(vec![(Bytes::from_static(name.as_bytes()), 1)], headers, reservation).await
+        })
+    };
+    let answers = [send("a1", "a"), send("b1", "b"), send("a2", "a"), send("b2", "b")];
+    first.await.unwrap().unwrap();
+    for answer in answers {
+        answer.await.unwrap().unwrap();
+    }
+    let mut later: Vec<_> = bed.fake.calls()[1..].iter().map(|c| (c.metadata.clone(), c.parts.clone())).collect();
+    later.sort();
+    assert_eq!(
+        later,
+        [
+            (tenant("a"), vec!["a1".to_string(), "a2".to_string()]),
+            (tenant("b"), vec!["b1".to_string(), "b2".to_string()])
+        ]
+    );
 }

@@ -44,6 +44,12 @@ pub(crate) trait Export: Send + Sync + 'static {
     fn export(&self, payload: Payload, items: u64, deadline: Option<Instant>) -> ExportFuture<'_>;
 }
 
+impl<E: Export + ?Sized> Export for Arc<E> {
+    fn export(&self, payload: Payload, items: u64, deadline: Option<Instant>) -> ExportFuture<'_> {
+        E::export(self, payload, items, deadline)
+    }
+}
+
 impl Export for Exporter {
     fn export(&self, payload: Payload, items: u64, deadline: Option<Instant>) -> ExportFuture<'_> {
         Box::pin(Exporter::export(self, payload, items, deadline))

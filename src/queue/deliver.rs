@@ -1,5 +1,7 @@
-//! Delivery: one reader task per backend streams records from the log, batches them with the [`Batcher`] and
-//! exports them with retry until `--queue-max-age`, then moves its cursor.
+//! Delivery: one reader task per backend streams records from the log and exports them with retry until
+//! `--queue-max-age`, then moves its cursor. The reader is a [`Feed`] of the dispatch loop that direct mode runs
+//! too ([`dispatch::run`]): partitions, batches, export slots and flush times are that loop's; reading, memory,
+//! the cursor and what a finished export settles are the reader's.
 //!
 //! Batches are partitioned by signal and by the record's forwarded headers, and each export carries its
 //! partition's headers as gRPC metadata: one export never mixes two tenants, in this mode as in direct mode.
@@ -8,19 +10,20 @@
 //! segments on disk (up to `--queue-max-bytes`). Memory: a reader holds at most its share of the memory limit
 //! in records read but not delivered (plus one record), reserved from the same budget as requests.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::BTreeMap;
+use std::future::Future;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::watch;
-use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use super::read::read_chunk;
 use super::segment::{Pos, SegmentReader};
 use super::{cursor, lock, Queue, Record, Shared};
-use crate::batch::{Batch, Batcher, FlushReason, Limits, PartitionKey, Weighed};
+use crate::batch::dispatch::{self, Dispatch, Feed, Flush};
+use crate::batch::{Batch, FlushReason, Limits, PartitionKey, Weighed};
 use crate::export::{BatchLimits, Export, ExportError, Payload};
 use crate::limit::{MemoryBudget, Reservation};
 use crate::signal::{PartialSuccess, SignalKind};
@@ -97,17 +100,41 @@ impl Queue {
                 });
                 let telemetry = &self.shared.telemetry;
                 let reasons = FlushReason::ALL.map(FlushReason::as_str);
+                let state = &self.shared.readers[index];
+                let read = *lock(&state.durable);
                 let reader = Reader {
                     batch_metrics: SignalKind::ALL.map(|kind| BatchMetrics::new(telemetry, kind, &reasons)),
-                    drops: QueueDrops::new(telemetry, &self.shared.readers[index].label),
+                    drops: QueueDrops::new(telemetry, &state.label),
+                    label: state.label.clone(),
                     shared: Arc::clone(&self.shared),
                     index,
                     exporters,
                     config,
                     linger,
                     budget: Arc::clone(&budget),
+                    stop: stop.clone(),
+                    committed: self.shared.committed.subscribe(),
+                    read,
+                    segment: None,
+                    pending: BTreeMap::new(),
+                    held: 0,
+                    caught_up: false,
+                    stored: read,
+                    stored_at: Instant::now(),
+                    cursor: read,
+                    memory_wait: false,
+                    can_read: false,
+                    broken: false,
                 };
-                tokio::spawn(reader.run(stop.clone()))
+                let flush = linger.map_or(Flush::ByFeed, Flush::Fixed);
+                let lanes = Dispatch::new(
+                    config.limits,
+                    |(kind, _), limits| limits.for_signal(*kind),
+                    usize::MAX,
+                    config.concurrency,
+                    flush,
+                );
+                tokio::spawn(dispatch::run(reader, lanes))
             })
             .collect()
     }
@@ -124,173 +151,110 @@ struct Reader {
     budget: Arc<MemoryBudget>,
     batch_metrics: [BatchMetrics; SignalKind::COUNT],
     drops: QueueDrops,
+    label: String,
+    stop: watch::Receiver<bool>,
+    committed: watch::Receiver<Pos>,
+    /// Where reading has got to.
+    read: Pos,
+    segment: Option<SegmentReader>,
+    /// Records read and not yet settled, with their enqueue time: the first one is where the cursor stays.
+    pending: BTreeMap<Pos, u64>,
+    /// Payload bytes of the pending records.
+    held: usize,
+    caught_up: bool,
+    /// The cursor as last stored, and when.
+    stored: Pos,
+    stored_at: Instant,
+    /// The cursor as of the last [`Feed::after_launch`].
+    cursor: Pos,
+    /// The memory budget refused the last read.
+    memory_wait: bool,
+    /// Reading may go on at once.
+    can_read: bool,
+    /// A read task died: the reader stops (its cursor stays where it was).
+    broken: bool,
 }
+
+type Lanes = Dispatch<Partition, Entry, Outcome>;
 
 impl Reader {
     fn state(&self) -> &super::ReaderState {
         &self.shared.readers[self.index]
     }
 
-    async fn run(self, mut stop: watch::Receiver<bool>) {
-        let label = self.state().label.clone();
-        let mut committed_rx = self.shared.committed.subscribe();
-        let mut read = *lock(&self.state().durable);
-        let mut segment: Option<SegmentReader> = None;
-        let mut pending: BTreeMap<Pos, u64> = BTreeMap::new();
-        let mut batchers: HashMap<Partition, Batcher<Entry>> = HashMap::new();
-        let mut sealed: VecDeque<(Partition, Batch<Entry>)> = VecDeque::new();
-        let mut in_flight: JoinSet<Outcome> = JoinSet::new();
-        let mut held = 0usize;
-        let mut caught_up = false;
-        let mut stored = read;
-        let mut stored_at = Instant::now();
-        let mut memory_wait = false;
-        loop {
-            if *stop.borrow() {
-                break;
+    /// Reads one chunk of records (up to its share of memory) and offers them to their partitions' batches.
+    async fn read_more(&mut self, lanes: &mut Lanes) {
+        let committed = *self.committed.borrow_and_update();
+        let want = self.config.hold_bytes.saturating_sub(self.held).min(1 << 20);
+        let mut reservation = match self.budget.reserve(want) {
+            Err(_) => {
+                self.memory_wait = true;
+                // Nothing more can be read for now: what is open goes, and its memory with it.
+                lanes.seal_all(FlushReason::Size);
+                return;
             }
-            // Read while there is room for more.
-            let room = self.config.hold_bytes.saturating_sub(held);
-            if !caught_up && room > 0 && sealed.len() < self.config.concurrency {
-                let committed = *committed_rx.borrow_and_update();
-                let want = room.min(1 << 20);
-                match self.budget.reserve(want) {
-                    Err(_) => {
-                        memory_wait = true;
-                        // Nothing more can be read for now: what is open goes, and its memory with it.
-                        seal_open(&mut batchers, &mut sealed, FlushReason::Size);
-                    }
-                    Ok(mut reservation) => {
-                        memory_wait = false;
-                        let shared = Arc::clone(&self.shared);
-                        let mut r = segment.take();
-                        let mut at = read;
-                        let job = tokio::task::spawn_blocking(move || {
-                            let chunk = read_chunk(&shared, &mut r, &mut at, committed, want);
-                            (r, at, chunk)
-                        });
-                        let Ok((r, at, chunk)) = job.await else { break };
-                        segment = r;
-                        read = at;
-                        let chunk = match chunk {
-                            Ok(chunk) => chunk,
-                            Err(e) => {
-                                tracing::warn!(backend = %label, "queue: reading failed, retrying: {e}");
-                                segment = None;
-                                tokio::time::sleep(READ_RETRY_DELAY).await;
-                                continue;
-                            }
-                        };
-                        let bytes: usize = chunk.iter().map(|(_, r)| r.payload.len()).sum();
-                        // A record larger than the share is read anyway (once), so delivery never stalls on it.
-                        let _ = reservation.resize(bytes);
-                        caught_up = chunk.is_empty();
-                        let hold = Arc::new(Some(reservation));
-                        let now = Instant::now();
-                        let mut too_old = [0u64; SignalKind::COUNT];
-                        for (pos, record) in chunk {
-                            let kind = record.kind;
-                            if self.exporters[kind.index()].is_none() {
-                                continue;
-                            }
-                            let age = self.shared.clock.now_ms().saturating_sub(record.enqueued_ms);
-                            if age > self.config.max_age.as_millis() as u64 {
-                                too_old[kind.index()] += record.items;
-                                self.state().backlog_items.fetch_sub(record.items as i64, Ordering::Relaxed);
-                                continue;
-                            }
-                            held += record.payload.len();
-                            pending.insert(pos, record.enqueued_ms);
-                            let key: Partition = (kind, Arc::new(record.headers.clone()));
-                            let batcher = batchers
-                                .entry(key.clone())
-                                .or_insert_with(|| Batcher::new(self.config.limits.for_signal(kind)));
-                            let entry = Entry { pos, record, _hold: Arc::clone(&hold) };
-                            sealed.extend(batcher.offer(entry, now).into_iter().map(|b| (key.clone(), b)));
-                        }
-                        for kind in SignalKind::ALL {
-                            self.drop_counted(
-                                kind,
-                                "queue_max_age",
-                                too_old[kind.index()],
-                                "older than --queue-max-age",
-                            );
-                        }
-                        // Caught up, or holding its whole share: what is open goes now. Otherwise, with many
-                        // tenants (none of whose batches fills), the reader would wait on itself for ever.
-                        if held >= self.config.hold_bytes {
-                            seal_open(&mut batchers, &mut sealed, FlushReason::Size);
-                        } else if caught_up && self.linger.is_none() {
-                            seal_open(&mut batchers, &mut sealed, FlushReason::Idle);
-                        }
-                    }
-                }
+            Ok(reservation) => reservation,
+        };
+        self.memory_wait = false;
+        let shared = Arc::clone(&self.shared);
+        let mut r = self.segment.take();
+        let mut at = self.read;
+        let job = tokio::task::spawn_blocking(move || {
+            let chunk = read_chunk(&shared, &mut r, &mut at, committed, want);
+            (r, at, chunk)
+        });
+        let Ok((r, at, chunk)) = job.await else {
+            self.broken = true;
+            return;
+        };
+        self.segment = r;
+        self.read = at;
+        let chunk = match chunk {
+            Ok(chunk) => chunk,
+            Err(e) => {
+                tracing::warn!(backend = %self.label, "queue: reading failed, retrying: {e}");
+                self.segment = None;
+                tokio::time::sleep(READ_RETRY_DELAY).await;
+                return;
             }
-            if let Some(linger) = self.linger {
-                seal_aged(&mut batchers, &mut sealed, linger, Instant::now());
-            }
-            while in_flight.len() < self.config.concurrency {
-                let Some((partition, batch)) = sealed.pop_front() else { break };
-                in_flight.spawn(self.export(partition, batch));
-            }
-            let oldest = pending.first_key_value().map_or(0, |(_, ms)| *ms);
-            self.state().oldest_ms.store(oldest, Ordering::Relaxed);
-
-            // The cursor: the first record not yet delivered, or where reading has got to.
-            let cursor = pending.first_key_value().map_or(read, |(pos, _)| *pos);
-            let store_due = cursor != stored && stored_at.elapsed() >= STORE_INTERVAL;
-            if store_due {
-                if self.store(cursor).await {
-                    stored = cursor;
-                }
-                stored_at = Instant::now();
-            }
-            let can_read = !caught_up && held < self.config.hold_bytes && sealed.len() < self.config.concurrency;
-            if can_read && !memory_wait {
+        };
+        let bytes: usize = chunk.iter().map(|(_, r)| r.payload.len()).sum();
+        // A record larger than the share is read anyway (once), so delivery never stalls on it.
+        let _ = reservation.resize(bytes);
+        self.caught_up = chunk.is_empty();
+        let hold = Arc::new(Some(reservation));
+        let now = Instant::now();
+        let mut too_old = [0u64; SignalKind::COUNT];
+        for (pos, record) in chunk {
+            let kind = record.kind;
+            if self.exporters[kind.index()].is_none() {
                 continue;
             }
-            let wake = if memory_wait {
-                Some(MEMORY_WAIT_POLL)
-            } else if cursor != stored {
-                Some(STORE_INTERVAL.saturating_sub(stored_at.elapsed()))
-            } else {
-                None
-            };
-            // A lingering batch wakes the reader when its time is up.
-            let aged = self.linger.and_then(|linger| batchers.values().filter_map(|b| b.deadline(linger)).min());
-            let wake = match (wake, aged) {
-                (w, None) => w,
-                (w, Some(at)) => {
-                    let due = at.saturating_duration_since(Instant::now());
-                    Some(w.map_or(due, |w| w.min(due)))
-                }
-            };
-            tokio::select! {
-                Some(done) = in_flight.join_next(), if !in_flight.is_empty() => {
-                    let Ok((kind, positions, items, bytes, result)) = done else { continue };
-                    for pos in &positions {
-                        pending.remove(pos);
-                    }
-                    held = held.saturating_sub(bytes);
-                    self.settle(kind, items, result);
-                }
-                changed = committed_rx.changed(), if caught_up => {
-                    caught_up = false;
-                    if changed.is_err() {
-                        caught_up = true;
-                    }
-                }
-                _ = stop.changed() => {}
-                () = sleep(wake), if wake.is_some() => {}
+            let age = self.shared.clock.now_ms().saturating_sub(record.enqueued_ms);
+            if age > self.config.max_age.as_millis() as u64 {
+                too_old[kind.index()] += record.items;
+                self.state().backlog_items.fetch_sub(record.items as i64, Ordering::Relaxed);
+                continue;
+            }
+            let key: Partition = (kind, Arc::new(record.headers.clone()));
+            let (bytes, enqueued_ms) = (record.payload.len(), record.enqueued_ms);
+            // The readers' partitions are unbounded (the map is emptied whenever the reader catches up), so the
+            // entry is always taken.
+            if lanes.offer(&key, Entry { pos, record, _hold: Arc::clone(&hold) }, now).is_ok() {
+                self.held += bytes;
+                self.pending.insert(pos, enqueued_ms);
             }
         }
-        in_flight.abort_all();
-        while in_flight.join_next().await.is_some() {}
-        let cursor = pending.first_key_value().map_or(read, |(pos, _)| *pos);
-        if cursor != stored {
-            self.store(cursor).await;
+        for kind in SignalKind::ALL {
+            self.drop_counted(kind, "queue_max_age", too_old[kind.index()], "older than --queue-max-age");
         }
-        tracing::debug!(backend = %label, "queue reader stopped");
+        // Caught up, or holding its whole share: what is open goes now. Otherwise, with many tenants (none of whose
+        // batches fills), the reader would wait on itself for ever. An output with its own batching lingers.
+        if self.held >= self.config.hold_bytes {
+            lanes.seal_all(FlushReason::Size);
+        } else if self.caught_up && self.linger.is_none() {
+            lanes.seal_all(FlushReason::Idle);
+        }
     }
 
     /// Stores `cursor` durably, then frees what every backend has passed. False if it could not be stored.
@@ -314,33 +278,7 @@ impl Reader {
         done.await.unwrap_or(false)
     }
 
-    fn export(
-        &self,
-        (kind, metadata): Partition,
-        batch: Batch<Entry>,
-    ) -> impl std::future::Future<Output = Outcome> + 'static {
-        let exporter = self.exporters[kind.index()].clone();
-        let max_age = self.config.max_age;
-        let clock = self.shared.clock.clone();
-        // The same batch metrics as direct mode: a dashboard reads one family whichever mode runs.
-        self.batch_metrics[kind.index()].flushed(batch.reason.as_str(), batch.items, batch.bytes);
-        async move {
-            let positions: Vec<Pos> = batch.entries.iter().map(|e| e.pos).collect();
-            let now = clock.now_ms();
-            let oldest = batch.entries.iter().map(|e| e.record.enqueued_ms).min().unwrap_or(now);
-            let left = (oldest + max_age.as_millis() as u64).saturating_sub(now);
-            let deadline = Instant::now() + Duration::from_millis(left);
-            let parts = batch.entries.iter().map(|e| e.record.payload.clone()).collect();
-            let payload = Payload { parts, metadata, arrived_ms: Some(oldest) };
-            let result = match exporter {
-                Some(exporter) => exporter.export(payload, batch.items, Some(deadline)).await,
-                None => Ok(PartialSuccess::default()),
-            };
-            (kind, positions, batch.items, batch.bytes, result)
-        }
-    }
-
-    fn settle(&self, kind: SignalKind, items: u64, result: Result<PartialSuccess, ExportError>) {
+    fn settle_outcome(&self, kind: SignalKind, items: u64, result: Result<PartialSuccess, ExportError>) {
         self.state().backlog_items.fetch_sub(items as i64, Ordering::Relaxed);
         match result {
             Ok(partial) if partial.rejected > 0 => {
@@ -370,32 +308,97 @@ impl Reader {
     }
 }
 
-/// Seals every open batch, each with its partition. The map is emptied, so partitions of tenants gone quiet do
-/// not accumulate: it holds at most one partition per record being read.
-fn seal_open(
-    batchers: &mut HashMap<Partition, Batcher<Entry>>,
-    sealed: &mut VecDeque<(Partition, Batch<Entry>)>,
-    reason: FlushReason,
-) {
-    for (key, mut batcher) in batchers.drain() {
-        sealed.extend(batcher.take(reason).map(|batch| (key, batch)));
-    }
-}
+impl Feed for Reader {
+    type Key = Partition;
+    type Entry = Entry;
+    type Done = Outcome;
 
-/// Seals the open batches that have waited `linger`.
-fn seal_aged(
-    batchers: &mut HashMap<Partition, Batcher<Entry>>,
-    sealed: &mut VecDeque<(Partition, Batch<Entry>)>,
-    linger: Duration,
-    now: Instant,
-) {
-    batchers.retain(|key, batcher| match batcher.deadline(linger) {
-        Some(at) if at <= now => {
-            sealed.extend(batcher.take(FlushReason::Timeout).map(|batch| (key.clone(), batch)));
-            false
+    async fn take(&mut self, lanes: &mut Lanes) {
+        // Read while there is room for more.
+        let room = self.config.hold_bytes.saturating_sub(self.held);
+        if !self.caught_up && room > 0 && lanes.sealed_len() < self.config.concurrency {
+            self.read_more(lanes).await;
         }
-        _ => true,
-    });
+    }
+
+    fn export(&self, (kind, metadata): Partition, batch: Batch<Entry>) -> impl Future<Output = Outcome> + 'static {
+        let exporter = self.exporters[kind.index()].clone();
+        let max_age = self.config.max_age;
+        let clock = self.shared.clock.clone();
+        // The same batch metrics as direct mode: a dashboard reads one family whichever mode runs.
+        self.batch_metrics[kind.index()].flushed(batch.reason.as_str(), batch.items, batch.bytes);
+        async move {
+            let positions: Vec<Pos> = batch.entries.iter().map(|e| e.pos).collect();
+            let now = clock.now_ms();
+            let oldest = batch.entries.iter().map(|e| e.record.enqueued_ms).min().unwrap_or(now);
+            let left = (oldest + max_age.as_millis() as u64).saturating_sub(now);
+            let deadline = Instant::now() + Duration::from_millis(left);
+            let parts = batch.entries.iter().map(|e| e.record.payload.clone()).collect();
+            let payload = Payload { parts, metadata, arrived_ms: Some(oldest) };
+            let result = match exporter {
+                Some(exporter) => exporter.export(payload, batch.items, Some(deadline)).await,
+                None => Ok(PartialSuccess::default()),
+            };
+            (kind, positions, batch.items, batch.bytes, result)
+        }
+    }
+
+    fn settle(&mut self, (kind, positions, items, bytes, result): Outcome) {
+        for pos in &positions {
+            self.pending.remove(pos);
+        }
+        self.held = self.held.saturating_sub(bytes);
+        self.settle_outcome(kind, items, result);
+    }
+
+    async fn after_launch(&mut self, lanes: &Lanes) {
+        let oldest = self.pending.first_key_value().map_or(0, |(_, ms)| *ms);
+        self.state().oldest_ms.store(oldest, Ordering::Relaxed);
+        // The cursor: the first record not yet delivered, or where reading has got to.
+        self.cursor = self.pending.first_key_value().map_or(self.read, |(pos, _)| *pos);
+        if self.cursor != self.stored && self.stored_at.elapsed() >= STORE_INTERVAL {
+            if self.store(self.cursor).await {
+                self.stored = self.cursor;
+            }
+            self.stored_at = Instant::now();
+        }
+        self.can_read =
+            !self.caught_up && self.held < self.config.hold_bytes && lanes.sealed_len() < self.config.concurrency;
+    }
+
+    fn done(&self, _lanes: &Lanes) -> bool {
+        self.broken || *self.stop.borrow()
+    }
+
+    async fn wait(&mut self) {
+        if self.can_read && !self.memory_wait {
+            return;
+        }
+        let wake = if self.memory_wait {
+            Some(MEMORY_WAIT_POLL)
+        } else if self.cursor != self.stored {
+            Some(STORE_INTERVAL.saturating_sub(self.stored_at.elapsed()))
+        } else {
+            None
+        };
+        tokio::select! {
+            changed = self.committed.changed(), if self.caught_up => {
+                // The writer gone: nothing new will come.
+                self.caught_up = changed.is_err();
+            }
+            _ = self.stop.changed() => {}
+            () = sleep(wake), if wake.is_some() => {}
+        }
+    }
+
+    async fn finish(self, mut lanes: Lanes) {
+        lanes.abort().await;
+        let cursor = self.pending.first_key_value().map_or(self.read, |(pos, _)| *pos);
+        if cursor != self.stored {
+            self.store(cursor).await;
+        }
+        tracing::debug!(backend = %self.label, "queue reader stopped");
+    }
 }
 
 async fn sleep(wake: Option<Duration>) {

@@ -280,3 +280,122 @@ async fn an_output_with_its_own_batching_waits_its_linger_even_when_the_reader_h
         reader.await.unwrap();
     }
 }
+
+/// One export's metadata, items and time left until its deadline.
+type SeenCall = (Vec<(String, String)>, u64, Option<Duration>);
+
+/// Records each export's metadata, items, and the time left until the deadline it was given; answers with
+/// `answer`.
+struct Seen {
+    calls: std::sync::Mutex<Vec<SeenCall>>,
+    answer: fn() -> Result<crate::signal::PartialSuccess, crate::export::ExportError>,
+}
+
+impl Seen {
+    fn new(answer: fn() -> Result<crate::signal::PartialSuccess, crate::export::ExportError>) -> Arc<Seen> {
+        Arc::new(Seen { calls: std::sync::Mutex::new(Vec::new()), answer })
+    }
+
+    fn calls(&self) -> Vec<SeenCall> {
+        let mut calls = self.calls.lock().unwrap().clone();
+        calls.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
+        calls
+    }
+}
+
+impl crate::export::Export for Seen {
+    fn export(
+        &self,
+        payload: crate::export::Payload,
+        items: u64,
+        deadline: Option<tokio::time::Instant>,
+    ) -> crate::export::ExportFuture<'_> {
+        let left = deadline.map(|d| d.saturating_duration_since(tokio::time::Instant::now()));
+        self.calls.lock().unwrap().push((payload.metadata.to_vec(), items, left));
+        Box::pin(std::future::ready((self.answer)()))
+    }
+}
+
+fn delivery(max_age: Duration) -> DeliveryConfig {
+    DeliveryConfig {
+        limits: crate::batch::Limits { max_items: 100, max_bytes: 1 << 20, timeout: Duration::from_millis(200) },
+        concurrency: 4,
+        max_age,
+        hold_bytes: 1 << 20,
+    }
+}
+
+fn tenant(t: &str) -> Vec<(String, String)> {
+    vec![("x-scope-orgid".to_string(), t.to_string())]
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_reader_never_mixes_signals_or_forwarded_headers_in_one_export() {
+    let dir = tempfile::tempdir().unwrap();
+    let (queue, appender) = Queue::open(&config(dir.path()), &backends(1), Telemetry::new()).unwrap();
+    let one = |n: u8| vec![(Bytes::from(vec![n; 32]), 1)];
+    appender.append(SignalKind::Traces, one(1), &tenant("a")).await.unwrap();
+    appender.append(SignalKind::Traces, one(2), &tenant("b")).await.unwrap();
+    appender.append(SignalKind::Traces, one(3), &tenant("a")).await.unwrap();
+    appender.append(SignalKind::Logs, one(4), &[]).await.unwrap();
+    let (traces, logs) = (Seen::new(|| Ok(Default::default())), Seen::new(|| Ok(Default::default())));
+    let export = |s: &Arc<Seen>| -> Option<Arc<dyn crate::export::Export>> { Some(s.clone()) };
+    let exporters: ReaderExport = [export(&traces), None, export(&logs), None];
+    let (stop, stopped) = watch::channel(false);
+    let budget = crate::limit::MemoryBudget::new(64 << 20);
+    let readers = queue.start_readers(vec![(exporters, None)], delivery(Duration::from_secs(60)), budget, stopped);
+    while traces.calls().len() + logs.calls().len() < 3 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let items = |s: &Seen| s.calls().into_iter().map(|(m, i, _)| (m, i)).collect::<Vec<_>>();
+    assert_eq!(items(&traces), [(tenant("a"), 2), (tenant("b"), 1)], "one export per tenant, both of a's together");
+    assert_eq!(items(&logs), [(vec![], 1)], "logs never share an export with traces");
+    let _ = stop.send(true);
+    for reader in readers {
+        reader.await.unwrap();
+    }
+}
+
+/// The retry budget of a queued batch ends when its oldest record reaches `--queue-max-age` by the queue's wall
+/// clock (injected here): the export is told so, and what still fails then is dropped and counted.
+#[tokio::test(start_paused = true)]
+async fn a_batch_still_failing_when_its_oldest_record_reaches_max_age_is_dropped_and_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(dir.path());
+    let now = Arc::new(AtomicU64::new(1_700_000_000_000));
+    let clock = {
+        let now = Arc::clone(&now);
+        WallClock::from_fn(move || now.load(Ordering::Relaxed))
+    };
+    let telemetry = Telemetry::new();
+    let (queue, appender) = Queue::open_with_clock(&config, &backends(1), Arc::clone(&telemetry), clock).unwrap();
+    append_n(&appender, 2).await;
+    // The reader starts when the data has 250 ms of its age left.
+    now.fetch_add(config.max_age.as_millis() as u64 - 250, Ordering::Relaxed);
+    let failing = Seen::new(|| Err(crate::export::ExportError::ShuttingDown));
+    let export: Arc<dyn crate::export::Export> = failing.clone();
+    let (stop, stopped) = watch::channel(false);
+    let budget = crate::limit::MemoryBudget::new(64 << 20);
+    let readers = queue.start_readers(
+        vec![(SignalKind::ALL.map(|_| Some(Arc::clone(&export))), None)],
+        delivery(config.max_age),
+        budget,
+        stopped,
+    );
+    let dropped = || {
+        let text = telemetry.render();
+        text.lines()
+            .filter(|l| l.starts_with("otlp_bridge_queue_dropped_items_total{"))
+            .filter(|l| l.contains(r#"reason="queue_max_age""#) && l.contains(r#"signal="traces""#))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum::<f64>()
+    };
+    while dropped() < 2.0 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(failing.calls(), [(vec![], 2, Some(Duration::from_millis(250)))], "one batch, told its budget");
+    let _ = stop.send(true);
+    for reader in readers {
+        reader.await.unwrap();
+    }
+}
