@@ -283,6 +283,7 @@ pub async fn run(config: Config, listeners: Listeners, shutdown: impl Future<Out
         body_idle_timeout: config.read_timeout.min(BODY_IDLE_TIMEOUT),
         forward_headers: config.forward_headers.clone(),
         grpc_warned: std::sync::atomic::AtomicBool::new(false),
+        grpc_listen: listeners.grpc.as_ref().and_then(|l| l.local_addr().ok()),
     });
     let grpc_input = listeners.grpc.as_ref().map(|_| {
         Arc::new(GrpcInput {

@@ -5,6 +5,7 @@
 //! binary bodies), assumed only when the bytes say nothing clearer.
 
 use std::fmt;
+use std::net::SocketAddr;
 
 use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
 
@@ -167,11 +168,29 @@ pub(crate) fn wrong_headers(format: Format, encoding: ContentEncoding, first: &[
     })
 }
 
-/// The body of an `application/grpc` request on the OTLP/HTTP port: a gRPC exporter pointed at the wrong port.
-pub(crate) const GRPC_ON_HTTP_PORT: &str =
-    "this port speaks OTLP/HTTP (POST /v1/traces, /v1/metrics, /v1/logs, /v1development/profiles), not OTLP/gRPC: \
-     point a gRPC exporter at the bridge's --grpc-listen port (off by default; start the bridge with e.g. \
-     --grpc-listen 0.0.0.0:4317), or switch the exporter to OTLP/HTTP (OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf)";
+/// The answer to an `application/grpc` request on the OTLP/HTTP port (a gRPC exporter pointed at the wrong port):
+/// where gRPC goes on this bridge. `grpc_listen` is the address the gRPC input is bound to, when it is on: the
+/// exporter is told that port (the address itself when it is a specific one; an unspecified address such as
+/// 0.0.0.0 is no address a client can dial); when it is off, how to turn it on.
+pub(crate) fn grpc_on_http_port(grpc_listen: Option<SocketAddr>) -> String {
+    const HTTP: &str = "this port speaks OTLP/HTTP (POST /v1/traces, /v1/metrics, /v1/logs, /v1development/profiles), \
+                        not OTLP/gRPC";
+    const OR_HTTP: &str = "or switch the exporter to OTLP/HTTP (OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf)";
+    match grpc_listen {
+        Some(addr) if addr.ip().is_unspecified() => format!(
+            "{HTTP}: this bridge serves OTLP/gRPC on port {} (--grpc-listen {addr}): point the gRPC exporter at that \
+             port, {OR_HTTP}",
+            addr.port()
+        ),
+        Some(addr) => format!(
+            "{HTTP}: this bridge serves OTLP/gRPC at {addr} (--grpc-listen): point the gRPC exporter there, {OR_HTTP}"
+        ),
+        None => format!(
+            "{HTTP}: point a gRPC exporter at the bridge's --grpc-listen port (off by default; start the bridge with \
+             e.g. --grpc-listen 0.0.0.0:4317), {OR_HTTP}"
+        ),
+    }
+}
 
 /// Whether a request's `Content-Type` is gRPC's (`application/grpc`, `application/grpc+proto`, ...).
 pub(crate) fn is_grpc(content_type: Option<&str>) -> bool {
@@ -224,6 +243,22 @@ mod tests {
         assert!(!is_grpc(Some("application/grpc-web")));
         assert!(!is_grpc(Some("application/json")));
         assert!(!is_grpc(None));
+    }
+
+    #[test]
+    fn a_grpc_call_on_the_http_port_is_told_the_grpc_address_when_there_is_one() {
+        let off = grpc_on_http_port(None);
+        assert!(off.starts_with("this port speaks OTLP/HTTP (POST /v1/traces"), "{off}");
+        assert!(off.contains("(off by default; start the bridge with e.g. --grpc-listen 0.0.0.0:4317)"), "{off}");
+        let any = grpc_on_http_port(Some("0.0.0.0:14317".parse().unwrap()));
+        assert!(any.starts_with("this port speaks OTLP/HTTP (POST /v1/traces"), "{any}");
+        assert!(any.contains("serves OTLP/gRPC on port 14317 (--grpc-listen 0.0.0.0:14317)"), "{any}");
+        assert!(!any.contains("off by default"), "{any}");
+        let one = grpc_on_http_port(Some("[::1]:4317".parse().unwrap()));
+        assert!(one.contains("serves OTLP/gRPC at [::1]:4317 (--grpc-listen): point the gRPC exporter there"), "{one}");
+        for m in [off, any, one] {
+            assert!(m.ends_with("switch the exporter to OTLP/HTTP (OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf)"), "{m}");
+        }
     }
 
     #[test]

@@ -88,6 +88,8 @@ pub(crate) struct Receiver {
     pub forward_headers: Vec<http::HeaderName>,
     /// Set once a gRPC client called this port and that was logged (it is logged once per receiver).
     pub grpc_warned: std::sync::atomic::AtomicBool,
+    /// The address the gRPC input is bound to, when it is on: named to a gRPC client that called this port.
+    pub grpc_listen: Option<std::net::SocketAddr>,
 }
 
 /// The service for one client request: the cross-cutting layers around [`handle`].
@@ -147,17 +149,17 @@ async fn handle(receiver: &Receiver, req: Request<Incoming>) -> Response<Full<By
 /// header with status: 404". Trailers-only (HTTP 200, `grpc-status` in the headers, no body), as gRPC answers a call
 /// it refuses before any message. Logged at warn the first time only: one misconfigured exporter retries for ever.
 async fn grpc_on_http_port(receiver: &Receiver, head: &RequestHead, body: Incoming) -> Response<Full<Bytes>> {
+    let hint = hint::grpc_on_http_port(receiver.grpc_listen);
     if !receiver.grpc_warned.swap(true, std::sync::atomic::Ordering::Relaxed) {
         tracing::warn!(
             path = head.path.as_str(),
             user_agent = head.user_agent.as_ref().and_then(|v| v.to_str().ok()).unwrap_or(""),
-            "a gRPC client called the OTLP/HTTP port (logged once): {}",
-            hint::GRPC_ON_HTTP_PORT
+            "a gRPC client called the OTLP/HTTP port (logged once): {hint}"
         );
     }
     let timeout = receiver.read_timeout.min(rescue::DISCARD_TIMEOUT);
     body::discard(body, head.content_length, receiver.max_body_bytes, timeout).await;
-    respond::grpc_status(tonic::Code::Unimplemented, hint::GRPC_ON_HTTP_PORT)
+    respond::grpc_status(tonic::Code::Unimplemented, &hint)
 }
 
 /// What an admitted request holds before its body is read.

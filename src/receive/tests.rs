@@ -25,6 +25,7 @@ fn receiver(memory: usize, tokens: Option<&str>) -> Receiver {
         body_idle_timeout: Duration::from_secs(5),
         forward_headers: vec![http::HeaderName::from_static("x-scope-orgid")],
         grpc_warned: std::sync::atomic::AtomicBool::new(false),
+        grpc_listen: None,
     }
 }
 

@@ -144,6 +144,26 @@ async fn the_generated_client_gets_the_backends_partial_success() {
 }
 
 #[tokio::test]
+async fn a_grpc_call_on_the_http_port_is_told_the_grpc_address() {
+    let backend = MockBackend::start().await;
+    let bridge = bridge(&backend, |_| {}).await;
+    let grpc = bridge.grpc.expect("the gRPC input is on");
+    // The exporter pointed at the OTLP/HTTP port instead.
+    let wrong = Channel::from_shared(format!("http://{}", bridge.addr)).unwrap().connect().await.unwrap();
+    let status = call(&wrong, TRACES, common::spans(1, 1).encode_to_vec(), None, &[]).await.unwrap_err();
+    assert_eq!(status.code(), Code::Unimplemented, "{status:?}");
+    let message = status.message();
+    assert!(message.starts_with("this port speaks OTLP/HTTP (POST /v1/traces"), "{message}");
+    assert!(message.contains(&format!("serves OTLP/gRPC at {grpc} (--grpc-listen)")), "{message}");
+    assert!(!message.contains("off by default"), "{message}");
+    assert_eq!(backend.calls(), 0);
+    // And the address it names is the one that takes the call.
+    call(&channel(&bridge).await, TRACES, common::spans(1, 1).encode_to_vec(), None, &[]).await.unwrap();
+    assert_eq!(backend.calls(), 1);
+    bridge.shutdown().await;
+}
+
+#[tokio::test]
 async fn size_limits_hold_on_the_wire_and_after_decompression_without_retry_info() {
     let backend = MockBackend::start().await;
     let bridge = bridge(&backend, |c| c.max_body_bytes = 4096).await;
