@@ -15,15 +15,21 @@
 //! order, scalars from the last), so keys are looked up and removed in every occurrence and the new attributes are
 //! appended to the last one, which is the end of the merged list.
 //!
-//! An attribute's key is its `key` field (the last occurrence, as a decode keeps). Profiles may name a key by
-//! `key_strindex` into the request's dictionary instead; such attributes are not matched (no profiles exporter
-//! writes resource attributes that way today), so an upsert may leave one beside the new attribute.
+//! An attribute's key is its `key` field (the last occurrence, as a decode keeps). In a profiles request a key may
+//! be a reference instead: `key_strindex`, an index into the request's `dictionary.string_table` (OTLP 1.10:
+//! "key MUST NOT be set if key_strindex is used"), which is how a profiler that interns strings may write its
+//! resource attributes too. So where the request type has a string table, an attribute without a `key` (or with an
+//! empty one) is known by the string its `key_strindex` points at (index 0 is "not set", an index outside the
+//! table names nothing), the table being every `dictionary` occurrence's strings in order, as a decode merges them,
+//! wherever the dictionary sits in the body. An upserted key's referencing attributes are left out like the others;
+//! the table itself is copied unchanged (a string no longer referenced stays: the spec only says there SHOULD NOT be
+//! orphans). Other signals have no string table: there `key_strindex` names nothing, as the spec asks of receivers.
 
 use std::ops::Range;
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-use super::scan::{for_each_field, read_key};
+use super::scan::{for_each_field, read_key, read_varint};
 use super::schema::{Kind, Schema};
 use super::split::{put_varint, varint_len};
 use super::{Entry, Scan};
@@ -77,6 +83,16 @@ struct Layout {
     attributes: u32,
     /// `KeyValue.key`.
     key: u32,
+    /// `KeyValue.key_strindex` and, in the request, the dictionary field and its string table field: the
+    /// references a key may be written as, when the request type has a string table (profiles).
+    strindex: Option<Strindex>,
+}
+
+#[derive(Clone, Copy)]
+struct Strindex {
+    key_strindex: u32,
+    dictionary: u32,
+    string_table: u32,
 }
 
 fn layout(schema: &'static Schema) -> Option<Layout> {
@@ -90,8 +106,25 @@ fn layout(schema: &'static Schema) -> Option<Layout> {
         let resource = field(envelope, "resource")?;
         let resource_schema = msg(resource).filter(|s| s.name == "Resource")?;
         let attributes = field(resource_schema, "attributes")?;
-        let key = field(msg(attributes)?, "key")?;
-        Some(Layout { entries: entries.num, resource: resource.num, attributes: attributes.num, key: key.num })
+        let kv = msg(attributes)?;
+        let key = field(kv, "key")?;
+        let strindex = field(kv, "key_strindex").and_then(|key_strindex| {
+            schema.fields.iter().filter(|f| !f.repeated).find_map(|dictionary| {
+                let string_table = field(msg(dictionary)?, "string_table")?;
+                Some(Strindex {
+                    key_strindex: key_strindex.num,
+                    dictionary: dictionary.num,
+                    string_table: string_table.num,
+                })
+            })
+        });
+        Some(Layout {
+            entries: entries.num,
+            resource: resource.num,
+            attributes: attributes.num,
+            key: key.num,
+            strindex,
+        })
     })
 }
 
@@ -127,6 +160,9 @@ struct Work {
     drops: Vec<Range<usize>>,
     /// Per configured attribute: whether the envelope's resource has its key.
     present: Vec<bool>,
+    /// The request's string table (body offsets of each string), which `key_strindex` indexes; empty when the
+    /// request type has none.
+    strings: Vec<Range<usize>>,
 }
 
 struct Occurrence {
@@ -177,6 +213,18 @@ impl ResourceStamp {
         let Some(layout) = layout(schema) else { return unchanged() };
         let mut out = BytesMut::with_capacity(self.max_len(schema, body, scan));
         let mut work = Work::default();
+        if let Some(refs) = layout.strindex {
+            // A body the scan accepted, so the dictionary walks; its strings are in order of occurrence.
+            for_each_field(body, |num, _, dictionary| {
+                if num == refs.dictionary {
+                    for_each_field(&body[dictionary.clone()], |num, _, s| {
+                        if num == refs.string_table {
+                            work.strings.push(dictionary.start + s.start..dictionary.start + s.end);
+                        }
+                    });
+                }
+            });
+        }
         let mut entries: Vec<Entry> = Vec::with_capacity(scan.map_or(0, |s| s.entries.len()));
         let mut walked = true;
         let complete = for_each_field(body, |num, record, payload| {
@@ -209,7 +257,7 @@ impl ResourceStamp {
         out: &mut BytesMut,
     ) -> bool {
         let env = &body[payload];
-        let Work { resources, drops, present } = work;
+        let Work { resources, drops, present, strings } = work;
         resources.clear();
         drops.clear();
         present.clear();
@@ -233,11 +281,23 @@ impl ResourceStamp {
                 }
                 let kv = &env[p.start + kv.start..p.start + kv.end];
                 let mut key: &[u8] = &[];
-                for_each_field(kv, |num, _, k| {
+                let mut strindex = None;
+                for_each_field(kv, |num, r, k| {
                     if num == layout.key {
                         key = &kv[k];
+                    } else if layout.strindex.is_some_and(|s| s.key_strindex == num) {
+                        let mut at = r.start;
+                        if read_key(kv, &mut at).is_ok_and(|(_, wire_type)| wire_type == 0) {
+                            strindex = read_varint(kv, &mut at).ok();
+                        }
                     }
                 });
+                if key.is_empty() {
+                    // An int32 as a decode reads it: the low 32 bits, so a negative index names nothing.
+                    let index = strindex.map_or(0, |v| v as i32);
+                    let string = usize::try_from(index).ok().filter(|i| *i > 0).and_then(|i| strings.get(i));
+                    key = string.map_or(&[][..], |s| &body[s.clone()]);
+                }
                 if let Some(i) = self.attrs.iter().position(|x| *x.key == *key) {
                     if self.attrs[i].upsert {
                         drops.push(p.start + a.start..p.start + a.end);

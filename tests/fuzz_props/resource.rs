@@ -19,6 +19,10 @@ const KEYS: [&str; 4] = ["service.name", "k8s.pod.name", "deployment.environment
 pub trait Envelopes: Message + Default {
     /// Each envelope's `resource`.
     fn resources(&mut self) -> Vec<&mut Option<Resource>>;
+    /// The string table a `KeyValue.key_strindex` indexes (profiles only).
+    fn strings(&self) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 impl Envelopes for ExportTraceServiceRequest {
@@ -40,6 +44,19 @@ impl Envelopes for ExportProfilesServiceRequest {
     fn resources(&mut self) -> Vec<&mut Option<Resource>> {
         self.resource_profiles.iter_mut().map(|e| &mut e.resource).collect()
     }
+    fn strings(&self) -> Vec<String> {
+        self.dictionary.as_ref().map(|d| d.string_table.clone()).unwrap_or_default()
+    }
+}
+
+/// An attribute's key once decoded: `key`, or when that is empty the string its `key_strindex` points at (index 0
+/// and indexes outside the table name nothing).
+fn key_of<'a>(kv: &'a KeyValue, strings: &'a [String]) -> &'a str {
+    if !kv.key.is_empty() {
+        return &kv.key;
+    }
+    let index = usize::try_from(kv.key_strindex).ok().filter(|i| *i > 0);
+    index.and_then(|i| strings.get(i)).map_or("", String::as_str)
 }
 
 /// Input = signal selector byte (`% 4`: traces, metrics, logs, profiles), attribute spec byte (see [`KEYS`]; none
@@ -48,7 +65,8 @@ impl Envelopes for ExportProfilesServiceRequest {
 /// For a body the wire scan accepts, the stamped body: scans with the same item count; comes with the scan of
 /// itself; is no longer than `max_len` announced; decodes (prost) to what decoding the body, setting the attributes
 /// on every resource (creating missing ones; upsert: every attribute of the key removed, then `key = value` pushed;
-/// insert: pushed if no attribute has the key) and encoding gives; and keeps every byte outside the resources'
+/// insert: pushed if no attribute has the key; a profiles attribute's key may be a `key_strindex` into the
+/// request's string table) and encoding gives; and keeps every byte outside the resources'
 /// attribute records (unknown fields at every level, the envelopes' other fields, the rest of `Resource`), in order.
 pub fn resource_splice(data: &[u8]) {
     let [selector, spec, body @ ..] = data else { return };
@@ -91,6 +109,7 @@ where
     assert!(without_scan.body == out.body && without_scan.scan.is_none(), "the scan changed the result");
 
     let mut want = S::Request::decode(body).expect("scanned, so prost decodes it");
+    let strings = want.strings();
     for resource in want.resources() {
         let r = resource.get_or_insert_with(Resource::default);
         for a in attrs {
@@ -101,10 +120,12 @@ where
             };
             match a.mode {
                 AttributeMode::Upsert => {
-                    r.attributes.retain(|x| x.key != a.key);
+                    r.attributes.retain(|x| key_of(x, &strings) != a.key);
                     r.attributes.push(kv);
                 }
-                AttributeMode::Insert if !r.attributes.iter().any(|x| x.key == a.key) => r.attributes.push(kv),
+                AttributeMode::Insert if !r.attributes.iter().any(|x| key_of(x, &strings) == a.key) => {
+                    r.attributes.push(kv)
+                }
                 AttributeMode::Insert => {}
             }
         }

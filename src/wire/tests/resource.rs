@@ -27,6 +27,10 @@ use crate::config::{AttributeMode, ResourceAttribute};
 trait Envelopes: Message + Default {
     const SCHEMA: &'static Schema;
     fn resources(&mut self) -> Vec<&mut Option<Resource>>;
+    /// The string table `key_strindex` indexes (profiles only).
+    fn strings(&self) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 impl Envelopes for ExportTraceServiceRequest {
@@ -52,6 +56,19 @@ impl Envelopes for ExportProfilesServiceRequest {
     fn resources(&mut self) -> Vec<&mut Option<Resource>> {
         self.resource_profiles.iter_mut().map(|e| &mut e.resource).collect()
     }
+    fn strings(&self) -> Vec<String> {
+        self.dictionary.as_ref().map(|d| d.string_table.clone()).unwrap_or_default()
+    }
+}
+
+/// The key an attribute has once decoded: `key`, or when that is empty the string its `key_strindex` points at
+/// (0 and indexes outside the table: none).
+fn key_of<'a>(kv: &'a KeyValue, strings: &'a [String]) -> &'a str {
+    if !kv.key.is_empty() {
+        return &kv.key;
+    }
+    let index = usize::try_from(kv.key_strindex).ok().filter(|i| *i > 0);
+    index.and_then(|i| strings.get(i)).map_or("", String::as_str)
 }
 
 fn string_kv(key: &str, value: &str) -> KeyValue {
@@ -65,15 +82,16 @@ fn string_kv(key: &str, value: &str) -> KeyValue {
 /// decode -> set -> encode, the meaning the splice must have.
 fn oracle<R: Envelopes>(body: &[u8], attrs: &[ResourceAttribute]) -> Vec<u8> {
     let mut req = R::decode(body).unwrap();
+    let strings = req.strings();
     for resource in req.resources() {
         let r = resource.get_or_insert_with(Resource::default);
         for a in attrs {
             match a.mode {
                 AttributeMode::Upsert => {
-                    r.attributes.retain(|kv| kv.key != a.key);
+                    r.attributes.retain(|kv| key_of(kv, &strings) != a.key);
                     r.attributes.push(string_kv(&a.key, &a.value));
                 }
-                AttributeMode::Insert if !r.attributes.iter().any(|kv| kv.key == a.key) => {
+                AttributeMode::Insert if !r.attributes.iter().any(|kv| key_of(kv, &strings) == a.key) => {
                     r.attributes.push(string_kv(&a.key, &a.value));
                 }
                 AttributeMode::Insert => {}
@@ -222,6 +240,57 @@ fn unknown_fields_and_repeated_resources_on_the_wire() {
 }
 
 #[test]
+fn profiles_keys_by_reference_into_the_string_table_are_matched() {
+    // OTLP 1.10: a profiles KeyValue may name its key by key_strindex into dictionary.string_table. The table
+    // comes in two dictionary occurrences (a decode concatenates them), one before and one after the envelope.
+    let by_ref = |i: i32, v: &str| KeyValue { key_strindex: i, ..string_kv("", v) };
+    let resource = Resource {
+        attributes: vec![by_ref(1, "old"), by_ref(3, "pod-0"), by_ref(0, "no key"), by_ref(9, "no key either")],
+        ..Resource::default()
+    };
+    let request = |dictionary: Option<ProfilesDictionary>| ExportProfilesServiceRequest {
+        resource_profiles: vec![ResourceProfiles { resource: Some(resource.clone()), ..ResourceProfiles::default() }],
+        dictionary,
+    };
+    let table = |t: &[&str]| ProfilesDictionary {
+        string_table: t.iter().map(|s| s.to_string()).collect(),
+        ..ProfilesDictionary::default()
+    };
+    let whole = request(Some(table(&["", "service.name", "x", "k8s.pod.name"]))).encode_to_vec();
+    let first = request(Some(table(&["", "service.name"]))).encode_to_vec();
+    let second = request(Some(table(&["x", "k8s.pod.name"]))).encode_to_vec();
+    let (mut envelope, mut dict1, mut dict2) = (Vec::new(), Vec::new(), Vec::new());
+    for_each_field(&first, |num, r, _| if num == 1 { envelope = first[r].to_vec() } else { dict1 = first[r].to_vec() });
+    for_each_field(&second, |num, r, _| {
+        if num == 2 {
+            dict2 = second[r].to_vec()
+        }
+    });
+    let split = [dict1, envelope, dict2].concat();
+    let attrs = [
+        attr("service.name", "checkout", AttributeMode::Upsert),
+        attr("k8s.pod.name", "pod-1", AttributeMode::Insert),
+        attr("k8s.namespace.name", "shop", AttributeMode::Insert),
+    ];
+    for body in [whole, split] {
+        let out = check::<ExportProfilesServiceRequest>(&body, &attrs);
+        let got = ExportProfilesServiceRequest::decode(&out[..]).unwrap();
+        assert_eq!(
+            got.resource_profiles[0].resource.as_ref().unwrap().attributes,
+            vec![
+                by_ref(3, "pod-0"),
+                by_ref(0, "no key"),
+                by_ref(9, "no key either"),
+                string_kv("service.name", "checkout"),
+                string_kv("k8s.namespace.name", "shop"),
+            ],
+            "the referenced service.name replaced, the referenced k8s.pod.name kept and not added again"
+        );
+        assert_eq!(got.dictionary.unwrap().string_table, ["", "service.name", "x", "k8s.pod.name"]);
+    }
+}
+
+#[test]
 fn a_body_that_does_not_walk_comes_back_as_it_was() {
     let stamp = ResourceStamp::new(&[attr("a", "b", AttributeMode::Upsert)]).unwrap();
     let body = Bytes::from_static(&[0x0a, 0x05, 0x0a]);
@@ -288,12 +357,20 @@ fn profiles() -> impl Strategy<Value = ExportProfilesServiceRequest> {
         ..Profile::default()
     });
     let sp = vec(profile, 0..3).prop_map(|profiles| ScopeProfiles { profiles, ..ScopeProfiles::default() });
-    let rp = (gen::attrs(), vec(sp, 0..3), ".{0,4}").prop_map(|(attributes, scope_profiles, schema_url)| {
+    // Attributes by reference too: key_strindex into a table that holds some of the configured keys (in or out of
+    // range, 0, negative; sometimes with a `key` beside it, which wins), as profilers that intern strings write them.
+    let by_ref = (prop_oneof![Just(""), Just("a")], -1..8i32, ".{0,3}")
+        .prop_map(|(key, key_strindex, v)| KeyValue { key_strindex, ..string_kv(key, &v) });
+    let attributes = (gen::attrs(), vec(by_ref, 0..4)).prop_map(|(a, b)| [a, b].concat());
+    let rp = (attributes, vec(sp, 0..3), ".{0,4}").prop_map(|(attributes, scope_profiles, schema_url)| {
         ResourceProfiles { resource: Some(Resource { attributes, ..Resource::default() }), scope_profiles, schema_url }
     });
-    (vec(rp, 0..3), vec(".{0,4}", 0..3)).prop_map(|(resource_profiles, strings)| ExportProfilesServiceRequest {
-        resource_profiles,
-        dictionary: Some(ProfilesDictionary { string_table: strings, ..ProfilesDictionary::default() }),
+    let table = vec(prop_oneof![".{0,4}", (0..KEYS.len()).prop_map(|k| KEYS[k].to_string())], 0..6);
+    (vec(rp, 0..3), table, any::<bool>()).prop_map(|(resource_profiles, string_table, present)| {
+        ExportProfilesServiceRequest {
+            resource_profiles,
+            dictionary: present.then(|| ProfilesDictionary { string_table, ..ProfilesDictionary::default() }),
+        }
     })
 }
 
