@@ -222,8 +222,14 @@ impl Shared {
     fn collect_garbage(&self) {
         let Some(oldest_needed) = self.readers.iter().map(|r| lock(&r.durable).segment).min() else { return };
         let active = self.committed.borrow().segment;
-        let done: Vec<(u64, u64)> =
-            lock(&self.segments).range(..oldest_needed.min(active)).map(|(id, len)| (*id, *len)).collect();
+        // Claimed (taken out of the map) under one lock: every reader collects after storing its cursor, on the
+        // blocking pool, so two may collect at once, and a segment both picked would be subtracted from `used`
+        // twice, wrapping it: the queue would then refuse every append as full, for good.
+        let done: Vec<(u64, u64)> = {
+            let mut segments = lock(&self.segments);
+            let ids: Vec<u64> = segments.range(..oldest_needed.min(active)).map(|(id, _)| *id).collect();
+            ids.into_iter().filter_map(|id| segments.remove(&id).map(|len| (id, len))).collect()
+        };
         for (id, len) in done {
             let path = self.segments_dir.join(segment::file_name(id));
             match std::fs::remove_file(&path) {
@@ -231,10 +237,11 @@ impl Shared {
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => {
                     tracing::warn!("queue: cannot delete delivered segment {}: {e}", path.display());
+                    // Still on disk: counted again, and tried again at the next collection.
+                    lock(&self.segments).insert(id, len);
                     continue;
                 }
             }
-            lock(&self.segments).remove(&id);
             self.used.fetch_sub(len, Ordering::AcqRel);
             tracing::debug!(segment = id, bytes = len, "queue: segment delivered to every backend, deleted");
         }

@@ -101,6 +101,41 @@ async fn a_second_queue_on_the_same_directory_is_refused() {
 }
 
 #[tokio::test]
+async fn readers_collecting_at_once_free_a_segment_once() {
+    // Each reader collects after storing its cursor, on the blocking pool: two may collect the same segment at
+    // once. Subtracted twice, `used` wrapped and every append was refused as full (seen with an archive beside a
+    // gRPC backend under load).
+    let dir = tempfile::tempdir().unwrap();
+    let (queue, _appender) = Queue::open(&config(dir.path()), &backends(2), Telemetry::new()).unwrap();
+    let shared = &queue.shared;
+    let active = shared.committed.borrow().segment;
+    let past = Pos { segment: active + 1, offset: 0 };
+    for reader in &shared.readers {
+        *lock(&reader.durable) = past;
+    }
+    // The active segment stands in for a delivered one: the log's end moves past it (nothing is appended here).
+    shared.publish(past);
+    for round in 0..200u64 {
+        let id = active;
+        std::fs::write(shared.segments_dir.join(segment::file_name(id)), [0u8; 100]).unwrap();
+        shared.segment_created(id);
+        shared.grown(id, 100);
+        let start = std::sync::Barrier::new(2);
+        std::thread::scope(|s| {
+            for _ in 0..2 {
+                s.spawn(|| {
+                    start.wait();
+                    shared.collect_garbage();
+                });
+            }
+        });
+        let live: u64 = lock(&shared.segments).values().sum();
+        assert_eq!(shared.used.load(Ordering::Acquire), live, "round {round}: used is the live segments' bytes");
+    }
+    assert!(queue.accepting().is_ok(), "{:?}", queue.accepting());
+}
+
+#[tokio::test]
 async fn a_segment_is_deleted_only_once_every_durable_cursor_has_passed_it() {
     let dir = tempfile::tempdir().unwrap();
     open_close(dir.path(), 2, 4).await;
