@@ -96,6 +96,34 @@ async fn fan_out_answers_an_error_when_any_backend_fails() {
     assert_eq!(good.traces(), vec![spans(1, 3)], "the healthy backend still got the data");
 }
 
+/// Each backend has its own lane (batches and export slots): with one slot each, the fast backend gets all three
+/// requests while the slow one is still on the first; every client is answered once both acknowledged its data.
+#[tokio::test]
+async fn fan_out_a_slow_backend_holds_the_answers_but_not_the_other_backends_exports() {
+    let fast = MockBackend::start().await;
+    let slow = MockBackend::start().await;
+    slow.script([Action::Delay(Duration::from_secs(3), Box::new(Action::Ok(None)))]);
+    let mut config = config_for(&[&fast, &slow]);
+    config.batch = None; // one export per request
+    config.export_concurrency = 1;
+    config.export_timeout = Duration::from_secs(10);
+    config.retry.max_elapsed = Duration::from_secs(10);
+    let bridge = Bridge::start(config).await;
+    let url = bridge.url("/v1/traces");
+    let clients: Vec<_> = (0..3)
+        .map(|i| {
+            let url = url.clone();
+            tokio::spawn(async move { post(&url, "application/x-protobuf", spans(10 * i, 1).encode_to_vec()).await })
+        })
+        .collect();
+    fast.wait_calls(3).await;
+    assert_eq!(slow.calls(), 1, "the slow backend is still on its first export when the fast one has had all three");
+    for client in clients {
+        assert_eq!(client.await.unwrap().status, 200);
+    }
+    assert_eq!((fast.calls(), slow.calls()), (3, 3));
+}
+
 #[tokio::test]
 async fn fan_out_prefers_the_retryable_failure_so_the_client_retries() {
     let permanent = MockBackend::start().await;
