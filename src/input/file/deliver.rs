@@ -45,15 +45,13 @@ impl Deliver {
     }
 
     /// Delivers `payload` (`items` records), retrying until the sink takes it or `stop` is set; once stopped, an
-    /// attempt in flight gets `drain` to finish. `paused` runs after each refusal (the input keeps watching its
-    /// files' sizes meanwhile, so lag and truncation losses stay known).
+    /// attempt in flight gets `drain` to finish.
     pub(crate) async fn deliver(
         &self,
         payload: Bytes,
         items: u64,
         stop: &mut watch::Receiver<bool>,
         drain: Duration,
-        mut paused: impl FnMut(),
     ) -> Fate {
         let mut backoff = FIRST_BACKOFF;
         let mut refused = 0u32;
@@ -100,7 +98,6 @@ impl Deliver {
                         tracing::warn!(input = %self.input, "file input paused: the sink refused lines ({refusal}); retrying with backoff, nothing is dropped");
                     }
                     refused = refused.saturating_add(1);
-                    paused();
                     if *stop.borrow() {
                         return Fate::Stopped;
                     }

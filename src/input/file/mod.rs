@@ -25,6 +25,7 @@ mod positions;
 mod record;
 mod scan;
 mod tail;
+mod wake;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -48,7 +49,8 @@ use tail::{Batch, Reading, Shape};
 
 /// How often the globs are expanded again: a new file is read within about this (plus a poll).
 const SCAN_INTERVAL: Duration = Duration::from_millis(500);
-/// How often files are checked for new bytes when there was nothing to read.
+/// How often files are checked for new bytes when there was nothing to read (sooner when inotify says a watched
+/// directory changed: [`wake`]).
 const POLL_INTERVAL: Duration = Duration::from_millis(200);
 /// Most bytes of records in one submission (less when the memory limit or the export size is small).
 const MAX_BATCH_BYTES: usize = 1024 * 1024;
@@ -142,6 +144,19 @@ impl FileInput {
         }
         // Saved at once: the next start is no longer a first start, whatever happens before the first batch.
         self.save(&files).await;
+        let wake = wake::Wake::new();
+        let mut watched = std::collections::HashSet::new();
+        let mut watch = |files: &Files| {
+            for t in files.tracked.values() {
+                if let Some(dir) = std::path::Path::new(&t.source.path).parent() {
+                    if !watched.contains(dir) {
+                        wake.watch(dir);
+                        watched.insert(dir.to_path_buf());
+                    }
+                }
+            }
+        };
+        watch(&files);
         let mut next_scan = now + SCAN_INTERVAL;
         let mut cursor = 0usize;
         while !*stop.borrow() {
@@ -149,6 +164,7 @@ impl FileInput {
             let mut batch = Batch::new(self.max_batch_bytes);
             if now >= next_scan {
                 files.rescan(&self.globs, &self.shape, &mut batch, now);
+                watch(&files);
                 if files.release(now) > 0 {
                     self.save(&files).await;
                 }
@@ -174,12 +190,13 @@ impl FileInput {
             }
             self.observe(&mut files, &batch);
             if batch.records.is_empty() {
-                let mut wake = (now + POLL_INTERVAL).min(next_scan);
-                if let Some(due) = files.tracked.values().filter_map(tail::Tracked::deadline).min() {
-                    wake = wake.min(due.max(now));
+                let mut due = (now + POLL_INTERVAL).min(next_scan);
+                if let Some(held) = files.tracked.values().filter_map(tail::Tracked::deadline).min() {
+                    due = due.min(held.max(now));
                 }
                 tokio::select! {
-                    () = tokio::time::sleep_until(wake) => {}
+                    () = tokio::time::sleep_until(due) => {}
+                    () = wake.changed() => {}
                     _ = stop.changed() => {}
                 }
                 continue;
@@ -187,18 +204,16 @@ impl FileInput {
             let items = batch.records.len() as u64;
             let commits = std::mem::take(&mut batch.commits);
             let payload = record::encode(std::mem::take(&mut batch.records));
-            let paused = || {
-                files.watch_sizes();
-                self.observe(&mut files, &Batch::default());
-            };
-            match deliver.deliver(payload, items, &mut stop, drain, paused).await {
+            let delivery = deliver.deliver(payload, items, &mut stop, drain);
+            match self.watching(delivery, &mut files, &wake).await {
                 Fate::Done => {
                     for (key, generation, end) in commits {
                         if let Some(t) = files.tracked.get_mut(&key).filter(|t| t.generation == generation) {
                             t.acked = t.acked.max(end);
                         }
                     }
-                    self.save(&files).await;
+                    let saving = self.save(&files);
+                    self.watching(saving, &mut files, &wake).await;
                 }
                 Fate::Stopped => break,
             }
@@ -209,7 +224,7 @@ impl FileInput {
     }
 
     fn observe(&self, files: &mut Files, batch: &Batch) {
-        // Counted once per batch (and once per refusal while paused, with an empty batch).
+        // Counted once per batch (and with an empty batch while one is out: gauges and truncation losses).
         self.metrics.read_bytes.increment(batch.read_bytes);
         self.metrics.parse_failures.increment(batch.parse_failures);
         self.metrics.long_lines.increment(batch.long_lines);
@@ -218,15 +233,35 @@ impl FileInput {
         self.metrics.lag_bytes.set(files.tracked.values().map(tail::Tracked::lag).sum::<u64>() as f64);
     }
 
-    async fn save(&self, files: &Files) {
+    /// Runs `work` (a delivery, a save) while still watching the files' sizes, on every change inotify reports and
+    /// every poll: a copytruncate meanwhile then knows how much it lost (logrotate truncates moments after copying,
+    /// while the input may be waiting for an answer), and the lag gauge shows an outage's backlog.
+    async fn watching<T>(&self, work: impl std::future::Future<Output = T>, files: &mut Files, wake: &wake::Wake) -> T {
+        tokio::pin!(work);
+        let mut poll = tokio::time::interval_at(Instant::now() + POLL_INTERVAL, POLL_INTERVAL);
+        loop {
+            tokio::select! {
+                done = &mut work => return done,
+                () = wake.changed() => {}
+                _ = poll.tick() => {}
+            }
+            files.watch_sizes();
+            self.observe(files, &Batch::default());
+        }
+    }
+
+    /// Saves the positions of every acknowledged line. The returned future does not borrow `files`.
+    fn save(&self, files: &Files) -> impl std::future::Future<Output = ()> + use<'_> {
         let saved = files.saved();
         let positions = self.positions.clone();
-        match tokio::task::spawn_blocking(move || positions.save(&saved)).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => {
-                tracing::error!(input = %self.name, "saving read positions failed (lines may come twice after a crash): {e}")
+        async move {
+            match tokio::task::spawn_blocking(move || positions.save(&saved)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    tracing::error!(input = %self.name, "saving read positions failed (lines may come twice after a crash): {e}")
+                }
+                Err(e) => tracing::error!(input = %self.name, "saving read positions failed: {e}"),
             }
-            Err(e) => tracing::error!(input = %self.name, "saving read positions failed: {e}"),
         }
     }
 }
