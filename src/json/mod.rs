@@ -95,8 +95,14 @@ pub fn transcode_within<T: JsonMessage>(
     max_out: usize,
 ) -> Result<Option<u64>, JsonError> {
     let mut tc = tc_out::Tc::new(out, body.len(), max_out);
-    let mut de = serde_json::Deserializer::from_slice(body);
-    match tc_msg::transcode_top::<T, _>(&mut de, &mut tc).and_then(|()| de.end()) {
+    // JSON text is UTF-8 (RFC 8259): checked once for the whole body (SIMD), serde_json need not check each string
+    // again, which was an eighth of the transcoder's time. A body that is not UTF-8 goes the checking way, so its
+    // error (position, wording) is the one it always was.
+    let parsed = match simdutf8::basic::from_utf8(body) {
+        Ok(text) => transcode_from::<T, _>(serde_json::Deserializer::from_str(text), &mut tc),
+        Err(_) => transcode_from::<T, _>(serde_json::Deserializer::from_slice(body), &mut tc),
+    };
+    match parsed {
         Ok(()) if tc.out.overflowed() => {
             tc.out.abort();
             Ok(None)
@@ -112,6 +118,14 @@ pub fn transcode_within<T: JsonMessage>(
             Err(err)
         }
     }
+}
+
+/// Runs the transcoder over one kind of serde_json reader: the whole body is one `T`, and nothing follows it.
+fn transcode_from<'de, T: JsonMessage, R: serde_json::de::Read<'de>>(
+    mut de: serde_json::Deserializer<R>,
+    tc: &mut tc_out::Tc<'_>,
+) -> Result<(), serde_json::Error> {
+    tc_msg::transcode_top::<T, _>(&mut de, tc).and_then(|()| de.end())
 }
 
 /// The top-level keys of message `T`, each lowerCamelCase with its snake_case alias, from the generated tables: what

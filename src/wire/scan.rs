@@ -6,7 +6,7 @@
 //! field path of an error is assembled while the error unwinds.
 
 use super::error::{ErrorKind, Seg, WireError};
-use super::schema::{Field, Kind, Schema};
+use super::schema::{is_key_value, Field, Kind, Schema};
 use super::{Entry, Scan};
 
 /// prost's recursion limit: a message may sit at most this many levels below the request, and
@@ -154,8 +154,9 @@ pub(super) fn scan_message(schema: &'static Schema, buf: &[u8], base: usize, dep
     Ok(items + oneof_items)
 }
 
-/// Checks one field value whose key has been read; `*pos` moves past the value.
-#[inline]
+/// Checks one field value whose key has been read; `*pos` moves past the value. Inlined into the message loop, so
+/// that the only call per field is the one into an embedded message.
+#[inline(always)]
 fn scan_value(
     field: Option<&'static Field>,
     wt: u8,
@@ -185,7 +186,7 @@ fn scan_value(
             let payload = &buf[s..e];
             match kind {
                 // is_ascii is a cheap inlined word-at-a-time check; most OTLP strings are ASCII.
-                Kind::Str if !payload.is_ascii() => {
+                Kind::Str if !is_ascii(payload) => {
                     if let Err(err) = std::str::from_utf8(payload) {
                         let at = base + s + err.valid_up_to();
                         return Err(WireError::new(ErrorKind::InvalidUtf8, at));
@@ -196,6 +197,11 @@ fn scan_value(
                     return Err(WireError::new(k, base + s));
                 }
                 Kind::Msg(schema) => {
+                    // At this depth the generic walk would accept the attribute's value message (and would refuse
+                    // it one level deeper): only then may the common shape be taken as valid without it.
+                    if depth < MAX_DEPTH && is_key_value(schema) && key_value_is_plain(payload) {
+                        return Ok(u64::from(field.item));
+                    }
                     if depth >= MAX_DEPTH {
                         return Err(WireError::new(ErrorKind::TooDeep(MAX_DEPTH), base + s));
                     }
@@ -222,6 +228,50 @@ fn scan_value(
         }
     }
     Ok(0)
+}
+
+/// Whether a `KeyValue` payload has the shape nearly every attribute has, and is valid: `key` (field 1, ASCII) then
+/// `value` (field 2: an `AnyValue` that is empty or holds one ASCII `string_value`, `bool_value`, `int_value` or
+/// `double_value`), every length below 128. Such a payload is exactly what the generic walk accepts with no item in
+/// it, in a fraction of its branches. `false` says nothing about validity: the generic walk then decides, and names
+/// any error.
+#[inline]
+fn key_value_is_plain(kv: &[u8]) -> bool {
+    let [0x0A, key_len, rest @ ..] = kv else { return false };
+    let Some((key, rest)) = rest.split_at_checked(usize::from(*key_len)) else { return false };
+    let [0x12, value_len, value @ ..] = rest else { return false };
+    // A length byte of 0x80 or more starts a longer varint; those shapes go the generic way.
+    if *key_len >= 0x80 || *value_len >= 0x80 || value.len() != usize::from(*value_len) || !is_ascii(key) {
+        return false;
+    }
+    match value {
+        [] => true,
+        // string_value: one-byte length covering the rest.
+        [0x0A, len, s @ ..] => *len < 0x80 && s.len() == usize::from(*len) && is_ascii(s),
+        // bool_value, int_value: one valid varint covering the rest.
+        [0x10 | 0x18, v @ ..] => {
+            let mut pos = 0;
+            read_varint(v, &mut pos).is_ok() && pos == v.len()
+        }
+        // double_value
+        [0x21, f @ ..] => f.len() == 8,
+        _ => false,
+    }
+}
+
+/// `<[u8]>::is_ascii`, with the short strings most OTLP strings are (attribute keys and values, names) checked in one
+/// or two word loads instead of the general routine's alignment prologue.
+#[inline(always)]
+fn is_ascii(s: &[u8]) -> bool {
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    match (s.first_chunk::<8>(), s.last_chunk::<8>()) {
+        // 8 to 16 bytes: the first and the last eight (they overlap below 16) cover every byte.
+        (Some(head), Some(tail)) if s.len() <= 16 => {
+            (u64::from_ne_bytes(*head) | u64::from_ne_bytes(*tail)) & HIGH == 0
+        }
+        (Some(_), _) => s.is_ascii(),
+        _ => s.iter().fold(0u8, |acc, b| acc | b) < 0x80,
+    }
 }
 
 /// Skips a field this build does not know: it is valid as long as its framing is.

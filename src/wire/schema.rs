@@ -28,6 +28,13 @@ impl Schema {
     }
 }
 
+/// Whether `schema` is `KeyValue`, the message most OTLP bytes are made of (attributes): the scan checks its common
+/// shape without the generic walk.
+#[inline]
+pub(super) fn is_key_value(schema: &'static Schema) -> bool {
+    std::ptr::eq(schema, &COMMON_V1_KEYVALUE)
+}
+
 impl fmt::Debug for Schema {
     // Schemas are cyclic (AnyValue -> ArrayValue -> AnyValue), so print only the name.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

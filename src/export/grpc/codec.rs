@@ -1,7 +1,8 @@
 //! A tonic codec that sends protobuf bytes as they are and reads any `Export*ServiceResponse`.
 //!
 //! The request side is why this exists: the batch is already valid protobuf (the clients' own bytes, concatenated
-//! at whole top-level entries), so encoding is a copy into the gRPC frame, and fields this build does not know
+//! at whole top-level entries), so encoding is at most a copy into the gRPC frame (for a compressed export; an
+//! uncompressed one is written from the parts without it, see `super::frame`), and fields this build does not know
 //! reach the backend intact. The three OTLP response messages have the same layout (`partial_success` = 1, with
 //! `rejected_*` = 1 and `error_message` = 2), so one decoder reads them all.
 
@@ -17,7 +18,11 @@ use crate::signal::PartialSuccess;
 
 /// See the module docs.
 #[derive(Debug, Clone, Copy, Default)]
-pub(crate) struct PassThroughCodec;
+pub(crate) struct PassThroughCodec {
+    /// The message is written below tonic from the batch's parts (`super::frame`), and tonic gets an empty one: no
+    /// buffer sized for a batch is needed.
+    pub(crate) framed_outside: bool,
+}
 
 impl Codec for PassThroughCodec {
     type Encode = Payload;
@@ -26,7 +31,7 @@ impl Codec for PassThroughCodec {
     type Decoder = ResponseDecoder;
 
     fn encoder(&mut self) -> Self::Encoder {
-        PayloadEncoder
+        PayloadEncoder { framed_outside: self.framed_outside }
     }
 
     fn decoder(&mut self) -> Self::Decoder {
@@ -36,7 +41,9 @@ impl Codec for PassThroughCodec {
 
 /// Writes the payload's parts into the frame.
 #[derive(Debug)]
-pub(crate) struct PayloadEncoder;
+pub(crate) struct PayloadEncoder {
+    framed_outside: bool,
+}
 
 impl Encoder for PayloadEncoder {
     type Item = Payload;
@@ -51,6 +58,10 @@ impl Encoder for PayloadEncoder {
     }
 
     fn buffer_settings(&self) -> BufferSettings {
+        if self.framed_outside {
+            // Only the empty message's 5-byte prefix, which `frame::WriteParts` replaces.
+            return BufferSettings::new(64, 32 * 1024);
+        }
         // Batches are usually tens of KiB to a few MiB: start big enough to avoid regrowing for typical ones.
         BufferSettings::new(64 * 1024, 32 * 1024)
     }

@@ -3,6 +3,7 @@
 //! and what a failed call says about the configuration (`probe`).
 
 mod codec;
+mod frame;
 mod http_status;
 mod probe;
 mod settings;
@@ -176,7 +177,8 @@ impl GrpcOutput {
         timeout: Duration,
     ) -> Result<PartialSuccess, SendError> {
         // Responses are a few bytes: not advertising gzip for them spares both sides a compressor per call.
-        let mut grpc = tonic::client::Grpc::new(http_status::GrpcStatusFromHttp(replica.channel.clone()))
+        let channel = frame::WriteParts(http_status::GrpcStatusFromHttp(replica.channel.clone()));
+        let mut grpc = tonic::client::Grpc::new(channel)
             .max_decoding_message_size(4 * 1024 * 1024)
             .max_encoding_message_size(usize::MAX);
         if self.gzip {
@@ -188,7 +190,14 @@ impl GrpcOutput {
             return Err(SendError::retryable(tonic::Code::Unavailable, message).problem(problem).source(e));
         }
         let forwarded = std::sync::Arc::clone(&payload.metadata);
+        // Uncompressed, the parts become the body as they are (see `frame`), and tonic encodes an empty message.
+        let mut payload = payload;
+        let parts = if self.gzip { None } else { frame::Parts::take(&mut payload) };
+        let codec = PassThroughCodec { framed_outside: parts.is_some() };
         let mut request = tonic::Request::new(payload);
+        if let Some(parts) = parts {
+            request.extensions_mut().insert(parts);
+        }
         *request.metadata_mut() = self.metadata.clone();
         for (name, value) in forwarded.iter() {
             // The receiver only forwards valid names and values; the request's own value replaces a static
@@ -200,7 +209,7 @@ impl GrpcOutput {
             }
         }
         request.set_timeout(timeout);
-        let response = grpc.unary(request, PathAndQuery::from_static(kind.grpc_path()), PassThroughCodec).await;
+        let response = grpc.unary(request, PathAndQuery::from_static(kind.grpc_path()), codec).await;
         response.map(tonic::Response::into_inner).map_err(|status| self.failure(status, kind))
     }
 
