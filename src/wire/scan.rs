@@ -197,9 +197,9 @@ fn scan_value(
                     return Err(WireError::new(k, base + s));
                 }
                 Kind::Msg(schema) => {
-                    // At this depth the generic walk would accept the attribute's value message (and would refuse
-                    // it one level deeper): only then may the common shape be taken as valid without it.
-                    if depth < MAX_DEPTH && is_key_value(schema) && key_value_is_plain(payload) {
+                    // The `KeyValue` sits at `depth + 1` and holds an `AnyValue`: the generic walk accepts that
+                    // only while `depth + 1` is below the limit, so only then may the common shape skip it.
+                    if depth + 1 < MAX_DEPTH && is_key_value(schema) && key_value_is_plain(payload) {
                         return Ok(u64::from(field.item));
                     }
                     if depth >= MAX_DEPTH {

@@ -62,6 +62,25 @@ fn nesting_up_to_prosts_limit_is_accepted_and_one_deeper_is_rejected() {
 }
 
 #[test]
+fn a_plain_attribute_at_the_depth_limit_is_judged_as_prost_judges_it() {
+    // AnyValue (at `depth`) > kvlist_value: KeyValueList > values: KeyValue > value: AnyValue, holding a string or
+    // nothing: the shape the scan takes a short cut for. The KeyValue sits at depth + 2.
+    for value in [&[0x0A, 1, b'v'][..], &[]] {
+        let mut kv = vec![0x0A, 1, b'k', 0x12, value.len() as u8];
+        kv.extend_from_slice(value);
+        let mut list = vec![0x0A, kv.len() as u8];
+        list.extend(kv);
+        let mut inner = vec![0x32, list.len() as u8];
+        inner.extend(list);
+        for (depth, ok) in [(96, true), (98, false)] {
+            let body = deep_logs(depth, &inner);
+            assert_eq!(ExportLogsServiceRequest::decode(&body[..]).is_ok(), ok, "prost at {depth}");
+            assert_eq!(scan(&LOGS, &body).is_ok(), ok, "scan at {depth}, value {value:?}");
+        }
+    }
+}
+
+#[test]
 fn a_million_deep_body_is_rejected_without_overflowing_the_stack() {
     let bomb = deep_logs(1_000_000, &[]);
     assert!(bomb.len() > 3_000_000);
