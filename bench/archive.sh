@@ -20,17 +20,17 @@
 # Then, at a steady rate (RATE requests of 100 spans a second for RATE_SECONDS, every request different, so that
 # objects compress as real data does: the harness repeats one request, which zstd shrinks about 190x), the archive
 # bridge alone against a blackhole rotel: objects per minute and their sizes at the defaults.
-# Knobs: HARNESS (default ../shared/tools/bench beside the clone), REPS=3, PAYLOADS="traces_pb traces_json",
+# Knobs: HARNESS (required: the folder of the shared harness, which lives outside this repository), REPS=3, PAYLOADS="traces_pb traces_json",
 # RATE=15, RATE_SECONDS=120 (0: skip), S3S_FS_BIN, VENV (the harness's, with opentelemetry-proto), and the
 # harness's own.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-HARNESS=${HARNESS:-../shared/tools/bench}
+HARNESS=${HARNESS:-}
 BRIDGE=${BRIDGE:-target/release/otlp-bridge}
 WORK=${WORK:-/tmp/otlp-bench}
 S3S_FS_BIN=${S3S_FS_BIN:-$HOME/.cache/otlp-bridge-ci/bin/s3s-fs}
 STORE_PORT=${STORE_PORT:-27390}
-[[ -x $HARNESS/run.sh ]] || { echo "needs the shared harness: set HARNESS to its folder" >&2; exit 2; }
+[[ -n $HARNESS && -x $HARNESS/run.sh ]] || { echo "needs the shared harness (outside this repository): set HARNESS to its folder" >&2; exit 2; }
 [[ -x $BRIDGE ]] || { echo "needs \$BRIDGE, a release build of the bridge" >&2; exit 2; }
 [[ -x $S3S_FS_BIN ]] || { echo "needs s3s-fs 0.14.1 at \$S3S_FS_BIN (.ci/run installs it into ~/.cache/otlp-bridge-ci)" >&2; exit 2; }
 (exec 3<>/dev/tcp/127.0.0.1/$STORE_PORT) 2>/dev/null && { echo "port $STORE_PORT in use (set STORE_PORT)" >&2; exit 2; }

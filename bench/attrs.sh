@@ -8,14 +8,14 @@
 # The three keys: service.name upserted (every payload has it: its record is dropped and the new one appended) and
 # two inserted that the payloads lack (k8s.pod.name, k8s.namespace.name), as the k8s sidecar configures them. The
 # target is at most 1.15x the CPU per span of the bridge without attributes. Prints the harness's table, then the
-# ratio attrs / bridge per payload; raw rows in $WORK/results.tsv. Knobs: HARNESS (default ../shared/tools/bench
-# beside the clone), REPS=3, PAYLOADS="traces_pb traces_json", and the harness's own (DURATION, RETRIES, ...).
+# ratio attrs / bridge per payload; raw rows in $WORK/results.tsv. Knobs: HARNESS (required: the shared harness's
+# folder, outside this repository), REPS=3, PAYLOADS="traces_pb traces_json", and the harness's own (DURATION, RETRIES, ...).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-HARNESS=${HARNESS:-../shared/tools/bench}
+HARNESS=${HARNESS:-}
 BRIDGE=${BRIDGE:-target/release/otlp-bridge}
 WORK=${WORK:-/tmp/otlp-bench}
-[[ -x $HARNESS/run.sh ]] || { echo "needs the shared harness: set HARNESS to its folder" >&2; exit 2; }
+[[ -n $HARNESS && -x $HARNESS/run.sh ]] || { echo "needs the shared harness (outside this repository): set HARNESS to its folder" >&2; exit 2; }
 [[ -x $BRIDGE ]] || { echo "needs \$BRIDGE, a release build of the bridge" >&2; exit 2; }
 echo "# load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 cmd="$BRIDGE --listen {listen} --backend http://{sink} --metrics-listen {metrics}"
