@@ -4,7 +4,7 @@
 # then the objects the archive wrote at the default settings (count, sizes, objects per minute).
 #
 #   cp target/release/otlp-bridge /tmp/otlp-bridge-bench
-#   BRIDGE=/tmp/otlp-bridge-bench bench/archive.sh
+#   HARNESS=path/to/shared/harness BRIDGE=/tmp/otlp-bridge-bench bench/archive.sh
 #
 # The store is s3s-fs 0.14.1 (signature checks on), the binary .ci/run installs into ~/.cache/otlp-bridge-ci
 # (S3S_FS_BIN; `cargo install s3s-fs --version 0.14.1 --features binary --locked` otherwise), started here on an

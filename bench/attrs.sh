@@ -3,7 +3,7 @@
 # one run of the shared harness (outside this repository), on its OTLP/HTTP input, against the same rotel sink.
 #
 #   cp target/release/otlp-bridge /tmp/otlp-bridge-bench
-#   BRIDGE=/tmp/otlp-bridge-bench bench/attrs.sh
+#   HARNESS=path/to/shared/harness BRIDGE=/tmp/otlp-bridge-bench bench/attrs.sh
 #
 # The three keys: service.name upserted (every payload has it: its record is dropped and the new one appended) and
 # two inserted that the payloads lack (k8s.pod.name, k8s.namespace.name), as the k8s sidecar configures them. The
