@@ -48,6 +48,9 @@ mod retry;
 mod signal;
 mod sink;
 mod telemetry;
+// The one proptest generator of random valid OTLP requests, shared by the wire and JSON property tests.
+#[cfg(test)]
+mod test_gen;
 #[allow(unreachable_pub)]
 mod wire;
 

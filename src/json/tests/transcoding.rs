@@ -9,8 +9,8 @@ use crate::proto::collector::trace::v1::ExportTraceServiceRequest as Req;
 use proptest::prelude::*;
 
 use super::super::encode;
-use super::prop::{logs, metrics, traces};
 use super::*;
+use crate::test_gen::{logs, metrics, traces};
 
 /// Random message -> our JSON encoder -> transcode -> prost decode: the original message, and its items.
 fn transcodes_back<T: Both>(msg: &T) -> Result<(), TestCaseError> {

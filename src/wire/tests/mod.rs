@@ -3,7 +3,6 @@
 
 mod accept;
 mod cases;
-mod gen;
 mod prop;
 mod resource;
 mod utf8;

@@ -5,7 +5,8 @@ use proptest::prelude::*;
 use prost::Message;
 
 use super::super::{scan, split};
-use super::{gen, Sig, SIGS};
+use super::{Sig, SIGS};
+use crate::test_gen as gen;
 
 fn bodies() -> impl Strategy<Value = (usize, Vec<u8>)> {
     prop_oneof![

@@ -18,8 +18,8 @@ use prost::Message;
 
 use super::super::scan::for_each_field;
 use super::super::{scan, ResourceStamp, Schema, LOGS, METRICS, PROFILES, TRACES};
-use super::gen;
 use crate::config::{AttributeMode, ResourceAttribute};
+use crate::test_gen as gen;
 
 // ---- the oracle ----
 
