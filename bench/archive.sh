@@ -20,7 +20,8 @@
 # Then, at a steady rate (RATE requests of 100 spans a second for RATE_SECONDS, every request different, so that
 # objects compress as real data does: the harness repeats one request, which zstd shrinks about 190x), the archive
 # bridge alone against a blackhole rotel: objects per minute and their sizes at the defaults.
-# Knobs: HARNESS (required: the folder of the shared harness, which lives outside this repository), REPS=3, PAYLOADS="traces_pb traces_json",
+# Knobs: HARNESS (required unless REPS=0: the folder of the shared harness, which lives outside this repository),
+# REPS=3 (0: the steady rate alone; then ROTEL_BIN names a rotel-agent), PAYLOADS="traces_pb traces_json",
 # RATE=15, RATE_SECONDS=120 (0: skip), S3S_FS_BIN, VENV (the harness's, with opentelemetry-proto), and the
 # harness's own.
 set -euo pipefail
@@ -30,7 +31,8 @@ BRIDGE=${BRIDGE:-target/release/otlp-bridge}
 WORK=${WORK:-/tmp/otlp-bench}
 S3S_FS_BIN=${S3S_FS_BIN:-$HOME/.cache/otlp-bridge-ci/bin/s3s-fs}
 STORE_PORT=${STORE_PORT:-27390}
-[[ -n $HARNESS && -x $HARNESS/run.sh ]] || { echo "needs the shared harness (outside this repository): set HARNESS to its folder" >&2; exit 2; }
+REPS=${REPS:-3}
+[[ $REPS == 0 || (-n $HARNESS && -x $HARNESS/run.sh) ]] || { echo "needs the shared harness (outside this repository): set HARNESS to its folder, or REPS=0 for the steady rate alone" >&2; exit 2; }
 [[ -x $BRIDGE ]] || { echo "needs \$BRIDGE, a release build of the bridge" >&2; exit 2; }
 [[ -x $S3S_FS_BIN ]] || { echo "needs s3s-fs 0.14.1 at \$S3S_FS_BIN (.ci/run installs it into ~/.cache/otlp-bridge-ci)" >&2; exit 2; }
 (exec 3<>/dev/tcp/127.0.0.1/$STORE_PORT) 2>/dev/null && { echo "port $STORE_PORT in use (set STORE_PORT)" >&2; exit 2; }
@@ -47,10 +49,11 @@ for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$STORE_PORT) 2>/dev/null && 
 export AWS_ENDPOINT_URL=http://127.0.0.1:$STORE_PORT AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=bench-key AWS_SECRET_ACCESS_KEY=bench-secret
 
 echo "# load average before: $(cut -d' ' -f1-3 /proc/loadavg); store: $("$S3S_FS_BIN" --version 2>&1 | head -1)"
-queue="$BRIDGE --listen {listen} --backend http://{sink} --metrics-listen {metrics} --queue-dir {dir}/q --queue-max-bytes 4294967296"
 status=0
+if ((REPS > 0)); then
+queue="$BRIDGE --listen {listen} --backend http://{sink} --metrics-listen {metrics} --queue-dir {dir}/q --queue-max-bytes 4294967296"
 QUEUE_CMD="$queue" ARCHIVE_CMD="$queue --backend s3://bench{dir}" \
-  CONTENDERS="queue archive" REPS=${REPS:-3} PAYLOADS=${PAYLOADS:-"traces_pb traces_json"} WORK=$WORK \
+  CONTENDERS="queue archive" REPS=$REPS PAYLOADS=${PAYLOADS:-"traces_pb traces_json"} WORK=$WORK \
   "$HARNESS/run.sh" || status=$?
 echo "# load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo
@@ -101,6 +104,7 @@ for r in rows:
     print(f"| {run} | {acked} | {window:.1f} | {len(sizes)} | {60 * len(sizes) / window:.1f} | {sz} "
           f"| {unc / objs / 1024 if objs else 0:.0f} | {unc / stored if stored else 0:.1f}x | {left:.0f} |")
 PY
+fi
 
 RATE=${RATE:-15} RATE_SECONDS=${RATE_SECONDS:-120}
 VENV=${VENV:-/tmp/otlp-bench-venv}
@@ -149,6 +153,8 @@ print("|---|---|---|---|---|---|---|---|")
 sz = f"{sizes[0] / 1024:.0f} / {statistics.median(sizes) / 1024:.0f} / {sizes[-1] / 1024:.0f}" if sizes else "-"
 print(f"| {sent_bytes / elapsed / 1e6:.2f} | {ok} | {elapsed:.0f} | {len(sizes)} | {60 * len(sizes) / elapsed:.1f} | {sz} "
       f"| {unc / objs / 1024 if objs else 0:.0f} | {unc / sum(sizes) if sizes else 0:.1f}x |")
+print()
+print("stored KiB of each object, smallest first:", " ".join(f"{s / 1024:.0f}" for s in sizes))
 PY
 fi
 exit $status

@@ -184,6 +184,12 @@ impl<K: Hash + Eq + Clone + Send + Sync + 'static, T: Weighed + Send + 'static, 
         self.sealed.len()
     }
 
+    /// Whether a batch is sealed or in flight: its export will settle and free what it holds, without the open
+    /// batches having to go.
+    pub(crate) fn frees_memory(&self) -> bool {
+        !self.sealed.is_empty() || !self.in_flight.is_empty()
+    }
+
     /// Nothing open, sealed or in flight.
     pub(crate) fn is_empty(&self) -> bool {
         self.in_flight.is_empty() && self.sealed.is_empty() && self.open.items() == 0 && self.open.is_empty()

@@ -189,8 +189,11 @@ impl Reader {
         let mut reservation = match self.budget.reserve(want) {
             Err(_) => {
                 self.memory_wait = true;
-                // Nothing more can be read for now: what is open goes, and its memory with it.
-                lanes.seal_all(FlushReason::Size);
+                // Nothing more can be read for now: what is open goes, and its memory with it, unless a batch of
+                // this reader's own is on its way out (it frees its memory when it settles).
+                if !lanes.frees_memory() {
+                    lanes.seal_all(FlushReason::Size);
+                }
                 return;
             }
             Ok(reservation) => reservation,
@@ -248,9 +251,12 @@ impl Reader {
         for kind in SignalKind::ALL {
             self.drop_counted(kind, "queue_max_age", too_old[kind.index()], "older than --queue-max-age");
         }
-        // Caught up, or holding its whole share: what is open goes now. Otherwise, with many tenants (none of whose
-        // batches fills), the reader would wait on itself for ever. An output with its own batching lingers.
-        if self.held >= self.config.hold_bytes {
+        // Holding its whole share in open batches alone: what is open goes now. Otherwise, with many tenants (none
+        // of whose batches fills), the reader would wait on itself for ever. While a batch is sealed or in flight,
+        // its settling frees memory and the open batches keep growing: sealing them then cut every object in two
+        // (the batch that filled, then a tiny one holding the record that did not fit). Caught up: what is open
+        // goes now, unless the output batches by its own linger.
+        if self.held >= self.config.hold_bytes && !lanes.frees_memory() {
             lanes.seal_all(FlushReason::Size);
         } else if self.caught_up && self.linger.is_none() {
             lanes.seal_all(FlushReason::Idle);

@@ -434,3 +434,38 @@ async fn a_batch_still_failing_when_its_oldest_record_reaches_max_age_is_dropped
         reader.await.unwrap();
     }
 }
+
+/// An output batching by its own limits (an archive object) at the reader's whole memory share: each batch fills
+/// to the limit. The record that did not fit opens the next batch; while the full one is on its way out, the
+/// reader used to count both against its share and seal the new one at once, so every object was followed by a
+/// tiny one holding a single record (objects of half the size on average, twice as many PUTs).
+#[tokio::test(start_paused = true)]
+async fn a_batch_at_the_readers_share_is_not_followed_by_a_one_record_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let (queue, appender) = Queue::open(&config(dir.path()), &backends(1), Telemetry::new()).unwrap();
+    for i in 0..10u8 {
+        appender.append(SignalKind::Traces, vec![(Bytes::from(vec![i; 300]), 1)], &[]).await.unwrap();
+    }
+    let recorder = Arc::new(Recorder { calls: std::sync::Mutex::new(Vec::new()) });
+    let export: Arc<dyn crate::export::Export> = recorder.clone();
+    let exporters: ReaderExport = [Some(export), None, None, None];
+    let delivery = DeliveryConfig {
+        limits: crate::batch::Limits { max_items: 8192, max_bytes: 1 << 20, timeout: Duration::from_millis(200) },
+        concurrency: 2,
+        max_age: Duration::from_secs(60),
+        hold_bytes: 1000,
+    };
+    let own = crate::export::BatchLimits { max_items: u64::MAX, max_bytes: 1000, linger: Duration::from_secs(1) };
+    let (stop, stopped) = watch::channel(false);
+    let readers =
+        queue.start_readers(vec![(exporters, Some(own))], delivery, crate::limit::MemoryBudget::new(64 << 20), stopped);
+    let exported = || recorder.calls.lock().unwrap().iter().map(|(items, _)| *items).collect::<Vec<_>>();
+    while exported().iter().sum::<u64>() < 10 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(exported(), [3, 3, 3, 1], "three records of 300 bytes fill 1000; the last one waits its linger");
+    let _ = stop.send(true);
+    for reader in readers {
+        reader.await.unwrap();
+    }
+}
