@@ -65,6 +65,8 @@ pub(crate) struct Batch<T> {
     pub bytes: usize,
     /// Why it left.
     pub reason: FlushReason,
+    /// When its first entry came.
+    pub opened: Instant,
 }
 
 /// Limits of a batch.
@@ -158,8 +160,9 @@ impl<T: Weighed> Batcher<T> {
 
     /// Takes the open batch, if any.
     pub(crate) fn take(&mut self, reason: FlushReason) -> Option<Batch<T>> {
-        self.opened_at.take()?;
-        let batch = Batch { entries: std::mem::take(&mut self.open), items: self.items, bytes: self.bytes, reason };
+        let opened = self.opened_at.take()?;
+        let batch =
+            Batch { entries: std::mem::take(&mut self.open), items: self.items, bytes: self.bytes, reason, opened };
         self.items = 0;
         self.bytes = 0;
         Some(batch)

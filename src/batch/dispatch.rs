@@ -45,8 +45,13 @@ pub(crate) trait Feed: Send {
     /// Offers what is ready now to `lanes`, without waiting for new data to arrive.
     fn take(&mut self, lanes: &mut Dispatch<Self::Key, Self::Entry, Self::Done>) -> impl Future<Output = ()> + Send;
 
-    /// The export of one batch, run on its own task.
-    fn export(&self, key: Self::Key, batch: Batch<Self::Entry>) -> impl Future<Output = Self::Done> + Send + 'static;
+    /// The export of one batch, run on its own task (called as batches take their slots, in the order they were
+    /// sealed).
+    fn export(
+        &mut self,
+        key: Self::Key,
+        batch: Batch<Self::Entry>,
+    ) -> impl Future<Output = Self::Done> + Send + 'static + use<Self>;
 
     /// An export ended.
     fn settle(&mut self, done: Self::Done);
@@ -182,6 +187,26 @@ impl<K: Hash + Eq + Clone + Send + Sync + 'static, T: Weighed + Send + 'static, 
     /// Sealed batches waiting for a slot.
     pub(crate) fn sealed_len(&self) -> usize {
         self.sealed.len()
+    }
+
+    /// Seals `key`'s open batch, or an empty one for `key` when nothing is open: a feed whose own unit spans
+    /// several batches ends it on its own time.
+    pub(crate) fn seal_key(&mut self, key: &K, reason: FlushReason, now: Instant) {
+        let batch = self.open.take(key, reason).unwrap_or(Batch {
+            entries: Vec::new(),
+            items: 0,
+            bytes: 0,
+            reason,
+            opened: now,
+        });
+        self.sealed.push_back((key.clone(), batch));
+    }
+
+    /// Takes every open and sealed batch (not those in flight), to be read again.
+    pub(crate) fn discard_waiting(&mut self) -> Vec<(K, Batch<T>)> {
+        let mut all: Vec<_> = self.sealed.drain(..).collect();
+        all.extend(self.open.take_all(FlushReason::Shutdown));
+        all
     }
 
     /// Whether a batch is sealed or in flight: its export will settle and free what it holds, without the open

@@ -189,7 +189,11 @@ impl<E: Export> Feed for Lane<E> {
         }
     }
 
-    fn export(&self, partition: PartitionKey, batch: Batch<Entry>) -> impl std::future::Future<Output = ()> + 'static {
+    fn export(
+        &mut self,
+        partition: PartitionKey,
+        batch: Batch<Entry>,
+    ) -> impl std::future::Future<Output = ()> + 'static + use<E> {
         let exporter = Arc::clone(&self.exporter);
         let metrics = Arc::clone(&self.metrics);
         metrics.flushed(batch.reason.as_str(), batch.items, batch.bytes);

@@ -71,6 +71,11 @@ impl<K: Hash + Eq + Clone, T: Weighed> Partitions<K, T> {
         Some((key, batch))
     }
 
+    /// Takes `key`'s open batch, if any.
+    pub(crate) fn take(&mut self, key: &K, reason: FlushReason) -> Option<Batch<T>> {
+        self.open.remove(key)?.take(reason)
+    }
+
     /// Takes every open batch (shutdown).
     pub(crate) fn take_all(&mut self, reason: FlushReason) -> Vec<(K, Batch<T>)> {
         self.open.drain().filter_map(|(key, mut b)| Some((key, b.take(reason)?))).collect()

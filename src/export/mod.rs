@@ -18,7 +18,9 @@ use tokio::time::Instant;
 
 pub(crate) use outcome::{combine, ExportError, Rejections};
 pub(crate) use output::Code;
-pub(crate) use output::{kind_for, BatchLimits, Build, Output, OutputKind, OutputSettings, ProbeError};
+pub(crate) use output::{
+    kind_for, AbortFuture, BatchLimits, Build, Output, OutputKind, OutputSettings, ProbeError, Unit,
+};
 pub use output::{Disposition, Problem, ProblemKind, SendError, SetupError};
 pub(crate) use payload::Payload;
 
@@ -42,17 +44,55 @@ pub(crate) type ExportFuture<'a> =
 pub(crate) trait Export: Send + Sync + 'static {
     /// Exports `payload` (`items` items), retrying until `deadline` (`None`: one attempt); the outcome is final.
     fn export(&self, payload: Payload, items: u64, deadline: Option<Instant>) -> ExportFuture<'_>;
+
+    /// A batch taken in pieces ([`Unit`]) for data with `metadata`, the oldest of it queued at `arrived_ms`, if
+    /// the output has units (`None` by default).
+    fn open_unit(
+        &self,
+        _metadata: &Arc<Vec<(String, String)>>,
+        _arrived_ms: Option<u64>,
+    ) -> Option<Box<dyn ExportUnit>> {
+        None
+    }
+}
+
+/// A [`Unit`] with the retry and the exporter metrics of [`Export`]: each call's outcome is final.
+pub(crate) trait ExportUnit: Send {
+    /// Adds the `seq`-th piece (`items` items), retrying until `deadline`.
+    fn add(&mut self, seq: u64, payload: Payload, items: u64, deadline: Option<Instant>) -> ExportFuture<'_>;
+    /// Completes the unit (`items`: every item added, for the metrics), retrying until `deadline`.
+    fn complete(&mut self, items: u64, deadline: Option<Instant>) -> ExportFuture<'_>;
+    /// Gives it up (nothing added is delivered).
+    fn abort(self: Box<Self>) -> AbortFuture;
 }
 
 impl<E: Export + ?Sized> Export for Arc<E> {
     fn export(&self, payload: Payload, items: u64, deadline: Option<Instant>) -> ExportFuture<'_> {
         E::export(self, payload, items, deadline)
     }
+
+    fn open_unit(&self, metadata: &Arc<Vec<(String, String)>>, arrived_ms: Option<u64>) -> Option<Box<dyn ExportUnit>> {
+        E::open_unit(self, metadata, arrived_ms)
+    }
 }
 
 impl Export for Exporter {
     fn export(&self, payload: Payload, items: u64, deadline: Option<Instant>) -> ExportFuture<'_> {
         Box::pin(Exporter::export(self, payload, items, deadline))
+    }
+
+    fn open_unit(&self, metadata: &Arc<Vec<(String, String)>>, arrived_ms: Option<u64>) -> Option<Box<dyn ExportUnit>> {
+        // Units are one output's: a queue reader's exporter has exactly one.
+        let [(output, metrics)] = self.outputs.as_slice() else { return None };
+        let unit = output.open_unit(self.kind, metadata, arrived_ms)?;
+        Some(Box::new(OutputUnit {
+            unit: tokio::sync::Mutex::new(unit),
+            output: Arc::clone(output),
+            metrics: Arc::clone(metrics),
+            retry: self.retry,
+            attempt_timeout: output.delivery().attempt_timeout.unwrap_or(self.attempt_timeout),
+            kind: self.kind,
+        }))
     }
 }
 
@@ -61,7 +101,7 @@ impl Export for Exporter {
 pub(crate) struct Exporter {
     kind: SignalKind,
     /// Each output with its metric handles for this signal.
-    outputs: Vec<(Arc<dyn Output>, OutputMetrics)>,
+    outputs: Vec<(Arc<dyn Output>, Arc<OutputMetrics>)>,
     retry: RetryConfig,
     attempt_timeout: Duration,
 }
@@ -77,7 +117,7 @@ impl Exporter {
         let outputs = outputs
             .into_iter()
             .map(|o| {
-                let metrics = OutputMetrics::new(&telemetry, kind, o.label());
+                let metrics = Arc::new(OutputMetrics::new(&telemetry, kind, o.label()));
                 (o, metrics)
             })
             .collect();
@@ -108,54 +148,137 @@ impl Exporter {
         deadline: Option<Instant>,
     ) -> Result<PartialSuccess, ExportError> {
         let kind = self.kind;
-        let label = output.label();
         let started = Instant::now();
         let attempt_timeout = output.delivery().attempt_timeout.unwrap_or(self.attempt_timeout);
         // What the output keeps between the attempts of this batch (the gRPC output: the address that failed).
         let memo = tokio::sync::Mutex::new(None);
         let memo = &memo;
-        let result = export_with_retry(
-            &self.retry,
-            attempt_timeout,
-            deadline,
-            |timeout| {
-                metrics.attempt();
-                async move {
-                    let mut memo = memo.lock().await;
-                    output.send(output::Attempt { kind, payload, timeout }, &mut memo).await
-                }
-            },
-            |error, delay| {
-                metrics.retry();
-                tracing::debug!(backend = label, signal = kind.name(), code = ?error.code, ?delay, "export failed, retrying: {}", error.full_message());
-            },
-        )
-        .await
-        .map_err(|f| ExportError::Backend {
-            backend: label.to_string(),
-            error: Box::new(f.error),
-            retry_after: f.retry_after,
-            attempts: f.attempts,
-        });
+        let result = retrying(&self.retry, attempt_timeout, kind, output, metrics, deadline, |timeout| async move {
+            let mut memo = memo.lock().await;
+            output.send(output::Attempt { kind, payload, timeout }, &mut memo).await
+        })
+        .await;
         metrics.duration(started.elapsed());
-        let result = result.map(|partial| sane_partial_success(partial, items, label));
-        match &result {
-            Ok(partial) => {
-                metrics.exported(items, u64::try_from(partial.rejected).unwrap_or(0));
-            }
-            Err(e) => {
-                metrics.failed(items);
-                tracing::warn!(
-                    backend = label,
-                    signal = kind.name(),
-                    items,
-                    "export failed: {}{}",
-                    e.detail(),
-                    hint(e)
-                );
-            }
-        }
+        let result = result.map(|partial| sane_partial_success(partial, items, output.label()));
+        counted(kind, output.label(), metrics, items, &result);
         result
+    }
+}
+
+/// Runs `attempt` with the retry of [`export_with_retry`] until `deadline`, counting attempts and retries.
+async fn retrying<F, Fut>(
+    retry: &RetryConfig,
+    attempt_timeout: Duration,
+    kind: SignalKind,
+    output: &dyn Output,
+    metrics: &OutputMetrics,
+    deadline: Option<Instant>,
+    mut attempt: F,
+) -> Result<PartialSuccess, ExportError>
+where
+    F: FnMut(Duration) -> Fut,
+    Fut: Future<Output = Result<PartialSuccess, SendError>>,
+{
+    let label = output.label();
+    export_with_retry(
+        retry,
+        attempt_timeout,
+        deadline,
+        |timeout| {
+            metrics.attempt();
+            attempt(timeout)
+        },
+        |error, delay| {
+            metrics.retry();
+            tracing::debug!(backend = label, signal = kind.name(), code = ?error.code, ?delay, "export failed, retrying: {}", error.full_message());
+        },
+    )
+    .await
+    .map_err(|f| ExportError::Backend {
+        backend: label.to_string(),
+        error: Box::new(f.error),
+        retry_after: f.retry_after,
+        attempts: f.attempts,
+    })
+}
+
+/// Counts a final outcome of `items` items in the exporter families, and logs a failure.
+fn counted(
+    kind: SignalKind,
+    label: &str,
+    metrics: &OutputMetrics,
+    items: u64,
+    result: &Result<PartialSuccess, ExportError>,
+) {
+    match result {
+        Ok(partial) => {
+            metrics.exported(items, u64::try_from(partial.rejected).unwrap_or(0));
+        }
+        Err(e) => {
+            metrics.failed(items);
+            tracing::warn!(backend = label, signal = kind.name(), items, "export failed: {}{}", e.detail(), hint(e));
+        }
+    }
+}
+
+/// An output's [`Unit`] with the exporter's retry and metrics: attempts and retries count as for batches; the
+/// items count as sent when the unit completes, as failed when a piece or the completion fails for good.
+struct OutputUnit {
+    unit: tokio::sync::Mutex<Box<dyn Unit>>,
+    output: Arc<dyn Output>,
+    metrics: Arc<OutputMetrics>,
+    retry: RetryConfig,
+    attempt_timeout: Duration,
+    kind: SignalKind,
+}
+
+impl ExportUnit for OutputUnit {
+    fn add(&mut self, seq: u64, payload: Payload, items: u64, deadline: Option<Instant>) -> ExportFuture<'_> {
+        Box::pin(async move {
+            let (unit, payload, output) = (&self.unit, &payload, self.output.as_ref());
+            let started = Instant::now();
+            let result = retrying(
+                &self.retry,
+                self.attempt_timeout,
+                self.kind,
+                output,
+                &self.metrics,
+                deadline,
+                |timeout| async move { unit.lock().await.add(seq, payload, items, timeout).await },
+            )
+            .await;
+            self.metrics.duration(started.elapsed());
+            let result = result.map(|partial| sane_partial_success(partial, items, output.label()));
+            if result.is_err() {
+                counted(self.kind, output.label(), &self.metrics, items, &result);
+            }
+            result
+        })
+    }
+
+    fn complete(&mut self, items: u64, deadline: Option<Instant>) -> ExportFuture<'_> {
+        Box::pin(async move {
+            let (unit, output) = (&self.unit, self.output.as_ref());
+            let started = Instant::now();
+            let result = retrying(
+                &self.retry,
+                self.attempt_timeout,
+                self.kind,
+                output,
+                &self.metrics,
+                deadline,
+                |timeout| async move { unit.lock().await.complete(timeout).await },
+            )
+            .await;
+            self.metrics.duration(started.elapsed());
+            let result = result.map(|partial| sane_partial_success(partial, items, output.label()));
+            counted(self.kind, output.label(), &self.metrics, items, &result);
+            result
+        })
+    }
+
+    fn abort(self: Box<Self>) -> AbortFuture {
+        self.unit.into_inner().abort()
     }
 }
 

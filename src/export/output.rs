@@ -64,6 +64,39 @@ pub(crate) trait Output: Debug + Send + Sync + 'static {
     fn delivery(&self) -> Delivery {
         Delivery::default()
     }
+
+    /// A new [`Unit`] for `kind`'s data with `metadata` (forwarded header values), the oldest of it queued at
+    /// `arrived_ms`. `None` (the default): the output takes whole batches only.
+    fn open_unit(
+        &self,
+        _kind: SignalKind,
+        _metadata: &Arc<Vec<(String, String)>>,
+        _arrived_ms: Option<u64>,
+    ) -> Option<Box<dyn Unit>> {
+        None
+    }
+}
+
+/// The future of [`Unit::abort`].
+pub(crate) type AbortFuture = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
+
+/// One batch of an output's own batching taken in pieces, for batches larger than what a queue reader may hold in
+/// memory (an archive object of 16 MiB when the reader holds 5): the reader adds the pieces in order, frees each
+/// one once it is added, and counts the data delivered (its cursor passes it) only once the unit is complete.
+///
+/// Invariants: pieces are added with `seq` 0, 1, 2, ..., each until one attempt succeeded, never two at once; after
+/// a failed attempt the same piece comes again and the unit repeats only what did not finish. Nothing added is
+/// delivered before [`Unit::complete`] succeeded. A rejection (of an add or the completion) means the unit cannot
+/// go on (the store lost its upload): the caller aborts it and reads its data again. Requests the output refuses
+/// for good (they do not decode) are left out of the unit and named by a partial success.
+pub(crate) trait Unit: Send {
+    /// One attempt to add the `seq`-th piece, of `items` items.
+    fn add<'a>(&'a mut self, seq: u64, payload: &'a Payload, items: u64, timeout: Duration) -> SendFuture<'a>;
+    /// One attempt to complete the unit: once it succeeded, every piece added is delivered; its partial success
+    /// names every request left out of the unit.
+    fn complete(&mut self, timeout: Duration) -> SendFuture<'_>;
+    /// Gives the unit up, best effort and bounded in time: nothing added is delivered.
+    fn abort(self: Box<Self>) -> AbortFuture;
 }
 
 /// What an output asks of the machinery that feeds it (everything `None`: the global settings).
@@ -82,12 +115,14 @@ pub(crate) struct BatchLimits {
     /// Items that fill a batch.
     pub max_items: u64,
     /// Bytes that fill a batch. A queue reader holds at most its memory share (half of `--memory-limit-mib` over
-    /// the outputs) at once, so a batch never grows past that share: an output that wants larger objects stages
-    /// them itself.
+    /// the outputs) at once, so a batch grows past that share only in pieces (`units`).
     pub max_bytes: usize,
     /// A batch waits this long for more data, whether or not other exports are in flight (the adaptive linger of
     /// gRPC batches would send an archive object as soon as the reader catches up).
     pub linger: Duration,
+    /// The output takes a batch in pieces ([`Output::open_unit`]): a queue reader then lets a batch grow past its
+    /// memory share, handing it over piece by piece, and moves its cursor past it once the unit is complete.
+    pub units: bool,
 }
 
 /// Whether an attempt that failed may be tried again.

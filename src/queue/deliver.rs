@@ -9,8 +9,16 @@
 //! Each reader is independent: a backend that is down stalls only its own reader, whose cursor then holds its
 //! segments on disk (up to `--queue-max-bytes`). Memory: a reader holds at most its share of the memory limit
 //! in records read but not delivered (plus one record), reserved from the same budget as requests.
+//!
+//! Units: an output whose own batches are larger than the reader's share (an archive object of 8 MiB when the
+//! share is 5) and that takes a batch in pieces ([`crate::export::Unit`]) gets it piece by piece: the reader batches
+//! pieces (the unit split evenly, each at most half the share), adds each to its partition's open unit in order and
+//! frees it once added; the records stay behind the cursor until the unit is complete (its size, its age, or its
+//! last piece sealed by the piece's own age). A unit that fails for good (past `--queue-max-age`, or the output
+//! lost it) is given up and everything after the cursor is read again: at least once, with memory within the share
+//! whatever the unit's size.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -24,7 +32,7 @@ use super::segment::{Pos, SegmentReader};
 use super::{cursor, lock, Queue, Record, Shared};
 use crate::batch::dispatch::{self, Dispatch, Feed, Flush};
 use crate::batch::{Batch, FlushReason, Limits, PartitionKey, Weighed};
-use crate::export::{BatchLimits, Export, ExportError, Payload};
+use crate::export::{BatchLimits, Export, ExportError, ExportUnit, Payload};
 use crate::limit::{MemoryBudget, Reservation};
 use crate::signal::{PartialSuccess, SignalKind};
 use crate::telemetry::{BatchMetrics, QueueDrops};
@@ -72,8 +80,166 @@ impl Weighed for Entry {
     }
 }
 
-/// A finished export: its signal, records, items, payload bytes and result.
-type Outcome = (SignalKind, Vec<Pos>, u64, usize, Result<PartialSuccess, ExportError>);
+/// A finished export, of the reader's `generation` at the time (an outcome of an older one, from before the reader
+/// went back to its cursor, only frees memory).
+enum Outcome {
+    /// A batch delivered on its own: its signal, records, items, payload bytes and result.
+    Batch {
+        generation: u64,
+        kind: SignalKind,
+        positions: Vec<Pos>,
+        items: u64,
+        bytes: usize,
+        result: Result<PartialSuccess, ExportError>,
+    },
+    /// A piece of a unit: the payload bytes it held and what became of its unit.
+    Piece { generation: u64, kind: SignalKind, bytes: usize, done: PieceDone },
+}
+
+/// What a piece's export did to its unit.
+enum PieceDone {
+    /// Added (or nothing to do): the unit goes on, its records stay behind the cursor.
+    Added,
+    /// The unit is complete: its records are delivered, as `result` says.
+    Complete { positions: Vec<Pos>, items: u64, result: Result<PartialSuccess, ExportError> },
+    /// The unit failed for good and was given up: its data must be read again.
+    Failed,
+}
+
+/// How a reader hands an output batches larger than its memory share: in pieces of a unit.
+#[derive(Debug, Clone, Copy)]
+struct Units {
+    /// Bytes of a unit (the output's own batch limit).
+    max_bytes: usize,
+    /// Bytes of a piece (the reader's batch limit).
+    piece_bytes: usize,
+    /// A unit is complete this long after its first piece opened.
+    max_age: Duration,
+}
+
+/// A partition's unit being filled.
+struct OpenUnit {
+    shared: Arc<UnitShared>,
+    /// Pieces handed over so far.
+    next_seq: u64,
+    /// Their payload bytes.
+    bytes: usize,
+    /// When its first piece opened.
+    opened: Instant,
+    /// Enqueue time of its oldest record: its retry budget ends at this plus `--queue-max-age`.
+    oldest_ms: u64,
+    /// Its last piece is sealed (by its age).
+    closing: bool,
+}
+
+/// What the exports of a unit's pieces share: the unit, and whose turn it is.
+struct UnitShared {
+    state: tokio::sync::Mutex<UnitState>,
+    /// Pieces done: piece `seq` goes once this reaches `seq`, so pieces are added in order whatever task runs first.
+    turn: watch::Sender<u64>,
+}
+
+struct UnitState {
+    /// `None` once complete or given up.
+    export: Option<Box<dyn ExportUnit>>,
+    /// Records and items added so far.
+    positions: Vec<Pos>,
+    items: u64,
+    /// Items the output refused for good (did not decode) so far, and its last word on them.
+    rejected: u64,
+    message: String,
+}
+
+impl UnitShared {
+    fn new(export: Box<dyn ExportUnit>) -> Arc<UnitShared> {
+        Arc::new(UnitShared {
+            state: tokio::sync::Mutex::new(UnitState {
+                export: Some(export),
+                positions: Vec::new(),
+                items: 0,
+                rejected: 0,
+                message: String::new(),
+            }),
+            turn: watch::channel(0).0,
+        })
+    }
+
+    /// Gives the unit up (its data is read again).
+    async fn give_up(&self) {
+        let export = self.state.lock().await.export.take();
+        if let Some(export) = export {
+            export.abort().await;
+        }
+    }
+}
+
+/// A piece's place in its unit.
+struct Turn {
+    shared: Arc<UnitShared>,
+    /// Its number in the unit.
+    seq: u64,
+    /// The unit completes after it.
+    last: bool,
+    /// The end of its retry budget (the unit's oldest record's `--queue-max-age`).
+    deadline: Instant,
+}
+
+/// One piece's turn at its unit: adds it (freeing its memory), and completes the unit if it is the last.
+async fn add_piece(turn: &Turn, batch: Batch<Entry>, metadata: PartitionKey) -> PieceDone {
+    let Turn { shared, seq, last, deadline } = turn;
+    let (seq, last, deadline) = (*seq, *last, *deadline);
+    let mut turn = shared.turn.subscribe();
+    // The sender lives in `shared`: this only ends at our turn.
+    let _ = turn.wait_for(|done| *done >= seq).await;
+    let mut state = shared.state.lock().await;
+    let done = async {
+        let Some(export) = state.export.as_mut() else {
+            // Given up after an earlier piece failed: the reader reads all of it again.
+            return PieceDone::Added;
+        };
+        if !batch.entries.is_empty() {
+            let oldest = batch.entries.iter().map(|e| e.record.enqueued_ms).min();
+            let parts = batch.entries.iter().map(|e| e.record.payload.clone()).collect();
+            let payload = Payload { parts, metadata, arrived_ms: oldest };
+            match export.add(seq, payload, batch.items, Some(deadline)).await {
+                Ok(partial) => {
+                    if partial.rejected > 0 {
+                        state.rejected += u64::try_from(partial.rejected).unwrap_or(0);
+                        state.message = partial.message;
+                    }
+                }
+                Err(_) => return PieceDone::Failed,
+            }
+        }
+        state.positions.extend(batch.entries.iter().map(|e| e.pos));
+        state.items += batch.items;
+        // Added: the piece's memory is the unit's business no more.
+        drop(batch);
+        if !last {
+            return PieceDone::Added;
+        }
+        let items = state.items;
+        let Some(export) = state.export.as_mut() else { return PieceDone::Added };
+        match export.complete(items, Some(deadline)).await {
+            Ok(_) => {
+                state.export = None;
+                let rejected = i64::try_from(state.rejected.min(items)).unwrap_or(i64::MAX);
+                let partial = PartialSuccess { rejected, message: std::mem::take(&mut state.message) };
+                PieceDone::Complete { positions: std::mem::take(&mut state.positions), items, result: Ok(partial) }
+            }
+            Err(_) => PieceDone::Failed,
+        }
+    }
+    .await;
+    if matches!(done, PieceDone::Failed) {
+        if let Some(export) = state.export.take() {
+            export.abort().await;
+        }
+    }
+    drop(state);
+    shared.turn.send_modify(|done| *done = (*done).max(seq + 1));
+    done
+}
 
 impl Queue {
     /// Starts one reader per backend (in the order given to [`Queue::open`]); they run until `stop` turns true.
@@ -89,13 +255,21 @@ impl Queue {
             .enumerate()
             .map(|(index, (exporters, own))| {
                 let mut config = config;
-                // An output's own batching: its limits, within what the reader may hold, and a fixed linger.
+                let mut units = None;
+                // An output's own batching: its limits, within what the reader may hold, and a fixed linger; a batch
+                // larger than the share goes in pieces of a unit when the output takes units.
                 let linger = own.map(|own| {
-                    config.limits = Limits {
-                        max_items: own.max_items,
-                        max_bytes: own.max_bytes.min(config.hold_bytes),
-                        timeout: own.linger,
+                    let max_bytes = if own.units && own.max_bytes > config.hold_bytes {
+                        // Even pieces of at most half the share: one is read while the one before is added, and a
+                        // unit of whole pieces fills to its size.
+                        let pieces = own.max_bytes.div_ceil((config.hold_bytes / 2).max(1));
+                        let piece_bytes = own.max_bytes.div_ceil(pieces);
+                        units = Some(Units { max_bytes: own.max_bytes, piece_bytes, max_age: own.linger });
+                        piece_bytes
+                    } else {
+                        own.max_bytes.min(config.hold_bytes)
                     };
+                    config.limits = Limits { max_items: own.max_items, max_bytes, timeout: own.linger };
                     own.linger
                 });
                 let telemetry = &self.shared.telemetry;
@@ -111,6 +285,10 @@ impl Queue {
                     exporters,
                     config,
                     linger,
+                    units,
+                    open_units: HashMap::new(),
+                    generation: 0,
+                    rewind: false,
                     budget: Arc::clone(&budget),
                     stop: stop.clone(),
                     committed: self.shared.committed.subscribe(),
@@ -148,6 +326,14 @@ struct Reader {
     /// `Some`: the output batches by its own limits, and an open batch waits this long for more data even when
     /// the reader has caught up (an archive object); `None`: what is open goes as soon as the reader catches up.
     linger: Option<Duration>,
+    /// `Some`: the output's batches go in pieces of units.
+    units: Option<Units>,
+    /// The units being filled, by partition.
+    open_units: HashMap<Partition, OpenUnit>,
+    /// Bumped each time the reader goes back to its cursor: older outcomes only free memory.
+    generation: u64,
+    /// A unit failed for good: go back to the cursor before reading on.
+    rewind: bool,
     budget: Arc<MemoryBudget>,
     batch_metrics: [BatchMetrics; SignalKind::COUNT],
     drops: QueueDrops,
@@ -263,6 +449,78 @@ impl Reader {
         }
     }
 
+    /// Seals the last piece of every unit that has reached its age (an empty piece when nothing is open).
+    fn close_aged_units(&mut self, lanes: &mut Lanes) {
+        let Some(units) = self.units else { return };
+        let now = Instant::now();
+        for (key, unit) in &mut self.open_units {
+            if !unit.closing && now >= unit.opened + units.max_age {
+                unit.closing = true;
+                lanes.seal_key(key, FlushReason::Timeout, now);
+            }
+        }
+    }
+
+    /// When the next unit reaches its age.
+    fn next_unit_due(&self) -> Option<Instant> {
+        let units = self.units?;
+        self.open_units.values().filter(|u| !u.closing).map(|u| u.opened + units.max_age).min()
+    }
+
+    /// Goes back to the cursor after a unit failed for good: what is open or sealed is dropped, every open unit
+    /// given up, and everything after the cursor read again (exports still in flight only free their memory).
+    fn go_back_to_cursor(&mut self, lanes: &mut Lanes) {
+        self.rewind = false;
+        self.generation += 1;
+        for (_, batch) in lanes.discard_waiting() {
+            self.held = self.held.saturating_sub(batch.bytes);
+        }
+        for (_, unit) in self.open_units.drain() {
+            tokio::spawn(async move { unit.shared.give_up().await });
+        }
+        let cursor = self.pending.first_key_value().map_or(self.read, |(pos, _)| *pos);
+        tracing::warn!(
+            backend = %self.label,
+            "queue: an object failed for good and was given up; its data is read again from the cursor"
+        );
+        self.pending.clear();
+        self.read = cursor;
+        self.segment = None;
+        self.caught_up = false;
+    }
+
+    /// Hands `batch` to its partition's unit (opening one if needed): its turn, whether it is the unit's last
+    /// piece, and its retry deadline; `None` when the output opens no unit (the batch then goes on its own).
+    fn piece(&mut self, key: &Partition, batch: &Batch<Entry>, units: Units) -> Option<Turn> {
+        if !self.open_units.contains_key(key) {
+            let oldest = batch.entries.iter().map(|e| e.record.enqueued_ms).min()?;
+            let export = self.exporters[key.0.index()].as_ref()?.open_unit(&key.1, Some(oldest))?;
+            let unit = OpenUnit {
+                shared: UnitShared::new(export),
+                next_seq: 0,
+                bytes: 0,
+                opened: batch.opened,
+                oldest_ms: oldest,
+                closing: false,
+            };
+            self.open_units.insert(key.clone(), unit);
+        }
+        let unit = self.open_units.get_mut(key)?;
+        let seq = unit.next_seq;
+        unit.next_seq += 1;
+        unit.bytes += batch.bytes;
+        // The last piece: sealed by age (the unit's or its own) or at shutdown, or another whole piece would not fit.
+        let last = matches!(batch.reason, FlushReason::Timeout | FlushReason::Shutdown)
+            || unit.bytes + units.piece_bytes > units.max_bytes;
+        let left = (unit.oldest_ms + self.config.max_age.as_millis() as u64).saturating_sub(self.shared.clock.now_ms());
+        let deadline = Instant::now() + Duration::from_millis(left);
+        let shared = Arc::clone(&unit.shared);
+        if last {
+            self.open_units.remove(key);
+        }
+        Some(Turn { shared, seq, last, deadline })
+    }
+
     /// Stores `cursor` durably, then frees what every backend has passed. False if it could not be stored.
     async fn store(&self, cursor: Pos) -> bool {
         let shared = Arc::clone(&self.shared);
@@ -320,6 +578,10 @@ impl Feed for Reader {
     type Done = Outcome;
 
     async fn take(&mut self, lanes: &mut Lanes) {
+        if self.rewind {
+            self.go_back_to_cursor(lanes);
+        }
+        self.close_aged_units(lanes);
         // Read while there is room for more.
         let room = self.config.hold_bytes.saturating_sub(self.held);
         if !self.caught_up && room > 0 && lanes.sealed_len() < self.config.concurrency {
@@ -327,13 +589,37 @@ impl Feed for Reader {
         }
     }
 
-    fn export(&self, (kind, metadata): Partition, batch: Batch<Entry>) -> impl Future<Output = Outcome> + 'static {
+    fn export(&mut self, key: Partition, batch: Batch<Entry>) -> impl Future<Output = Outcome> + 'static + use<> {
+        let (kind, metadata) = key.clone();
+        let generation = self.generation;
+        let bytes = batch.bytes;
+        if !batch.entries.is_empty() {
+            // The same batch metrics as direct mode: a dashboard reads one family whichever mode runs.
+            self.batch_metrics[kind.index()].flushed(batch.reason.as_str(), batch.items, batch.bytes);
+        }
+        // Profiles never share a unit: each request is its own batch, as each indexes into its own dictionary.
+        let units = self.units.filter(|_| !kind.self_contained());
+        let piece = match units {
+            Some(_) if batch.entries.is_empty() && !self.open_units.contains_key(&key) => {
+                // An empty last piece of a unit that already ended.
+                return futures_util::future::Either::Left(std::future::ready(Outcome::Piece {
+                    generation,
+                    kind,
+                    bytes,
+                    done: PieceDone::Added,
+                }));
+            }
+            Some(units) => self.piece(&key, &batch, units),
+            None => None,
+        };
         let exporter = self.exporters[kind.index()].clone();
         let max_age = self.config.max_age;
         let clock = self.shared.clock.clone();
-        // The same batch metrics as direct mode: a dashboard reads one family whichever mode runs.
-        self.batch_metrics[kind.index()].flushed(batch.reason.as_str(), batch.items, batch.bytes);
-        async move {
+        futures_util::future::Either::Right(async move {
+            if let Some(turn) = piece {
+                let done = add_piece(&turn, batch, metadata).await;
+                return Outcome::Piece { generation, kind, bytes, done };
+            }
             let positions: Vec<Pos> = batch.entries.iter().map(|e| e.pos).collect();
             let now = clock.now_ms();
             let oldest = batch.entries.iter().map(|e| e.record.enqueued_ms).min().unwrap_or(now);
@@ -345,16 +631,39 @@ impl Feed for Reader {
                 Some(exporter) => exporter.export(payload, batch.items, Some(deadline)).await,
                 None => Ok(PartialSuccess::default()),
             };
-            (kind, positions, batch.items, batch.bytes, result)
-        }
+            Outcome::Batch { generation, kind, positions, items: batch.items, bytes, result }
+        })
     }
 
-    fn settle(&mut self, (kind, positions, items, bytes, result): Outcome) {
-        for pos in &positions {
-            self.pending.remove(pos);
+    fn settle(&mut self, outcome: Outcome) {
+        match outcome {
+            Outcome::Batch { generation, kind, positions, items, bytes, result } => {
+                self.held = self.held.saturating_sub(bytes);
+                if generation != self.generation {
+                    return;
+                }
+                for pos in &positions {
+                    self.pending.remove(pos);
+                }
+                self.settle_outcome(kind, items, result);
+            }
+            Outcome::Piece { generation, kind, bytes, done } => {
+                self.held = self.held.saturating_sub(bytes);
+                if generation != self.generation {
+                    return;
+                }
+                match done {
+                    PieceDone::Added => {}
+                    PieceDone::Complete { positions, items, result } => {
+                        for pos in &positions {
+                            self.pending.remove(pos);
+                        }
+                        self.settle_outcome(kind, items, result);
+                    }
+                    PieceDone::Failed => self.rewind = true,
+                }
+            }
         }
-        self.held = self.held.saturating_sub(bytes);
-        self.settle_outcome(kind, items, result);
     }
 
     async fn after_launch(&mut self, lanes: &Lanes) {
@@ -387,6 +696,12 @@ impl Feed for Reader {
         } else {
             None
         };
+        // A unit reaching its age is sealed by the next turn of the loop.
+        let unit_due = self.next_unit_due().map(|at| at.saturating_duration_since(Instant::now()));
+        let wake = match (wake, unit_due) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         tokio::select! {
             changed = self.committed.changed(), if self.caught_up => {
                 // The writer gone: nothing new will come.
@@ -397,8 +712,12 @@ impl Feed for Reader {
         }
     }
 
-    async fn finish(self, mut lanes: Lanes) {
+    async fn finish(mut self, mut lanes: Lanes) {
         lanes.abort().await;
+        // Open units are given up: their records are behind the cursor, and archived after the next start.
+        for (_, unit) in self.open_units.drain() {
+            unit.shared.give_up().await;
+        }
         let cursor = self.pending.first_key_value().map_or(self.read, |(pos, _)| *pos);
         if cursor != self.stored {
             self.store(cursor).await;

@@ -295,7 +295,7 @@ async fn an_output_with_its_own_batching_waits_its_linger_even_when_the_reader_h
         hold_bytes: 1 << 20,
     };
     let linger = Duration::from_millis(1500);
-    let own = crate::export::BatchLimits { max_items: 1000, max_bytes: 1 << 20, linger };
+    let own = crate::export::BatchLimits { max_items: 1000, max_bytes: 1 << 20, linger, units: false };
     let (stop, stopped) = watch::channel(false);
     let started = tokio::time::Instant::now();
     let readers =
@@ -455,7 +455,12 @@ async fn a_batch_at_the_readers_share_is_not_followed_by_a_one_record_batch() {
         max_age: Duration::from_secs(60),
         hold_bytes: 1000,
     };
-    let own = crate::export::BatchLimits { max_items: u64::MAX, max_bytes: 1000, linger: Duration::from_secs(1) };
+    let own = crate::export::BatchLimits {
+        max_items: u64::MAX,
+        max_bytes: 1000,
+        linger: Duration::from_secs(1),
+        units: false,
+    };
     let (stop, stopped) = watch::channel(false);
     let readers =
         queue.start_readers(vec![(exporters, Some(own))], delivery, crate::limit::MemoryBudget::new(64 << 20), stopped);
@@ -468,4 +473,273 @@ async fn a_batch_at_the_readers_share_is_not_followed_by_a_one_record_batch() {
     for reader in readers {
         reader.await.unwrap();
     }
+}
+
+/// What a unit-taking output saw.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum UnitEvent {
+    /// A piece added to unit `.0`: the first byte of each record (the test's record ids).
+    Add(u64, Vec<u8>),
+    /// Unit `.0` completed.
+    Complete(u64),
+    /// Unit `.0` given up.
+    Abort(u64),
+}
+
+/// An output that takes units (as the archive does), recording what it is handed; the completions whose number
+/// is in `fail` fail for good. `held` samples the memory budget at each add.
+struct UnitOutput {
+    events: std::sync::Mutex<Vec<(UnitEvent, tokio::time::Instant)>>,
+    units: AtomicU64,
+    completions: AtomicU64,
+    fail: Vec<u64>,
+    budget: Arc<crate::limit::MemoryBudget>,
+    most_held: AtomicU64,
+}
+
+impl UnitOutput {
+    fn new(fail: Vec<u64>, budget: &Arc<crate::limit::MemoryBudget>) -> Arc<UnitOutput> {
+        Arc::new(UnitOutput {
+            events: std::sync::Mutex::new(Vec::new()),
+            units: AtomicU64::new(0),
+            completions: AtomicU64::new(0),
+            fail,
+            budget: Arc::clone(budget),
+            most_held: AtomicU64::new(0),
+        })
+    }
+
+    fn events(&self) -> Vec<UnitEvent> {
+        self.events.lock().unwrap().iter().map(|(e, _)| e.clone()).collect()
+    }
+
+    fn push(&self, event: UnitEvent) {
+        self.events.lock().unwrap().push((event, tokio::time::Instant::now()));
+    }
+
+    /// Each unit's events in order (a piece's record ids; `None`: completed).
+    fn by_unit(&self) -> std::collections::BTreeMap<u64, Vec<Option<Vec<u8>>>> {
+        let mut units = std::collections::BTreeMap::<u64, Vec<Option<Vec<u8>>>>::new();
+        for e in self.events() {
+            match e {
+                UnitEvent::Add(u, ids) => units.entry(u).or_default().push(Some(ids)),
+                UnitEvent::Complete(u) => units.entry(u).or_default().push(None),
+                UnitEvent::Abort(_) => {}
+            }
+        }
+        units
+    }
+
+    /// The record ids in units that completed.
+    fn delivered(&self) -> Vec<u8> {
+        let events = self.events();
+        let complete: Vec<u64> =
+            events.iter().filter_map(|e| if let UnitEvent::Complete(u) = e { Some(*u) } else { None }).collect();
+        let mut ids: Vec<u8> = events
+            .iter()
+            .filter_map(|e| match e {
+                UnitEvent::Add(u, ids) if complete.contains(u) => Some(ids.clone()),
+                _ => None,
+            })
+            .flatten()
+            .collect();
+        ids.sort_unstable();
+        ids
+    }
+}
+
+struct FakeUnit {
+    id: u64,
+    output: Arc<UnitOutput>,
+}
+
+impl crate::export::Export for UnitOutput {
+    fn export(
+        &self,
+        _: crate::export::Payload,
+        _: u64,
+        _: Option<tokio::time::Instant>,
+    ) -> crate::export::ExportFuture<'_> {
+        panic!("a unit-taking output is handed units only")
+    }
+}
+
+/// `Export` is implemented for `Arc<UnitOutput>` through the blanket impl; units need the `Arc` itself.
+struct UnitExport(Arc<UnitOutput>);
+
+impl crate::export::Export for UnitExport {
+    fn export(
+        &self,
+        payload: crate::export::Payload,
+        items: u64,
+        deadline: Option<tokio::time::Instant>,
+    ) -> crate::export::ExportFuture<'_> {
+        self.0.export(payload, items, deadline)
+    }
+
+    fn open_unit(&self, _: &Arc<Vec<(String, String)>>, _: Option<u64>) -> Option<Box<dyn crate::export::ExportUnit>> {
+        let id = self.0.units.fetch_add(1, Ordering::Relaxed);
+        Some(Box::new(FakeUnit { id, output: Arc::clone(&self.0) }))
+    }
+}
+
+impl crate::export::ExportUnit for FakeUnit {
+    fn add(
+        &mut self,
+        _seq: u64,
+        payload: crate::export::Payload,
+        _items: u64,
+        _deadline: Option<tokio::time::Instant>,
+    ) -> crate::export::ExportFuture<'_> {
+        let held = self.output.budget.held() as u64;
+        self.output.most_held.fetch_max(held, Ordering::Relaxed);
+        self.output.push(UnitEvent::Add(self.id, payload.parts.iter().map(|p| p[0]).collect()));
+        Box::pin(std::future::ready(Ok(crate::signal::PartialSuccess::default())))
+    }
+
+    fn complete(&mut self, _items: u64, _deadline: Option<tokio::time::Instant>) -> crate::export::ExportFuture<'_> {
+        let n = self.output.completions.fetch_add(1, Ordering::Relaxed);
+        if self.output.fail.contains(&n) {
+            return Box::pin(std::future::ready(Err(crate::export::ExportError::ShuttingDown)));
+        }
+        self.output.push(UnitEvent::Complete(self.id));
+        Box::pin(std::future::ready(Ok(crate::signal::PartialSuccess::default())))
+    }
+
+    fn abort(self: Box<Self>) -> crate::export::AbortFuture {
+        self.output.push(UnitEvent::Abort(self.id));
+        Box::pin(std::future::ready(()))
+    }
+}
+
+/// Appends records `ids` of `size` bytes (each filled with its id) as traces.
+async fn append_ids(appender: &Appender, ids: std::ops::Range<u8>, size: usize) {
+    for i in ids {
+        appender.append(SignalKind::Traces, vec![(Bytes::from(vec![i; size]), 1)], &[]).await.unwrap();
+    }
+}
+
+/// Starts one reader for a unit-taking output: memory share 2000 bytes, units of `unit` bytes or 10 s.
+fn start_unit_reader(
+    queue: &Queue,
+    output: &Arc<UnitOutput>,
+    budget: &Arc<crate::limit::MemoryBudget>,
+    unit: usize,
+) -> (watch::Sender<bool>, Vec<tokio::task::JoinHandle<()>>) {
+    let export: Arc<dyn crate::export::Export> = Arc::new(UnitExport(Arc::clone(output)));
+    let exporters: ReaderExport = [Some(export), None, None, None];
+    let delivery = DeliveryConfig {
+        limits: crate::batch::Limits { max_items: 8192, max_bytes: 1 << 20, timeout: Duration::from_millis(200) },
+        concurrency: 4,
+        max_age: Duration::from_secs(3600),
+        hold_bytes: 2000,
+    };
+    let own = crate::export::BatchLimits {
+        max_items: u64::MAX,
+        max_bytes: unit,
+        linger: Duration::from_secs(10),
+        units: true,
+    };
+    let (stop, stopped) = watch::channel(false);
+    let readers = queue.start_readers(vec![(exporters, Some(own))], delivery, Arc::clone(budget), stopped);
+    (stop, readers)
+}
+
+async fn stop_readers(stop: watch::Sender<bool>, readers: Vec<tokio::task::JoinHandle<()>>) {
+    let _ = stop.send(true);
+    for reader in readers {
+        reader.await.unwrap();
+    }
+}
+
+/// A unit of 3000 bytes through a reader that may hold 2000: it goes in even pieces of 1000 (three records of
+/// 300), each freed once added, and the unit completes after its third piece; memory never exceeds the share.
+#[tokio::test(start_paused = true)]
+async fn a_batch_larger_than_the_share_goes_in_pieces_of_one_unit() {
+    let dir = tempfile::tempdir().unwrap();
+    let (queue, appender) = Queue::open(&config(dir.path()), &backends(1), Telemetry::new()).unwrap();
+    append_ids(&appender, 0..20, 300).await;
+    let budget = crate::limit::MemoryBudget::new(64 << 20);
+    let output = UnitOutput::new(Vec::new(), &budget);
+    let started = tokio::time::Instant::now();
+    let (stop, readers) = start_unit_reader(&queue, &output, &budget, 3000);
+    while output.delivered().len() < 20 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let ids = |r: std::ops::Range<u8>| Some(r.collect::<Vec<u8>>());
+    let want = std::collections::BTreeMap::from([
+        (0, vec![ids(0..3), ids(3..6), ids(6..9), None]),
+        (1, vec![ids(9..12), ids(12..15), ids(15..18), None]),
+        (2, vec![ids(18..20), None]),
+    ]);
+    assert_eq!(output.by_unit(), want, "three pieces of three records fill a unit; the rest waits for its age");
+    // The third unit's only piece waited for its age.
+    let completed = output.events.lock().unwrap().iter().rev().find(|(e, _)| *e == UnitEvent::Complete(2)).unwrap().1;
+    assert!(completed - started >= Duration::from_secs(10), "completed after {:?}", completed - started);
+    stop_readers(stop, readers).await;
+}
+
+/// Pieces that each filled by size leave nothing open when the unit reaches its age: an empty last piece
+/// completes it then.
+#[tokio::test(start_paused = true)]
+async fn a_unit_whose_pieces_have_all_gone_completes_at_its_age() {
+    let dir = tempfile::tempdir().unwrap();
+    let (queue, appender) = Queue::open(&config(dir.path()), &backends(1), Telemetry::new()).unwrap();
+    append_ids(&appender, 0..4, 500).await;
+    let budget = crate::limit::MemoryBudget::new(64 << 20);
+    let output = UnitOutput::new(Vec::new(), &budget);
+    let started = tokio::time::Instant::now();
+    let (stop, readers) = start_unit_reader(&queue, &output, &budget, 3000);
+    while output.delivered().len() < 4 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    use UnitEvent::{Add, Complete};
+    assert_eq!(output.events(), [Add(0, vec![0, 1]), Add(0, vec![2, 3]), Complete(0)]);
+    let completed = output.events.lock().unwrap()[2].1;
+    assert!(completed - started >= Duration::from_secs(10), "completed after {:?}", completed - started);
+    stop_readers(stop, readers).await;
+}
+
+/// A unit whose completion fails for good is given up (aborted) and every record after the cursor is read again
+/// into new units: nothing is lost, and the cursor never passed the failed unit's records.
+#[tokio::test(start_paused = true)]
+async fn a_unit_that_fails_for_good_is_given_up_and_its_records_read_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let (queue, appender) = Queue::open(&config(dir.path()), &backends(1), Telemetry::new()).unwrap();
+    append_ids(&appender, 0..12, 300).await;
+    let budget = crate::limit::MemoryBudget::new(64 << 20);
+    let output = UnitOutput::new(vec![0], &budget);
+    let (stop, readers) = start_unit_reader(&queue, &output, &budget, 3000);
+    while output.delivered().len() < 12 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let events = output.events();
+    assert!(events.contains(&UnitEvent::Abort(0)), "{events:?}");
+    assert!(!events.contains(&UnitEvent::Complete(0)), "{events:?}");
+    let delivered = output.delivered();
+    let mut distinct = delivered.clone();
+    distinct.dedup();
+    assert_eq!(distinct, (0..12).collect::<Vec<u8>>(), "every record in a completed unit: {events:?}");
+    stop_readers(stop, readers).await;
+}
+
+/// Units 15 times the reader's share: the memory the reader holds stays about its share (the records of one read
+/// share one reservation, so up to two reads' worth), not the unit's size.
+#[tokio::test(start_paused = true)]
+async fn memory_stays_within_the_share_whatever_the_unit_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let (queue, appender) = Queue::open(&config(dir.path()), &backends(1), Telemetry::new()).unwrap();
+    append_ids(&appender, 0..200, 300).await;
+    let budget = crate::limit::MemoryBudget::new(64 << 20);
+    let output = UnitOutput::new(Vec::new(), &budget);
+    let (stop, readers) = start_unit_reader(&queue, &output, &budget, 30_000);
+    while output.delivered().len() < 200 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let units = output.by_unit();
+    assert_eq!(units.len(), 3, "two full units of 99 records and the rest: {:?}", units.keys());
+    assert_eq!(units[&0].len(), 34, "33 pieces of 3 records, then the completion");
+    let most = output.most_held.load(Ordering::Relaxed);
+    assert!(most <= 2 * 2000 + 300, "the reader held {most} bytes with a share of 2000 and units of 30000");
+    stop_readers(stop, readers).await;
 }

@@ -6,7 +6,8 @@ backend (tests/clients/backend.py), OTLP/HTTP protobuf requests built with the `
 Objects are read from the store's own directory (s3s-fs keeps each object as a file) and decoded with
 `opentelemetry-proto`, independently of the bridge's code; DuckDB reads the JSON-lines objects.
 
-Rounds (each prints PASS/FAIL and its figures; the last line is "N passed, M failed"):
+Rounds (each prints PASS/FAIL and its figures; the last line is "N passed, M failed"; the outages and the large
+rounds run at once, each on its own store, backend and bridge):
   formats       three signals x (otlp_proto+zstd, otlp_json+gzip, otlp_proto+none, otlp_json+zstd): every item
                 archived exactly as sent (multiset of resource+scope+item bytes), key layout, metadata per tenant,
                 the live backend got everything too; DuckDB reads the JSON lines
@@ -15,6 +16,10 @@ Rounds (each prints PASS/FAIL and its figures; the last line is "N passed, M fai
   outage-both   both down at once
   crash         CRASH_ROUNDS x SIGKILL under load, restart on the same --queue-dir: every item answered 200 is
                 archived at least once (duplicates reported)
+  large         objects of 8 MiB through a reader whose memory share is 2 MiB (--memory-limit-mib 4): written in
+                pieces as multipart uploads; every item archived exactly as sent, an object larger than the share
+  large-crash   the same, with SIGKILL while an object is open (parts uploaded, not completed): every item answered
+                200 is archived at least once after the restart (duplicates reported)
   credentials   a wrong secret: --check exits 1 naming the auth problem; the bridge still answers 200 (queued),
                 counts auth failures; restarted with the right secret, everything is archived
   check         --check against a missing bucket and an unreachable endpoint names each problem
@@ -214,11 +219,11 @@ class Backend:
 
 
 class Bridge:
-    def __init__(self, bin_path, work, queue_dir, backends, store, extra=(), env=None, name="bridge"):
+    def __init__(self, bin_path, work, queue_dir, backends, store, extra=(), env=None, name="bridge", age="1s"):
         self.bin, self.work, self.name = bin_path, work, name
         self.http, self.admin = free_port(), free_port()
         args = [bin_path, "--listen", f"127.0.0.1:{self.http}", "--metrics-listen", f"127.0.0.1:{self.admin}",
-                "--queue-dir", queue_dir, "--archive-max-object-age", "1s", "--retry-max-interval", "500ms"]
+                "--queue-dir", queue_dir, "--archive-max-object-age", age, "--retry-max-interval", "500ms"]
         for b in backends:
             args += ["--backend", b]
         args += list(extra)
@@ -456,6 +461,15 @@ class Suite:
             self.results.append((name, False))
             print(f"FAIL {name} ({time.time() - t0:.1f}s): {type(e).__name__}: {e}", flush=True)
 
+    def run_together(self, rounds):
+        """Runs independent rounds at once (each has its own store, backend, bridge and ports): the outages are
+        mostly waiting, so the suite's wall time stays that of the longest round, not their sum."""
+        threads = [threading.Thread(target=self.run, args=(name, fn)) for name, fn in rounds]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+
     # ------------------------------------------------------------------ rounds
     def formats(self, work):
         store = Store(self.args.s3s_fs, work)
@@ -574,6 +588,67 @@ class Suite:
         return (f"{self.args.crash_rounds} SIGKILLs: {sum(total.values())} items answered 200 "
                 f"({dict(load.answers)}), all archived, {dup} archived twice "
                 f"({100.0 * dup / max(1, sum(total.values())):.1f}%)")
+
+    LARGE = ["--memory-limit-mib", "4", "--archive-max-object-bytes", str(8 << 20)]
+    SHARE = 2 << 20  # half of --memory-limit-mib, one output
+
+    def post_traces(self, bridge, mib, sent):
+        """Posts about `mib` MiB of distinct spans (requests of 400 spans); adds what was answered 200 to `sent`."""
+        posted = 0
+        while posted < mib << 20:
+            body = make("traces", 400)
+            check(post(bridge.http, "traces", body, timeout=30) == 200, "posted")
+            sent.update(exact_items("traces", ExportTraceServiceRequest.FromString(body)))
+            posted += len(body)
+        return posted
+
+    def object_sizes(self, store, prefix):
+        return [len(decompress(path)) for _, path in store.objects(prefix)]
+
+    def large(self, work):
+        store = Store(self.args.s3s_fs, work)
+        out = f"s3://{BUCKET}/large"
+        bridge = Bridge(self.args.bridge, work, os.path.join(work, "q"), [out], store, self.LARGE, age="20s")
+        sent = collections.Counter()
+        posted = self.post_traces(bridge, 12, sent)
+        wait_until(lambda: bridge.drained([out]), 120, f"{out} drained")
+        got, objects = archived(store, "large", "traces")
+        check(got == sent, f"archived {sum(got.values())} spans, sent {sum(sent.values())}; missing "
+              f"{sum((sent - got).values())}, extra {sum((got - sent).values())}")
+        sizes = self.object_sizes(store, "large")
+        check(max(sizes) > 2 * self.SHARE, f"an object larger than the reader's share: {sizes}")
+        check(max(sizes) <= 8 << 20, f"no object past --archive-max-object-bytes: {sizes}")
+        parts = bridge.metric("otlp_bridge_archive_upload_duration_seconds_count") or 0
+        bridge.proc.kill(signal.SIGTERM)
+        return (f"{posted / 2**20:.1f} MiB of spans, {sum(sent.values())} spans archived exactly as sent in "
+                f"{len(objects)} objects of {', '.join(f'{n / 2**20:.1f}' for n in sizes)} MiB (share 2 MiB), "
+                f"{parts:.0f} store requests")
+
+    def large_crash(self, work):
+        store = Store(self.args.s3s_fs, work)
+        out = f"s3://{BUCKET}/lcrash"
+        extra = self.LARGE + ["--archive-compression", "none"]
+        bridge = Bridge(self.args.bridge, work, os.path.join(work, "q"), [out], store, extra, age="60s")
+        sent = collections.Counter()
+        self.post_traces(bridge, 6, sent)
+        # Mid-object: parts uploaded (uncompressed, a part leaves every 5 MiB), no object complete.
+        wait_until(lambda: (bridge.metric("otlp_bridge_archive_upload_duration_seconds_count") or 0) >= 2, 60,
+                   "a part uploaded")
+        check(not store.objects("lcrash"), "no object completed before the kill")
+        bridge.proc.kill(signal.SIGKILL)
+        bridge.restart()
+        self.post_traces(bridge, 3, sent)
+        bridge.proc.kill(signal.SIGTERM)
+        # What was not in a completed object stays queued: a bridge with a short age archives the rest.
+        bridge = Bridge(self.args.bridge, work, os.path.join(work, "q"), [out], store, extra, name="bridge-again")
+        wait_until(lambda: bridge.drained([out]), 120, f"{out} drained")
+        got, objects = archived(store, "lcrash", "traces")
+        missing = sent - got
+        check(not missing, f"{sum(missing.values())} spans answered 200 are not archived")
+        dup = sum((got - sent).values())
+        bridge.proc.kill(signal.SIGTERM)
+        return (f"SIGKILL with an object open: {sum(sent.values())} spans answered 200, all archived in "
+                f"{len(objects)} objects, {dup} archived twice")
 
     def credentials(self, work):
         store = Store(self.args.s3s_fs, work)
@@ -709,9 +784,13 @@ def main():
     import atexit
     atexit.register(stop_all)
     suite.run("formats", suite.formats)
-    suite.run("outage-store", lambda w: suite.outage(w, "store"))
-    suite.run("outage-live", lambda w: suite.outage(w, "live"))
-    suite.run("outage-both", lambda w: suite.outage(w, "both"))
+    suite.run_together([
+        ("outage-store", lambda w: suite.outage(w, "store")),
+        ("outage-live", lambda w: suite.outage(w, "live")),
+        ("outage-both", lambda w: suite.outage(w, "both")),
+        ("large", suite.large),
+        ("large-crash", suite.large_crash),
+    ])
     suite.run("crash", suite.crash)
     suite.run("credentials", suite.credentials)
     suite.run("check", suite.check_problems)

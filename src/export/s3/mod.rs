@@ -3,9 +3,11 @@
 //! object holding it is stored.
 //!
 //! ```text
-//! queue reader (this output's cursor; batches by signal x forwarded headers, up to the object size or age)
+//! queue reader (this output's cursor; batches by signal x forwarded headers, up to the object size or age;
+//!   an object larger than its memory share in pieces of a unit, each freed once written)
 //!   -> one batch = one object: encode (otlp_proto | otlp_json) -> compress (zstd | gzip | none)
-//!   -> PUT, or multipart parts as it grows -> stored: the cursor passes the batch (else: retried with backoff)
+//!   -> PUT, or multipart parts as it grows -> stored: the cursor passes the batch (else: retried with backoff;
+//!      a unit failing for good is aborted and its data read again)
 //! ```
 //! `key` (location, layout, names), `encode` (an object's bytes), `archive` (one batch -> one object: PUT or
 //! multipart), `client` (the S3 client, its settings and what its errors mean).

@@ -1,21 +1,22 @@
 //! The archive as an output: its kind (`s3://BUCKET/PREFIX`, its config section), its batching (one batch = one
-//! object, by `--archive-max-object-bytes` and `--archive-max-object-age`), and what its failures mean in OTLP's
-//! vocabulary.
+//! object, by `--archive-max-object-bytes` and `--archive-max-object-age`; an object larger than the queue reader's
+//! memory share comes in pieces of a unit), and what its failures mean in OTLP's vocabulary.
 
 use std::any::Any;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use super::archive::{Archive, ArchiveError, ObjectFormat};
+use super::archive::{Archive, ArchiveError, ObjectFormat, ObjectWriter};
 use super::client::{build as build_store, check as check_store, Failure, StoreSettings};
 use super::key::{ArchiveCompression, ArchiveFormat, Location, Namer};
 use crate::config::{BackendTarget, ConfigError, Section};
 use crate::export::output::{
-    Attempt, BatchLimits, Build, Delivery, Memo, Output, OutputKind, OutputSettings, ProbeFuture, Problem, ProblemKind,
-    SendError, SendFuture, SetupError,
+    AbortFuture, Attempt, BatchLimits, Build, Delivery, Memo, Output, OutputKind, OutputSettings, ProbeFuture, Problem,
+    ProblemKind, SendError, SendFuture, SetupError, Unit,
 };
 use crate::export::Code;
+use crate::export::Payload;
 use crate::signal::{PartialSuccess, SignalKind};
 
 /// The kind: `s3://` URLs.
@@ -110,7 +111,7 @@ fn build(target: &BackendTarget, b: &Build<'_>) -> Result<Arc<dyn Output>, Setup
         format: own.format.unwrap_or(flags.format),
         compression: own.compression.unwrap_or(flags.compression),
     };
-    let archive = Archive::new(location, store, Namer::new(), format, label.clone(), Arc::clone(b.telemetry));
+    let archive = Arc::new(Archive::new(location, store, Namer::new(), format, label.clone(), Arc::clone(b.telemetry)));
     Ok(Arc::new(ArchiveOutput {
         archive,
         label,
@@ -124,7 +125,7 @@ fn build(target: &BackendTarget, b: &Build<'_>) -> Result<Arc<dyn Output>, Setup
 /// See the module docs.
 #[derive(Debug)]
 pub(crate) struct ArchiveOutput {
-    archive: Archive,
+    archive: Arc<Archive>,
     label: String,
     settings: StoreSettings,
     format: ObjectFormat,
@@ -210,28 +211,127 @@ impl Output for ArchiveOutput {
                 max_items: u64::MAX,
                 max_bytes: usize::try_from(self.max_object_bytes).unwrap_or(usize::MAX),
                 linger: self.max_object_age,
+                units: true,
             }),
         }
+    }
+
+    fn open_unit(
+        &self,
+        kind: SignalKind,
+        metadata: &Arc<Vec<(String, String)>>,
+        arrived_ms: Option<u64>,
+    ) -> Option<Box<dyn Unit>> {
+        let arrival = arrived_ms.map_or_else(SystemTime::now, |ms| SystemTime::UNIX_EPOCH + Duration::from_millis(ms));
+        let key = self.archive.next_key(kind, arrival);
+        // An encoder that cannot be made (zstd out of memory) shows at the first piece, as that piece's failure.
+        let writer = ObjectWriter::new(&self.archive, kind, key, metadata);
+        Some(Box::new(ObjectUnit {
+            archive: Arc::clone(&self.archive),
+            settings: self.settings.clone(),
+            label: self.label.clone(),
+            writer: Some(writer),
+        }))
+    }
+}
+
+/// An archive object larger than a queue reader's memory share, written piece by piece (see [`ObjectWriter`]).
+struct ObjectUnit {
+    archive: Arc<Archive>,
+    settings: StoreSettings,
+    label: String,
+    /// `None` once aborted.
+    writer: Option<Result<ObjectWriter, ArchiveError>>,
+}
+
+impl ObjectUnit {
+    /// A unit's failure: what a retry may mend is retryable; an upload the store lost, or an object that cannot be
+    /// encoded, is rejected, so that the reader gives the object up and writes its data again.
+    fn unit_error(&self, e: ArchiveError) -> SendError {
+        match e {
+            ArchiveError::UploadLost { .. } => SendError::rejected(Code::Aborted, e.to_string()),
+            ArchiveError::Encode(message) => SendError::rejected(Code::Internal, message),
+            e => send_error(e, &self.archive, &self.settings),
+        }
+    }
+}
+
+impl Unit for ObjectUnit {
+    fn add<'a>(&'a mut self, seq: u64, payload: &'a Payload, items: u64, _timeout: Duration) -> SendFuture<'a> {
+        Box::pin(async move {
+            let result = match &mut self.writer {
+                Some(Ok(writer)) => writer
+                    .add(&self.archive, seq, &payload.parts)
+                    .await
+                    .map(|refused| (refused, writer.refusal.clone().unwrap_or_default())),
+                Some(Err(e)) => Err(e.clone()),
+                None => Err(ArchiveError::Encode("the object was given up".into())),
+            };
+            match result {
+                Ok((0, _)) => Ok(PartialSuccess::default()),
+                // The requests that do not decode are left out; the piece's items are counted as rejected (the
+                // count per request is not known here): more than was left out, never less.
+                Ok((refused, why)) => Ok(PartialSuccess {
+                    rejected: i64::try_from(items).unwrap_or(i64::MAX),
+                    message: format!("{refused} requests did not decode and are not archived: {why}"),
+                }),
+                Err(e) => Err(self.unit_error(e)),
+            }
+        })
+    }
+
+    fn complete(&mut self, _timeout: Duration) -> SendFuture<'_> {
+        Box::pin(async move {
+            let result = match &mut self.writer {
+                Some(Ok(writer)) => writer.complete(&self.archive).await,
+                Some(Err(e)) => Err(e.clone()),
+                None => Err(ArchiveError::Encode("the object was given up".into())),
+            };
+            match result {
+                Ok(stored) => {
+                    if let Some(s) = stored {
+                        tracing::debug!(output = %self.label, key = %s.key, bytes = s.bytes, "archive: object stored");
+                    }
+                    Ok(PartialSuccess::default())
+                }
+                Err(e) => Err(self.unit_error(e)),
+            }
+        })
+    }
+
+    fn abort(mut self: Box<Self>) -> AbortFuture {
+        Box::pin(async move {
+            if let Some(Ok(writer)) = self.writer.take() {
+                tracing::debug!(output = %self.label, key = %writer.key(), "archive: object given up");
+                writer.abort(&self.archive).await;
+            }
+        })
     }
 }
 
 impl ArchiveOutput {
     fn send_error(&self, e: ArchiveError) -> SendError {
-        match e {
-            ArchiveError::Encode(message) => SendError::rejected(Code::InvalidArgument, message),
-            ArchiveError::Store { what, failure, detail } => {
-                // Every store failure is retried until --queue-max-age: credentials get fixed, buckets created,
-                // stores come back, and the data waits safely in the queue meanwhile.
-                let code = match failure {
-                    Failure::Auth => Code::Unauthenticated,
-                    Failure::Denied => Code::PermissionDenied,
-                    Failure::MissingBucket => Code::NotFound,
-                    Failure::Server | Failure::Connect | Failure::Other => Code::Unavailable,
-                };
-                let fix = failure.fix(&self.archive.location, &self.settings);
-                SendError::retryable(code, format!("{what}: {detail}"))
-                    .problem(Problem::new(problem_kind(failure), fix))
-            }
+        send_error(e, &self.archive, &self.settings)
+    }
+}
+
+/// A batch's failure in OTLP's vocabulary.
+fn send_error(e: ArchiveError, archive: &Archive, settings: &StoreSettings) -> SendError {
+    match e {
+        ArchiveError::Encode(message) => SendError::rejected(Code::InvalidArgument, message),
+        // Each attempt at a batch writes its object from the start: a lost upload is a failure like any other.
+        e @ ArchiveError::UploadLost { .. } => SendError::retryable(Code::Unavailable, e.to_string()),
+        ArchiveError::Store { what, failure, detail } => {
+            // Every store failure is retried until --queue-max-age: credentials get fixed, buckets created,
+            // stores come back, and the data waits safely in the queue meanwhile.
+            let code = match failure {
+                Failure::Auth => Code::Unauthenticated,
+                Failure::Denied => Code::PermissionDenied,
+                Failure::MissingBucket => Code::NotFound,
+                Failure::Server | Failure::Connect | Failure::Other => Code::Unavailable,
+            };
+            let fix = failure.fix(&archive.location, settings);
+            SendError::retryable(code, format!("{what}: {detail}")).problem(Problem::new(problem_kind(failure), fix))
         }
     }
 }

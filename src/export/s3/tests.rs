@@ -13,7 +13,7 @@ use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
 use prost::Message;
 
-use super::archive::{Archive, ArchiveError, ObjectFormat, PART_BYTES};
+use super::archive::{Archive, ArchiveError, ObjectFormat, ObjectWriter, PART_BYTES};
 use super::key::Namer;
 use super::*;
 use crate::signal::SignalKind;
@@ -130,4 +130,49 @@ async fn a_record_that_does_not_decode_is_refused_for_json_and_nothing_is_writte
     let e = a.store_batch(SignalKind::Traces, &key, &[Bytes::from_static(&[0xff, 0xff])], &[]).await.unwrap_err();
     assert!(matches!(e, ArchiveError::Encode(_)), "{e}");
     assert!(keys(&store).await.is_empty());
+}
+
+/// An object larger than a queue reader's memory share is written piece by piece: parts leave as they fill (a
+/// repeated add of the same piece uploads nothing twice), nothing is visible before the completion, and the
+/// object reads back as every piece in order.
+#[tokio::test]
+async fn an_object_written_in_pieces_reads_back_whole_and_appears_only_when_complete() {
+    let store = Arc::new(InMemory::new());
+    let a = archive(Arc::clone(&store), ArchiveFormat::OtlpProto, ArchiveCompression::None);
+    let key = a.next_key(SignalKind::Traces, std::time::SystemTime::now());
+    let mut writer = ObjectWriter::new(&a, SignalKind::Traces, key.clone(), &[]).unwrap();
+    let mut all = Vec::new();
+    let mut seq = 0;
+    while all.len() < 2 * PART_BYTES + 100 {
+        let piece = [request(3_000, "piece"), request(10, "small")];
+        assert_eq!(writer.add(&a, seq, &piece).await.unwrap(), 0);
+        // A retry of the same piece (its answer lost) adds nothing.
+        assert_eq!(writer.add(&a, seq, &piece).await.unwrap(), 0);
+        all.extend_from_slice(&piece.concat());
+        seq += 1;
+    }
+    assert!(keys(&store).await.is_empty(), "no object before the completion");
+    let stored = writer.complete(&a).await.unwrap().unwrap();
+    let got = bytes(&store, &key).await;
+    assert_eq!(got.len(), all.len());
+    assert!(got.as_ref() == all.as_slice(), "the pieces in order");
+    assert_eq!((stored.bytes, stored.uncompressed), (all.len() as u64, all.len() as u64));
+    let merged = ExportTraceServiceRequest::decode(got.as_ref()).unwrap();
+    assert_eq!(merged.resource_spans.len(), 2 * seq as usize, "one valid request holding every piece's");
+}
+
+/// A unit's requests that do not decode (JSON objects only) are left out and counted; the rest is written.
+// The test's own object, of known size: no cap needed.
+#[allow(clippy::disallowed_methods)]
+#[tokio::test]
+async fn a_piece_with_a_request_that_does_not_decode_keeps_the_others() {
+    let store = Arc::new(InMemory::new());
+    let a = archive(Arc::clone(&store), ArchiveFormat::OtlpJson, ArchiveCompression::Zstd);
+    let key = a.next_key(SignalKind::Traces, std::time::SystemTime::now());
+    let mut writer = ObjectWriter::new(&a, SignalKind::Traces, key.clone(), &[]).unwrap();
+    let piece = [request(2, "good"), Bytes::from_static(&[0xff, 0xff]), request(1, "also")];
+    assert_eq!(writer.add(&a, 0, &piece).await.unwrap(), 1, "one request left out");
+    writer.complete(&a).await.unwrap().unwrap();
+    let text = String::from_utf8(zstd::decode_all(bytes(&store, &key).await.as_ref()).unwrap()).unwrap();
+    assert_eq!(text.lines().count(), 2);
 }
