@@ -2,6 +2,8 @@
 //! (`bench/gen_payloads.py`: 100 spans / log records / metric data points per request).
 //!
 //! - `json_transcode/<signal>`: OTLP/JSON straight to protobuf bytes, what the bridge does with a JSON request;
+//! - `json_transcode_serde/<signal>`: the same with serde_json as the reader, which the receiver falls back to
+//!   for bodies the fast reader leaves (errors, rare forms): the ratio to `json_transcode` is the fast reader's gain;
 //! - `json_decode_encode/<signal>`: OTLP/JSON -> prost types -> protobuf bytes, for comparison;
 //! - `protobuf_scan/<signal>`: the wire scan that validates and counts a protobuf request the bridge forwards as is;
 //! - `protobuf_prost/<signal>`: a full prost decode of the same body, for comparison (the bridge does not do it);
@@ -311,6 +313,19 @@ fn bench_signal<S: Signal>(c: &mut Criterion, build: fn(&mut fastrand::Rng) -> S
             let mut out = Vec::new();
             json::transcode::<S::Request>(black_box(&json_body), &mut out).unwrap();
             black_box(out)
+        })
+    });
+    group.finish();
+
+    // The receiver's path above takes the fast reader; serde_json is what it falls back to (and what it used alone
+    // before): the ratio of the two is the fast reader's gain.
+    let mut group = c.benchmark_group("json_transcode_serde");
+    group.throughput(Throughput::BytesDecimal(json_body.len() as u64));
+    group.bench_function(name, |b| {
+        let mut out = Vec::with_capacity(json_body.len());
+        b.iter(|| {
+            out.clear();
+            json::readers::serde::<S::Request>(black_box(&json_body), &mut out, usize::MAX).unwrap();
         })
     });
     group.finish();

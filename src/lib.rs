@@ -87,6 +87,10 @@ pub mod internals {
         /// turn on): the bridge itself never builds a message tree.
         #[cfg(feature = "json-tree")]
         pub use crate::json::decode;
+        /// The transcoder's two readers one at a time (the fast one, and serde_json it falls back to), for the
+        /// differential properties and the benchmarks.
+        #[cfg(feature = "json-tree")]
+        pub use crate::json::readers;
         pub use crate::json::{encode, transcode, transcode_within};
     }
 

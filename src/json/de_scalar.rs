@@ -112,10 +112,16 @@ fn int_from_i128<T: Int, E: de::Error>(v: i128) -> Result<T, E> {
 
 fn int_from_str<T: Int, E: de::Error>(s: &str) -> Result<T, E> {
     // Fast path for the usual case, 1 to 19 plain digits (timestamps): cannot overflow a u64.
-    if (1..=19).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_digit()) {
-        let v = s.bytes().fold(0u64, |v, b| v * 10 + u64::from(b - b'0'));
-        if let Ok(v) = T::try_from(i128::from(v)) {
-            return Ok(v);
+    // One pass, no branch per digit: the value is only used if every byte was a digit.
+    if (1..=19).contains(&s.len()) {
+        let (v, digits) = s.bytes().fold((0u64, true), |(v, digits), b| {
+            let d = b.wrapping_sub(b'0');
+            (v.wrapping_mul(10).wrapping_add(u64::from(d)), digits & (d < 10))
+        });
+        if digits {
+            if let Ok(v) = T::try_from(i128::from(v)) {
+                return Ok(v);
+            }
         }
     }
     s.parse::<T>().map_err(|_| E::custom(format_args!("invalid {} {}", T::NAME, Quoted(s))))

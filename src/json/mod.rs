@@ -1,8 +1,11 @@
 //! OTLP/JSON codec: requests are transcoded straight to protobuf bytes; prost types are only encoded from.
 //!
 //! The receiver's path is [`transcode_within`]: OTLP/JSON in, the protobuf encoding of the same message out, in one
-//! pass with no message tree (serde_json's streaming deserializer driven by hand-written visitors: no
-//! `serde_json::Value`, no `flatten`, no second parse), so nothing of the request goes through a prost type.
+//! pass with no message tree (a streaming deserializer driven by hand-written visitors: no `serde_json::Value`, no
+//! `flatten`), so nothing of the request goes through a prost type. Two readers drive the same visitors: `reader`,
+//! tuned for OTLP's usual bodies, reads first; on anything it does not take (every error, and rare forms) it gives
+//! up and serde_json reads the body again, so errors and rare cases are serde_json's. What the fast reader
+//! takes, it reads as serde_json would (the differential properties check both, byte for byte).
 //! `decode` builds the prost messages from the same tables and visitors; the binary never does, so it exists only
 //! under `cfg(test)` or the `json-tree` feature (tests, benchmarks and fuzz targets, which compare the two). The
 //! transcoder's independent oracle is elsewhere: `tests/oracle.rs` checks it against prost-reflect's proto3 JSON
@@ -42,6 +45,7 @@ mod de_scalar;
 mod de_tree;
 mod encode;
 mod error;
+mod reader;
 mod schema;
 mod table;
 mod tc_kinds;
@@ -94,24 +98,44 @@ pub fn transcode_within<T: JsonMessage>(
     out: &mut Vec<u8>,
     max_out: usize,
 ) -> Result<Option<u64>, JsonError> {
-    let mut tc = tc_out::Tc::new(out, body.len(), max_out);
-    // JSON text is UTF-8 (RFC 8259): checked once for the whole body (SIMD), serde_json need not check each string
-    // again, which was an eighth of the transcoder's time. A body that is not UTF-8 goes the checking way, so its
-    // error (position, wording) is the one it always was.
-    let parsed = match simdutf8::basic::from_utf8(body) {
-        Ok(text) => transcode_from::<T, _>(serde_json::Deserializer::from_str(text), &mut tc),
-        Err(_) => transcode_from::<T, _>(serde_json::Deserializer::from_slice(body), &mut tc),
+    // JSON text is UTF-8 (RFC 8259): checked once for the whole body (SIMD), so neither reader checks each string
+    // again. A body that is not UTF-8 goes serde_json's checking way, so its error (position, wording) is the one it
+    // always was.
+    let Ok(text) = simdutf8::basic::from_utf8(body) else {
+        return transcode_serde::<T, _>(serde_json::Deserializer::from_slice(body), body, out, max_out);
     };
-    match parsed {
-        Ok(()) if tc.out.overflowed() => {
+    // The fast reader takes the usual bodies; what it gives up on (errors, rare forms), serde_json reads again from
+    // the start, with the same visitors: the answer is the same either way (see `reader`).
+    if let Some(done) = transcode_fast::<T>(text, out, max_out) {
+        return Ok(done);
+    }
+    transcode_serde::<T, _>(serde_json::Deserializer::from_str(text), body, out, max_out)
+}
+
+/// The fast reader's transcoding: `None` (and `out` as it was) when it gives up, else what [`transcode_within`]
+/// returns.
+fn transcode_fast<T: JsonMessage>(text: &str, out: &mut Vec<u8>, max_out: usize) -> Option<Option<u64>> {
+    let mut tc = tc_out::Tc::new(out, text.len(), max_out);
+    let mut reader = reader::Reader::new(text);
+    match tc_msg::transcode_top::<T, _>(&mut reader, &mut tc).and_then(|()| reader.end()) {
+        Ok(()) => Some(tc.finish()),
+        Err(reader::Bail) => {
             tc.out.abort();
-            Ok(None)
+            None
         }
-        Ok(()) => {
-            let items = tc.items;
-            tc.out.finish();
-            Ok(Some(items))
-        }
+    }
+}
+
+/// serde_json's transcoding, which names the error and its position.
+fn transcode_serde<'de, T: JsonMessage, R: serde_json::de::Read<'de>>(
+    mut de: serde_json::Deserializer<R>,
+    body: &[u8],
+    out: &mut Vec<u8>,
+    max_out: usize,
+) -> Result<Option<u64>, JsonError> {
+    let mut tc = tc_out::Tc::new(out, body.len(), max_out);
+    match tc_msg::transcode_top::<T, _>(&mut de, &mut tc).and_then(|()| de.end()) {
+        Ok(()) => Ok(tc.finish()),
         Err(e) => {
             let err = JsonError::from_serde(&e, &mut tc.ctx, body);
             tc.out.abort();
@@ -120,12 +144,25 @@ pub fn transcode_within<T: JsonMessage>(
     }
 }
 
-/// Runs the transcoder over one kind of serde_json reader: the whole body is one `T`, and nothing follows it.
-fn transcode_from<'de, T: JsonMessage, R: serde_json::de::Read<'de>>(
-    mut de: serde_json::Deserializer<R>,
-    tc: &mut tc_out::Tc<'_>,
-) -> Result<(), serde_json::Error> {
-    tc_msg::transcode_top::<T, _>(&mut de, tc).and_then(|()| de.end())
+/// The two readers one at a time, for the differential tests and benchmarks: `fast` = the fast reader alone
+/// (`None` when it gives up), `serde` = serde_json alone (what the receiver falls back to).
+#[cfg(any(test, feature = "json-tree"))]
+pub mod readers {
+    use super::{JsonError, JsonMessage};
+
+    /// The fast reader alone: `None` when it leaves the body to serde_json, else [`transcode_within`](super::transcode_within)'s answer.
+    pub fn fast<T: JsonMessage>(body: &[u8], out: &mut Vec<u8>, max_out: usize) -> Option<Option<u64>> {
+        let text = std::str::from_utf8(body).ok()?;
+        super::transcode_fast::<T>(text, out, max_out)
+    }
+
+    /// serde_json alone, as the receiver reads a body the fast reader gives up on.
+    pub fn serde<T: JsonMessage>(body: &[u8], out: &mut Vec<u8>, max_out: usize) -> Result<Option<u64>, JsonError> {
+        match std::str::from_utf8(body) {
+            Ok(text) => super::transcode_serde::<T, _>(serde_json::Deserializer::from_str(text), body, out, max_out),
+            Err(_) => super::transcode_serde::<T, _>(serde_json::Deserializer::from_slice(body), body, out, max_out),
+        }
+    }
 }
 
 /// The top-level keys of message `T`, each lowerCamelCase with its snake_case alias, from the generated tables: what

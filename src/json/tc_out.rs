@@ -28,6 +28,18 @@ impl<'o> Tc<'o> {
     pub fn new(buf: &'o mut Vec<u8>, body_len: usize, max_out: usize) -> Self {
         Tc { out: Out::new(buf, body_len, max_out), ctx: Ctx::default(), items: 0 }
     }
+
+    /// After a whole body was read: the item count with the output completed, or `None` with the output removed
+    /// when it would have passed `max_out`.
+    pub fn finish(self) -> Option<u64> {
+        if self.out.overflowed() {
+            self.out.abort();
+            None
+        } else {
+            self.out.finish();
+            Some(self.items)
+        }
+    }
 }
 
 /// Protobuf output appended to a caller's buffer.

@@ -27,6 +27,7 @@ pub use resource::resource_splice;
 ///   rejects the rest with the same message and leaves its output buffer as it was;
 /// - on success its bytes decode (prost) to the message `decode` returns, with the item count `Signal::count` gives,
 ///   the wire scan (used to split large requests) accepts them with that count;
+/// - the fast reader `transcode` tries first gives up or agrees with serde_json's reading, byte for byte;
 /// - the receiver's memory bound holds: `transcode_within` with room for the text's size gives the same bytes, or
 ///   `None` only when the protobuf really is about that long, and the protobuf is never longer than four times the
 ///   text plus 64 KiB (what the receiver reserves on its second try);
@@ -44,11 +45,13 @@ pub fn json_signal<S: Signal>(data: &[u8]) {
         (Err(d), Err(t)) => {
             assert_eq!(d.to_string(), t.to_string(), "decode and transcode refuse with different messages");
             assert!(out == PREFIX, "transcode changed its output buffer on error");
+            fast_reader_agrees::<S>(data);
             return;
         }
         (Ok(_), Err(e)) => panic!("transcode refuses what decode accepts: {e}"),
         (Err(e), Ok(_)) => panic!("transcode accepts what decode refuses ({e})"),
     };
+    fast_reader_agrees::<S>(data);
     let pb = msg.encode_to_vec();
     assert!(out.starts_with(PREFIX), "transcode overwrote its output buffer");
     let tc = &out[PREFIX.len()..];
@@ -87,6 +90,24 @@ pub fn json_signal<S: Signal>(data: &[u8]) {
     let back = json::decode::<S::Request>(text.as_bytes())
         .unwrap_or_else(|e| panic!("our own OTLP/JSON does not decode: {e}\n{text}"));
     assert!(back.encode_to_vec() == pb, "JSON encode -> decode changed the message:\n{text}");
+}
+
+/// The transcoder's fast reader either leaves `data` to serde_json (and its buffer as it was) or gives the answer
+/// and the bytes serde_json's reading gives, uncapped and under the receiver's first cap (the text's size).
+fn fast_reader_agrees<S: Signal>(data: &[u8]) {
+    for cap in [usize::MAX, data.len()] {
+        let mut fast_out = b"kept".to_vec();
+        let Some(fast) = json::readers::fast::<S::Request>(data, &mut fast_out, cap) else {
+            assert!(fast_out == b"kept", "the fast reader gave up but changed its output buffer");
+            continue;
+        };
+        let mut serde_out = b"kept".to_vec();
+        match json::readers::serde::<S::Request>(data, &mut serde_out, cap) {
+            Ok(serde) => assert_eq!(fast, serde, "the fast reader and serde_json count or overflow differently"),
+            Err(e) => panic!("the fast reader accepts what serde_json refuses ({e})"),
+        }
+        assert!(fast_out == serde_out, "the fast reader writes other protobuf than serde_json's reading");
+    }
 }
 
 /// `json_traces`.

@@ -4,6 +4,7 @@
 
 mod encoding;
 mod examples;
+mod fast_reader;
 mod oracle;
 mod probe_metrics;
 mod probe_trace;
@@ -21,7 +22,7 @@ use crate::proto::metrics::v1::{metric::Data, Metric};
 use crate::proto::trace::v1::Span;
 use prost::Message;
 
-use super::{decode, transcode, JsonError, JsonMessage};
+use super::{decode, readers, transcode, JsonError, JsonMessage};
 
 /// The eight top-level messages, with what the decode/transcode parity check needs.
 trait Both: JsonMessage + Message + Default + std::fmt::Debug {
@@ -120,7 +121,28 @@ fn dec<T: Both>(body: &[u8]) -> Result<T, JsonError> {
         }
         (a, b) => panic!("decode and transcode disagree on {}:\n  decode:    {a:?}\n  transcode: {b:?}", shown(body)),
     }
+    fast_reader_agrees::<T>(body);
     decoded
+}
+
+/// The transcoder's fast reader either gives up on `body` (leaving the buffer as it was) or writes exactly the
+/// bytes and count serde_json's reading writes: what `transcode` answers never depends on which reader read.
+#[track_caller]
+fn fast_reader_agrees<T: Both>(body: &[u8]) {
+    let mut fast_out = vec![0xEE];
+    match readers::fast::<T>(body, &mut fast_out, usize::MAX) {
+        None => assert_eq!(fast_out, [0xEE], "the fast reader gave up but left output for {}", shown(body)),
+        Some(fast) => {
+            let mut serde_out = vec![0xEE];
+            let serde = readers::serde::<T>(body, &mut serde_out, usize::MAX);
+            assert_eq!(serde, Ok(fast), "the fast reader and serde_json answer differently for {}", shown(body));
+            assert!(
+                fast_out == serde_out,
+                "the fast reader wrote other bytes than serde_json's reading for {}",
+                shown(body)
+            );
+        }
+    }
 }
 
 #[track_caller]
