@@ -14,7 +14,9 @@
 //! share is 5) and that takes a batch in pieces ([`crate::export::Unit`]) gets it piece by piece: the reader batches
 //! pieces (the unit split evenly, each at most half the share), adds each to its partition's open unit in order and
 //! frees it once added; the records stay behind the cursor until the unit is complete (its size, its age, or its
-//! last piece sealed by the piece's own age). A unit that fails for good (past `--queue-max-age`, or the output
+//! last piece sealed by the piece's own age). At most `--export-concurrency` units are open at once (each holds
+//! state of its own: an archive object's compressor and compressed bytes); a piece of another partition meanwhile
+//! goes as a batch of its own. A unit that fails for good (past `--queue-max-age`, or the output
 //! lost it) is given up and everything after the cursor is read again: at least once, with memory within the share
 //! whatever the unit's size.
 
@@ -493,6 +495,12 @@ impl Reader {
     /// piece, and its retry deadline; `None` when the output opens no unit (the batch then goes on its own).
     fn piece(&mut self, key: &Partition, batch: &Batch<Entry>, units: Units) -> Option<Turn> {
         if !self.open_units.contains_key(key) {
+            if self.open_units.len() >= self.config.concurrency {
+                // Each open unit holds its own state (an archive object: its compressor and its compressed bytes
+                // not yet sent, outside the share), so no more are open than export slots; with more partitions
+                // than that, this one's piece goes as a batch of its own (a smaller object).
+                return None;
+            }
             let oldest = batch.entries.iter().map(|e| e.record.enqueued_ms).min()?;
             let export = self.exporters[key.0.index()].as_ref()?.open_unit(&key.1, Some(oldest))?;
             let unit = OpenUnit {

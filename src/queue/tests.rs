@@ -484,6 +484,8 @@ enum UnitEvent {
     Complete(u64),
     /// Unit `.0` given up.
     Abort(u64),
+    /// A batch exported on its own (no unit).
+    Batch(Vec<u8>),
 }
 
 /// An output that takes units (as the archive does), recording what it is handed; the completions whose number
@@ -495,6 +497,9 @@ struct UnitOutput {
     fail: Vec<u64>,
     budget: Arc<crate::limit::MemoryBudget>,
     most_held: AtomicU64,
+    /// Units open now, and the most at once.
+    open: AtomicU64,
+    most_open: AtomicU64,
 }
 
 impl UnitOutput {
@@ -506,6 +511,8 @@ impl UnitOutput {
             fail,
             budget: Arc::clone(budget),
             most_held: AtomicU64::new(0),
+            open: AtomicU64::new(0),
+            most_open: AtomicU64::new(0),
         })
     }
 
@@ -524,7 +531,7 @@ impl UnitOutput {
             match e {
                 UnitEvent::Add(u, ids) => units.entry(u).or_default().push(Some(ids)),
                 UnitEvent::Complete(u) => units.entry(u).or_default().push(None),
-                UnitEvent::Abort(_) => {}
+                UnitEvent::Abort(_) | UnitEvent::Batch(_) => {}
             }
         }
         units
@@ -539,6 +546,7 @@ impl UnitOutput {
             .iter()
             .filter_map(|e| match e {
                 UnitEvent::Add(u, ids) if complete.contains(u) => Some(ids.clone()),
+                UnitEvent::Batch(ids) => Some(ids.clone()),
                 _ => None,
             })
             .flatten()
@@ -556,11 +564,12 @@ struct FakeUnit {
 impl crate::export::Export for UnitOutput {
     fn export(
         &self,
-        _: crate::export::Payload,
+        payload: crate::export::Payload,
         _: u64,
         _: Option<tokio::time::Instant>,
     ) -> crate::export::ExportFuture<'_> {
-        panic!("a unit-taking output is handed units only")
+        self.push(UnitEvent::Batch(payload.parts.iter().map(|p| p[0]).collect()));
+        Box::pin(std::future::ready(Ok(crate::signal::PartialSuccess::default())))
     }
 }
 
@@ -579,6 +588,8 @@ impl crate::export::Export for UnitExport {
 
     fn open_unit(&self, _: &Arc<Vec<(String, String)>>, _: Option<u64>) -> Option<Box<dyn crate::export::ExportUnit>> {
         let id = self.0.units.fetch_add(1, Ordering::Relaxed);
+        let open = self.0.open.fetch_add(1, Ordering::Relaxed) + 1;
+        self.0.most_open.fetch_max(open, Ordering::Relaxed);
         Some(Box::new(FakeUnit { id, output: Arc::clone(&self.0) }))
     }
 }
@@ -603,11 +614,13 @@ impl crate::export::ExportUnit for FakeUnit {
             return Box::pin(std::future::ready(Err(crate::export::ExportError::ShuttingDown)));
         }
         self.output.push(UnitEvent::Complete(self.id));
+        self.output.open.fetch_sub(1, Ordering::Relaxed);
         Box::pin(std::future::ready(Ok(crate::signal::PartialSuccess::default())))
     }
 
     fn abort(self: Box<Self>) -> crate::export::AbortFuture {
         self.output.push(UnitEvent::Abort(self.id));
+        self.output.open.fetch_sub(1, Ordering::Relaxed);
         Box::pin(std::future::ready(()))
     }
 }
@@ -741,5 +754,33 @@ async fn memory_stays_within_the_share_whatever_the_unit_size() {
     assert_eq!(units[&0].len(), 34, "33 pieces of 3 records, then the completion");
     let most = output.most_held.load(Ordering::Relaxed);
     assert!(most <= 2 * 2000 + 300, "the reader held {most} bytes with a share of 2000 and units of 30000");
+    stop_readers(stop, readers).await;
+}
+
+/// More partitions than export slots (four here): no more units are open at once than slots (each holds an
+/// output's state outside the share); the other partitions' pieces go as batches of their own, and every record
+/// is delivered once.
+#[tokio::test(start_paused = true)]
+async fn no_more_units_are_open_than_export_slots() {
+    let dir = tempfile::tempdir().unwrap();
+    let (queue, appender) = Queue::open(&config(dir.path()), &backends(1), Telemetry::new()).unwrap();
+    for t in 0..6u8 {
+        for i in 0..4u8 {
+            let id = t * 4 + i;
+            let record = vec![(Bytes::from(vec![id; 300]), 1)];
+            appender.append(SignalKind::Traces, record, &tenant(&t.to_string())).await.unwrap();
+        }
+    }
+    let budget = crate::limit::MemoryBudget::new(64 << 20);
+    let output = UnitOutput::new(Vec::new(), &budget);
+    let (stop, readers) = start_unit_reader(&queue, &output, &budget, 3000);
+    while output.delivered().len() < 24 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let most = output.most_open.load(Ordering::Relaxed);
+    assert!(most <= 4, "{most} units open at once with 4 export slots: {:?}", output.events());
+    let events = output.events();
+    assert!(events.iter().any(|e| matches!(e, UnitEvent::Batch(_))), "some pieces went on their own: {events:?}");
+    assert_eq!(output.delivered(), (0..24).collect::<Vec<u8>>(), "every record once: {events:?}");
     stop_readers(stop, readers).await;
 }
