@@ -3,6 +3,7 @@
 //! and what a failed call says about the configuration (`probe`).
 
 mod codec;
+mod connect;
 mod frame;
 mod http_status;
 mod probe;
@@ -94,7 +95,6 @@ impl GrpcOutput {
                     .map_err(|e| e.to_string())?
                     .origin(origin.clone())
                     .connect_timeout(CONNECT_TIMEOUT)
-                    .tcp_nodelay(true)
                     .http2_keep_alive_interval(KEEPALIVE_INTERVAL)
                     .keep_alive_timeout(KEEPALIVE_TIMEOUT);
                 if let Some(tls) = &tls {
@@ -107,7 +107,8 @@ impl GrpcOutput {
         endpoint_for(SocketAddr::from(([127, 0, 0, 1], port))).map_err(bad)?;
         let label = url.to_string();
         let connect: Connect = Box::new(move |addr| match endpoint_for(addr) {
-            Ok(endpoint) => endpoint.connect_lazy(),
+            // Our connector, for its TCP options (see `connect`); tonic adds TLS and the connect timeout.
+            Ok(endpoint) => endpoint.connect_with_connector_lazy(connect::connector(addr)),
             // Checked above with the same settings; should it fail anyway, calls on this address fail UNAVAILABLE.
             Err(e) => {
                 tracing::warn!(backend = %label, %addr, "cannot set up a channel: {e}");
