@@ -17,7 +17,8 @@
 //! last piece sealed by the piece's own age). At most `--export-concurrency` units are open at once (each holds
 //! state of its own: an archive object's compressor and compressed bytes); a piece of another partition meanwhile
 //! goes as a batch of its own. A unit that fails for good (past `--queue-max-age`, or the output
-//! lost it) is given up and everything after the cursor is read again: at least once, with memory within the share
+//! lost it) is given up and everything after the cursor is read again (in whole batches for the next minute, so that
+//! a store that keeps losing uploads cannot hold the reader in a loop): at least once, with memory within the share
 //! whatever the unit's size.
 
 use std::collections::{BTreeMap, HashMap};
@@ -62,6 +63,9 @@ const STORE_INTERVAL: Duration = Duration::from_millis(200);
 const READ_RETRY_DELAY: Duration = Duration::from_millis(500);
 /// How often a reader waiting for memory (held by requests in flight) looks again: memory frees in milliseconds.
 const MEMORY_WAIT_POLL: Duration = Duration::from_millis(20);
+/// After a unit failed for good, how long new data goes in whole batches instead of units: a store that keeps
+/// losing multipart uploads must not hold the reader in a loop of re-reading the same data.
+const UNITS_PAUSE: Duration = Duration::from_secs(60);
 
 /// A batch never mixes signals or forwarded-header values (a record without headers: the no-header partition),
 /// and is exported with its partition's values as gRPC metadata, as in direct mode.
@@ -291,6 +295,7 @@ impl Queue {
                     open_units: HashMap::new(),
                     generation: 0,
                     rewind: false,
+                    units_paused_until: None,
                     budget: Arc::clone(&budget),
                     stop: stop.clone(),
                     committed: self.shared.committed.subscribe(),
@@ -336,6 +341,8 @@ struct Reader {
     generation: u64,
     /// A unit failed for good: go back to the cursor before reading on.
     rewind: bool,
+    /// No new units before this (a unit failed for good not long ago).
+    units_paused_until: Option<Instant>,
     budget: Arc<MemoryBudget>,
     batch_metrics: [BatchMetrics; SignalKind::COUNT],
     drops: QueueDrops,
@@ -473,6 +480,7 @@ impl Reader {
     /// given up, and everything after the cursor read again (exports still in flight only free their memory).
     fn go_back_to_cursor(&mut self, lanes: &mut Lanes) {
         self.rewind = false;
+        self.units_paused_until = Some(Instant::now() + UNITS_PAUSE);
         self.generation += 1;
         for (_, batch) in lanes.discard_waiting() {
             self.held = self.held.saturating_sub(batch.bytes);
@@ -495,6 +503,9 @@ impl Reader {
     /// piece, and its retry deadline; `None` when the output opens no unit (the batch then goes on its own).
     fn piece(&mut self, key: &Partition, batch: &Batch<Entry>, units: Units) -> Option<Turn> {
         if !self.open_units.contains_key(key) {
+            if self.units_paused_until.is_some_and(|until| Instant::now() < until) {
+                return None;
+            }
             if self.open_units.len() >= self.config.concurrency {
                 // Each open unit holds its own state (an archive object: its compressor and its compressed bytes
                 // not yet sent, outside the share), so no more are open than export slots; with more partitions

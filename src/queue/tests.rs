@@ -713,8 +713,9 @@ async fn a_unit_whose_pieces_have_all_gone_completes_at_its_age() {
     stop_readers(stop, readers).await;
 }
 
-/// A unit whose completion fails for good is given up (aborted) and every record after the cursor is read again
-/// into new units: nothing is lost, and the cursor never passed the failed unit's records.
+/// A unit whose completion fails for good is given up (aborted) and every record after the cursor is read again,
+/// in whole batches for a while (a store that keeps losing uploads must not loop the reader): nothing is lost,
+/// and the cursor never passed the failed unit's records.
 #[tokio::test(start_paused = true)]
 async fn a_unit_that_fails_for_good_is_given_up_and_its_records_read_again() {
     let dir = tempfile::tempdir().unwrap();
@@ -729,6 +730,11 @@ async fn a_unit_that_fails_for_good_is_given_up_and_its_records_read_again() {
     let events = output.events();
     assert!(events.contains(&UnitEvent::Abort(0)), "{events:?}");
     assert!(!events.contains(&UnitEvent::Complete(0)), "{events:?}");
+    let aborted = events.iter().position(|e| *e == UnitEvent::Abort(0)).unwrap();
+    assert!(
+        events[aborted..].iter().all(|e| !matches!(e, UnitEvent::Add(u, _) if *u > 1)),
+        "no new unit for a while after one failed for good; the data goes in whole batches: {events:?}"
+    );
     let delivered = output.delivered();
     let mut distinct = delivered.clone();
     distinct.dedup();
