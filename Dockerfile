@@ -29,7 +29,7 @@ COPY . .
 RUN --mount=type=cache,target=/usr/local/cargo/registry,sharing=locked \
     --mount=type=cache,target=/usr/local/cargo/git,sharing=locked \
     --mount=type=cache,target=/src/target,sharing=locked \
-    cargo rustc --release --locked --bin otlp-bridge -- -C link-arg=-Wl,-z,pack-relative-relocs \
+    RUSTFLAGS="-C link-arg=-Wl,-z,pack-relative-relocs" cargo build --release --locked --bin otlp-bridge \
  && install -D -m 0755 target/release/otlp-bridge /out/otlp-bridge \
  && install -d -m 0750 /out/queue
 
