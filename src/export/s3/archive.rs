@@ -190,14 +190,7 @@ impl Archive {
         what: &'static str,
         request: impl std::future::Future<Output = object_store::Result<T>>,
     ) -> Result<T, ArchiveError> {
-        let started = Instant::now();
-        let result = request.await;
-        self.metrics.request(started.elapsed());
-        result.map_err(|e| {
-            let failure = Failure::of(&e);
-            self.metrics.failed(failure.as_str(), 1);
-            ArchiveError::Store { what, failure, detail: error_chain(&e) }
-        })
+        self.timed(request).await.map_err(|e| self.failed(what, &e, false))
     }
 
     /// [`Archive::request`] on a multipart upload that exists: a 404 means the store no longer has the upload
@@ -207,20 +200,31 @@ impl Archive {
         what: &'static str,
         request: impl std::future::Future<Output = object_store::Result<T>>,
     ) -> Result<T, ArchiveError> {
+        self.timed(request).await.map_err(|e| self.failed(what, &e, true))
+    }
+
+    /// Runs one request to the store and times it.
+    async fn timed<T>(
+        &self,
+        request: impl std::future::Future<Output = object_store::Result<T>>,
+    ) -> object_store::Result<T> {
         let started = Instant::now();
         let result = request.await;
         self.metrics.request(started.elapsed());
-        result.map_err(|e| {
-            let detail = error_chain(&e);
-            let lost = matches!(e, object_store::Error::NotFound { .. }) || detail.contains("NoSuchUpload");
-            let failure = if lost { Failure::Other } else { Failure::of(&e) };
-            self.metrics.failed(failure.as_str(), 1);
-            if lost {
-                ArchiveError::UploadLost { what, detail }
-            } else {
-                ArchiveError::Store { what, failure, detail }
-            }
-        })
+        result
+    }
+
+    /// A failed request to the store, counted by reason; `on_upload`: a 404 means the upload was lost.
+    fn failed(&self, what: &'static str, e: &object_store::Error, on_upload: bool) -> ArchiveError {
+        let detail = error_chain(e);
+        let lost = on_upload && (matches!(e, object_store::Error::NotFound { .. }) || detail.contains("NoSuchUpload"));
+        let failure = if lost { Failure::Other } else { Failure::of(e) };
+        self.metrics.failed(failure.as_str(), 1);
+        if lost {
+            ArchiveError::UploadLost { what, detail }
+        } else {
+            ArchiveError::Store { what, failure, detail }
+        }
     }
 }
 
