@@ -217,7 +217,8 @@ impl QueueMode {
 pub async fn run(config: Config, listeners: Listeners, shutdown: impl Future<Output = ()>) -> Result<(), RunError> {
     let telemetry = Telemetry::new();
     let buffers = ExportBuffers::new(config.memory_limit_bytes / 4);
-    let backends = build_outputs(&config, &telemetry, &buffers)?;
+    let budget = MemoryBudget::new(config.memory_limit_bytes);
+    let backends = build_outputs(&config, &telemetry, &buffers, &budget)?;
     telemetry.register_known(&config.backends.clone().map(|b| b.iter().map(|t| t.label().to_string()).collect()));
     telemetry.register_flush_reasons(&FlushReason::ALL.map(FlushReason::as_str));
     let server_tls = config.server_tls.as_ref().map(receive::tls::ServerTls::load).transpose()?;
@@ -225,7 +226,6 @@ pub async fn run(config: Config, listeners: Listeners, shutdown: impl Future<Out
     let _tls_watch = server_tls.as_ref().map(|tls| tls.watch(Arc::clone(&telemetry)));
     let auth = config.auth_token_file.as_deref().map(receive::auth::Tokens::load).transpose()?;
     let _auth_watch = auth.as_ref().map(receive::auth::Tokens::watch);
-    let budget = MemoryBudget::new(config.memory_limit_bytes);
     let limits = match config.batch {
         Some(b) => Limits { max_items: b.max_items, max_bytes: b.max_bytes, timeout: b.timeout },
         // Batching off: every entry fills a batch on its own.

@@ -42,7 +42,8 @@ pub async fn check(config: &Config) -> CheckReport {
         let _ = writeln!(text, "  input {} ({}): {}", input.name, input.kind, input.settings.describe());
     }
     let copies = ExportBuffers::new(config.memory_limit_bytes / 4);
-    let outputs = match build_outputs(config, &crate::telemetry::Telemetry::new(), &copies) {
+    let budget = crate::limit::MemoryBudget::new(config.memory_limit_bytes);
+    let outputs = match build_outputs(config, &crate::telemetry::Telemetry::new(), &copies, &budget) {
         Ok(b) => b,
         Err(e) => {
             let _ = writeln!(text, "\nFAIL: {e}");

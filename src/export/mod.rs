@@ -301,7 +301,7 @@ impl ExportBuffers {
     }
 
     /// Waits for room for a copy of `bytes` (a copy larger than the whole cap waits for all of it).
-    async fn hold(&self, bytes: usize) -> Option<tokio::sync::SemaphorePermit<'_>> {
+    pub(crate) async fn hold(&self, bytes: usize) -> Option<tokio::sync::SemaphorePermit<'_>> {
         let kib = u32::try_from(bytes.div_ceil(1024)).unwrap_or(u32::MAX).clamp(1, self.capacity_kib);
         // The semaphore is never closed, so this only fails if it were; then the copy simply goes uncapped.
         self.kib.acquire_many(kib).await.ok()
@@ -315,8 +315,9 @@ pub(crate) fn build_outputs(
     config: &Config,
     telemetry: &Arc<Telemetry>,
     copies: &Arc<ExportBuffers>,
+    budget: &Arc<crate::limit::MemoryBudget>,
 ) -> Result<Outputs, SetupError> {
-    let build = Build { config, telemetry, copies };
+    let build = Build { config, telemetry, copies, budget };
     let mut built: Outputs = Vec::new();
     for target in config.backends.iter().flatten() {
         if built.iter().any(|(t, _)| t == target) {

@@ -349,6 +349,8 @@ pub(crate) struct Build<'a> {
     pub telemetry: &'a Arc<Telemetry>,
     /// The cap on copies of batches that outputs make (gRPC frames, compressed objects), shared by all outputs.
     pub copies: &'a Arc<super::ExportBuffers>,
+    /// The memory limit, for what an output holds beside its batches (an archive's open objects).
+    pub budget: &'a Arc<crate::limit::MemoryBudget>,
 }
 
 /// Every message of an error and of its sources, outermost first, without repeats (tonic nests "transport error"

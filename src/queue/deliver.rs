@@ -15,7 +15,7 @@
 //! pieces (the unit split evenly, each at most half the share), adds each to its partition's open unit in order and
 //! frees it once added; the records stay behind the cursor until the unit is complete (its size, its age, or its
 //! last piece sealed by the piece's own age). At most `--export-concurrency` units are open at once (each holds
-//! state of its own: an archive object's compressor and compressed bytes); a piece of another partition meanwhile
+//! state of its own: an archive object's compressor, reserved from the memory budget); a piece of another partition meanwhile
 //! goes as a batch of its own. A unit that fails for good (past `--queue-max-age`, or the output
 //! lost it) is given up and everything after the cursor is read again (in whole batches for the next minute, so that
 //! a store that keeps losing uploads cannot hold the reader in a loop): at least once, with memory within the share

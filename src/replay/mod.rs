@@ -144,7 +144,8 @@ pub async fn replay(cli: ReplayCli, env: &HashMap<String, String>) -> ReplayRepo
     };
     let telemetry = Telemetry::new();
     let buffers = ExportBuffers::new(config.memory_limit_bytes / 4);
-    let backends = match build_outputs(&config, &telemetry, &buffers) {
+    let budget = crate::limit::MemoryBudget::new(config.memory_limit_bytes);
+    let backends = match build_outputs(&config, &telemetry, &buffers, &budget) {
         Ok(b) => b,
         Err(e) => return fail(1, e.to_string()),
     };

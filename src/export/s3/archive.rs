@@ -1,7 +1,13 @@
 //! The archive: each batch its queue reader hands over becomes one object (the reader batches for this output by
 //! `--archive-max-object-bytes` and `--archive-max-object-age`), written by an [`ObjectWriter`]: encoded and
-//! compressed as it comes, one PUT, or a multipart upload whose parts leave as the compressed bytes pass 5 MiB, so
-//! the compressed copy in memory never exceeds one part whatever the object's size. A batch within the reader's
+//! compressed as it comes into a spool file, one PUT, or a multipart upload whose parts leave as the compressed bytes
+//! pass 5 MiB.
+//!
+//! Memory, whatever the object's size: an open object holds its compressor, reserved from the memory budget (about
+//! 2 MiB with zstd, 0.6 with gzip, 0.25 without compression: [`compressor_bytes`]); its compressed bytes wait on disk
+//! in the queue directory ([`Spool`]) and come into memory only while they go up, under this archive's copies cap (a
+//! quarter of the memory limit; a part larger than the cap waits for all of it, as gRPC frames do). At most
+//! `--export-concurrency` objects are open in pieces at once, plus one per batch in flight. A batch within the reader's
 //! memory share comes whole ([`Archive::store_batch`]); a larger one comes in pieces of a unit (the output's
 //! `open_unit`), each freed once added, and the object is complete when the unit is.
 //!
@@ -11,7 +17,7 @@
 //! same bytes instead of duplicated; a crash before the cursor moved writes the batch again under a new key
 //! (at least once).
 
-use std::collections::VecDeque;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -21,8 +27,11 @@ use object_store::{Attribute, Attributes, MultipartId, PutMultipartOptions, PutO
 use tokio::time::Instant;
 
 use super::client::{error_chain, Failure};
-use super::encode::ObjectEncoder;
+use super::encode::{compressor_bytes, ObjectEncoder};
 use super::key::{ArchiveCompression, ArchiveFormat, Location, Namer};
+use super::spool::Spool;
+use crate::export::ExportBuffers;
+use crate::limit::{MemoryBudget, Reservation};
 use crate::signal::SignalKind;
 use crate::telemetry::{ArchiveMetrics, Telemetry};
 
@@ -58,6 +67,14 @@ pub(crate) enum ArchiveError {
     /// The batch cannot be written in the configured format (a record that does not decode: never on a retry).
     #[error("{0}")]
     Encode(String),
+    /// The object's spool file failed (the queue directory's disk): the object is written again from its start.
+    #[error("{what}: {detail}")]
+    Spool {
+        /// Which step.
+        what: &'static str,
+        /// The I/O error.
+        detail: String,
+    },
     /// The store no longer has the object's multipart upload: the object must be written again from its start.
     #[error("{what}: the store no longer has this object's multipart upload: {detail}")]
     UploadLost {
@@ -79,6 +96,18 @@ pub(crate) struct Stored {
     pub uncompressed: u64,
 }
 
+/// Where an archive's open objects keep what they hold (see [`ObjectWriter`]).
+#[derive(Debug, Clone)]
+pub(crate) struct ObjectMemory {
+    /// The memory limit: an open object's compressor is reserved from it.
+    pub budget: Arc<MemoryBudget>,
+    /// The cap on bytes read back from spool files to go up (this archive's own: a slow store never holds another
+    /// output's copies back).
+    pub uploads: Arc<ExportBuffers>,
+    /// Where spool files go (the queue directory).
+    pub spool_dir: PathBuf,
+}
+
 /// The archive output's writer; see the module docs.
 pub(crate) struct Archive {
     /// The bucket and prefix.
@@ -86,6 +115,7 @@ pub(crate) struct Archive {
     store: Arc<dyn Store>,
     namer: Namer,
     format: ObjectFormat,
+    memory: ObjectMemory,
     metrics: ArchiveMetrics,
 }
 
@@ -102,12 +132,13 @@ impl Archive {
         store: Arc<dyn Store>,
         namer: Namer,
         format: ObjectFormat,
+        memory: ObjectMemory,
         label: String,
         telemetry: Arc<Telemetry>,
     ) -> Archive {
         let reasons: Vec<&'static str> = Failure::ALL.iter().map(|f| f.as_str()).collect();
         let metrics = telemetry.register_archive(&label, &reasons);
-        Archive { location, store, namer, format, metrics }
+        Archive { location, store, namer, format, memory, metrics }
     }
 
     /// The store (for `--check` and readiness).
@@ -133,7 +164,7 @@ impl Archive {
             // No empty objects: a batch of empty requests is acknowledged without one.
             return Ok(None);
         }
-        let mut writer = ObjectWriter::new(self, kind, key.to_string(), metadata)?;
+        let mut writer = ObjectWriter::new(self, kind, key.to_string(), metadata);
         let result = async {
             let refused = writer.add(self, 0, parts).await?;
             if refused > 0 {
@@ -228,63 +259,80 @@ impl Archive {
     }
 }
 
-/// One object in the making, written piece by piece: each piece is encoded and compressed into the object's
-/// stream as it comes, and every 5 MiB of compressed bytes leaves as a multipart part, so memory holds at most one
-/// part (plus the compressor) whatever the object's size; an object that stays under one part is one PUT at the end.
+/// One object in the making, written piece by piece: each request is encoded and compressed into the object's
+/// spool file as it comes, and every 5 MiB of compressed bytes leaves as a multipart part before the next request is
+/// written; an object that stays under one part is one PUT at the end. In memory it holds its compressor (reserved
+/// from the memory budget from its first request to its end) and, for the length of an upload, the bytes going up
+/// (under the archive's copies cap), whatever its size.
 ///
 /// Every method is one attempt and may be repeated after a failure (or after being cancelled by a timeout): a
-/// repeated [`ObjectWriter::add`] of the same piece only uploads what is still waiting, a repeated
-/// [`ObjectWriter::complete`] writes the same key again.
+/// repeated [`ObjectWriter::add`] of the same piece goes on from the first request not yet written and uploads what
+/// is still waiting, a repeated [`ObjectWriter::complete`] writes the same key again.
 pub(crate) struct ObjectWriter {
     kind: SignalKind,
     key: String,
     path: Path,
     attributes: Attributes,
-    /// `None` once the stream is finished.
-    encoder: Option<ObjectEncoder>,
-    /// Pieces encoded so far.
+    /// Created with the first request; `None` again once the stream is finished.
+    open: Option<Open>,
+    /// The compressed bytes not yet uploaded.
+    spool: Option<Spool>,
+    /// The stream is finished: the spool holds the rest of the object.
+    finished: bool,
+    /// The spool holds a whole part, to upload before anything more is written.
+    cut: bool,
+    /// Pieces written so far, and how far the next one is: its number and the requests of it written.
     added: u64,
+    piece: Option<(u64, usize)>,
     /// Requests of the last piece that did not decode (left out), and why.
     refused: u64,
     pub(super) refusal: Option<String>,
-    /// Parts cut and not yet uploaded, in order.
-    ready: VecDeque<Bytes>,
-    /// The whole object, when it is one PUT.
-    single: Option<Bytes>,
     multipart: Option<(MultipartId, Vec<object_store::multipart::PartId>)>,
     /// Bytes uploaded in parts.
     stored: u64,
     uncompressed: u64,
     /// A request with data was written: an object that is not empty.
     written: bool,
+    /// The spool or the compression stream failed part-way: the object cannot be finished, only given up.
+    broken: Option<ArchiveError>,
+}
+
+/// An open object's compressor and the memory reserved for it.
+struct Open {
+    encoder: ObjectEncoder,
+    _memory: Reservation,
 }
 
 impl ObjectWriter {
-    /// An empty object of `kind` at `key` with `metadata` as its user metadata.
-    pub(crate) fn new(
-        archive: &Archive,
-        kind: SignalKind,
-        key: String,
-        metadata: &[(String, String)],
-    ) -> Result<ObjectWriter, ArchiveError> {
-        let encoder = ObjectEncoder::new(kind, archive.format.format, archive.format.compression)
-            .map_err(|e| ArchiveError::Encode(e.to_string()))?;
-        Ok(ObjectWriter {
+    /// An empty object of `kind` at `key` with `metadata` as its user metadata; it holds nothing until its first
+    /// request.
+    pub(crate) fn new(archive: &Archive, kind: SignalKind, key: String, metadata: &[(String, String)]) -> ObjectWriter {
+        ObjectWriter {
             kind,
             path: Path::from(key.as_str()),
             key,
             attributes: archive.attributes(metadata),
-            encoder: Some(encoder),
+            open: None,
+            spool: None,
+            finished: false,
+            cut: false,
             added: 0,
+            piece: None,
             refused: 0,
             refusal: None,
-            ready: VecDeque::new(),
-            single: None,
             multipart: None,
             stored: 0,
             uncompressed: 0,
             written: false,
-        })
+            broken: None,
+        }
+    }
+
+    /// Keeps `e` as the answer to every later attempt: the object's bytes are no longer whole.
+    fn broke(&mut self, e: ArchiveError) -> ArchiveError {
+        self.open = None;
+        self.broken = Some(e.clone());
+        e
     }
 
     /// The object's key.
@@ -292,64 +340,152 @@ impl ObjectWriter {
         &self.key
     }
 
+    /// The compressor and the spool, made at the first request: the compressor's memory is reserved from the budget
+    /// first, waiting while the budget is full (request data drains on its own: clients' after the queue's fsync,
+    /// readers' once delivered, and every open object's compressor once it completes, which needs no more of it).
+    async fn open(&mut self, archive: &Archive) -> Result<(), ArchiveError> {
+        if self.open.is_some() || self.finished {
+            return Ok(());
+        }
+        let memory = &archive.memory;
+        let need = compressor_bytes(archive.format.compression).min(memory.budget.limit());
+        let mut waited = false;
+        let reservation = loop {
+            match memory.budget.reserve(need) {
+                Ok(r) => break r,
+                Err(_) => {
+                    if !waited {
+                        tracing::debug!(key = %self.key, need, "archive: an object waits for memory to open");
+                        waited = true;
+                    }
+                    tokio::time::sleep(MEMORY_POLL).await;
+                }
+            }
+        };
+        if self.spool.is_none() {
+            let spool = Spool::new(&memory.spool_dir).map_err(|e| spool_error("creating the spool file", &e))?;
+            self.spool = Some(spool);
+        }
+        let encoder = ObjectEncoder::new(self.kind, archive.format.format, archive.format.compression)
+            .map_err(|e| ArchiveError::Encode(e.to_string()))?;
+        self.open = Some(Open { encoder, _memory: reservation });
+        Ok(())
+    }
+
     /// One attempt to add the `seq`-th piece (`parts`: whole requests). Returns how many of its requests did not
     /// decode and were left out (JSON only; the reason is in `refusal`).
     pub(crate) async fn add(&mut self, archive: &Archive, seq: u64, parts: &[Bytes]) -> Result<u64, ArchiveError> {
-        if seq >= self.added {
-            let Some(encoder) = self.encoder.as_mut() else {
-                return Err(ArchiveError::Encode("a piece came after the object was completed".into()));
-            };
+        if let Some(e) = &self.broken {
+            return Err(e.clone());
+        }
+        self.upload_cut(archive).await?;
+        if seq < self.added {
+            // Written before (the answer was lost): nothing more to do.
+            return Ok(self.refused);
+        }
+        if self.finished {
+            return Err(ArchiveError::Encode("a piece came after the object was completed".into()));
+        }
+        if parts.iter().all(Bytes::is_empty) {
+            self.added = seq + 1;
             self.refused = 0;
-            for part in parts.iter().filter(|p| !p.is_empty()) {
-                match encoder.append(part) {
+            return Ok(0);
+        }
+        self.open(archive).await?;
+        let mut next = match self.piece {
+            Some((s, next)) if s == seq => next,
+            _ => {
+                self.refused = 0;
+                0
+            }
+        };
+        while let Some(part) = parts.get(next) {
+            let (Some(open), Some(spool)) = (self.open.as_mut(), self.spool.as_mut()) else { break };
+            if !part.is_empty() {
+                match open.encoder.append(part) {
                     Ok(_) => self.written = true,
                     Err(e @ super::encode::EncodeError::Decode { .. }) => {
                         self.refused += 1;
                         self.refusal = Some(e.to_string());
                     }
-                    Err(e) => return Err(ArchiveError::Encode(e.to_string())),
+                    Err(e) => return Err(self.broke(ArchiveError::Encode(e.to_string()))),
                 }
-                if encoder.buffered() >= PART_BYTES {
-                    self.ready.push_back(Bytes::from(encoder.take()));
+                if let Err(e) = open.encoder.drain(|b| spool.append(b)) {
+                    return Err(self.broke(spool_error("writing the spool file", &e)));
                 }
             }
-            self.added = seq + 1;
+            next += 1;
+            self.piece = Some((seq, next));
+            if spool.len() >= PART_BYTES {
+                self.cut = true;
+                self.upload_cut(archive).await?;
+            }
         }
-        self.upload_ready(archive).await?;
+        self.added = seq + 1;
+        self.piece = None;
         Ok(self.refused)
     }
 
-    async fn upload_ready(&mut self, archive: &Archive) -> Result<(), ArchiveError> {
-        while let Some(part) = self.ready.front() {
-            let len = part.len() as u64;
-            archive.upload_part(&self.path, &self.attributes, &mut self.multipart, part.clone()).await?;
-            self.ready.pop_front();
-            self.stored += len;
+    /// Uploads the part the spool holds, if it holds a whole one.
+    async fn upload_cut(&mut self, archive: &Archive) -> Result<(), ArchiveError> {
+        if !self.cut {
+            return Ok(());
         }
+        let Some(spool) = self.spool.as_mut() else { return Ok(()) };
+        let len = spool.len();
+        let _copy = archive.memory.uploads.hold(len).await;
+        let mut data = Vec::new();
+        spool.read_all(&mut data).map_err(|e| spool_error("reading the spool file", &e))?;
+        archive.upload_part(&self.path, &self.attributes, &mut self.multipart, Bytes::from(data)).await?;
+        spool.clear().map_err(|e| spool_error("clearing the spool file", &e))?;
+        self.cut = false;
+        self.stored += len as u64;
         Ok(())
     }
 
     /// One attempt to complete the object. `Ok(None)`: nothing was written, so there is no object.
     pub(crate) async fn complete(&mut self, archive: &Archive) -> Result<Option<Stored>, ArchiveError> {
-        if let Some(encoder) = self.encoder.take() {
-            self.uncompressed = encoder.uncompressed();
-            let tail = Bytes::from(encoder.finish().map_err(|e| ArchiveError::Encode(e.to_string()))?);
-            if self.multipart.is_none() && self.ready.is_empty() {
-                self.single = Some(tail);
-            } else {
-                self.ready.push_back(tail);
-            }
+        if let Some(e) = &self.broken {
+            return Err(e.clone());
         }
         if !self.written {
+            self.finished = true;
+            self.open = None;
             return Ok(None);
         }
-        let bytes = if let Some(single) = &self.single {
+        self.upload_cut(archive).await?;
+        if let Some(Open { encoder, _memory }) = self.open.take() {
+            self.uncompressed = encoder.uncompressed();
+            let tail = match encoder.finish() {
+                Ok(tail) => tail,
+                Err(e) => return Err(self.broke(ArchiveError::Encode(e.to_string()))),
+            };
+            let appended = self.spool.as_mut().map(|spool| spool.append(&tail));
+            if let Some(Err(e)) = appended {
+                return Err(self.broke(spool_error("writing the spool file", &e)));
+            }
+            self.finished = true;
+            // The compressor's memory goes back to the budget here, before the last upload.
+        }
+        let Some(spool) = self.spool.as_mut() else {
+            // Written, so opened, so spooled: unreachable, but never an acknowledgement of nothing.
+            return Err(self.broke(ArchiveError::Encode("the object's spool is gone".into())));
+        };
+        let bytes = if self.multipart.is_none() {
+            let len = spool.len();
+            let _copy = archive.memory.uploads.hold(len).await;
+            let mut data = Vec::new();
+            spool.read_all(&mut data).map_err(|e| spool_error("reading the spool file", &e))?;
             let opts = PutOptions { attributes: self.attributes.clone(), ..Default::default() };
-            let put = archive.store.put_opts(&self.path, PutPayload::from(single.clone()), opts);
+            let put = archive.store.put_opts(&self.path, PutPayload::from(Bytes::from(data)), opts);
             archive.request("storing an object", put).await?;
-            single.len() as u64
+            len as u64
         } else {
-            self.upload_ready(archive).await?;
+            if spool.len() > 0 {
+                // The last part may be smaller than 5 MiB.
+                self.cut = true;
+                self.upload_cut(archive).await?;
+            }
             if let Some((id, parts)) = &self.multipart {
                 let complete = archive.store.complete_multipart(&self.path, id, parts.clone());
                 archive.request_on_upload("completing a multipart upload", complete).await?;
@@ -367,4 +503,11 @@ impl ObjectWriter {
             let _ = tokio::time::timeout(Duration::from_secs(5), archive.store.abort_multipart(&self.path, id)).await;
         }
     }
+}
+
+/// How often an object waiting for memory to open looks again.
+const MEMORY_POLL: Duration = Duration::from_millis(20);
+
+fn spool_error(what: &'static str, e: &std::io::Error) -> ArchiveError {
+    ArchiveError::Spool { what, detail: e.to_string() }
 }

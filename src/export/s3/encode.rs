@@ -8,8 +8,10 @@
 //! strings: the project's encoder, the debug backend's).
 //!
 //! One compression stream per object (a single zstd frame with a checksum, or a single gzip member), because some
-//! readers stop after the first frame or member; the zstd window is capped at 1 MiB so an open object's compressor
-//! costs about 1.5 MiB of memory whatever its size.
+//! readers stop after the first frame or member; the zstd window is capped at 128 KiB so an open object's compressor
+//! costs about 2 MiB of memory whatever its size ([`compressor_bytes`], reserved from the memory budget while the
+//! object is open). The compressed bytes leave after every request ([`ObjectEncoder::drain`]), into the object's
+//! spool file.
 
 use std::io::Write;
 
@@ -21,9 +23,30 @@ use crate::signal::{Logs, Metrics, Profiles, Signal, SignalKind, Traces};
 
 /// zstd level: 3 is zstd's default, about 10x on OTLP protobuf at a few hundred MB/s per core.
 const ZSTD_LEVEL: i32 = 3;
-/// log2 of the zstd window: 1 MiB bounds the compressor's memory; larger windows gain little on OTLP's short
-/// repetitive records.
-const ZSTD_WINDOW_LOG: u32 = 20;
+/// log2 of the zstd window: 128 KiB bounds the compressor's memory (its context is about 1.6 MiB, against 2.5 at
+/// 1 MiB); larger windows gain little on OTLP's short repetitive records (2% on traces at 1 MiB, measured).
+const ZSTD_WINDOW_LOG: u32 = 17;
+
+/// What an open object's encoder holds at most, beside the request being written (and its JSON line): the zstd
+/// context at [`ZSTD_LEVEL`] and [`ZSTD_WINDOW_LOG`] (its size is checked in the tests) with the stream's output
+/// buffer; deflate's state (a 32 KiB window, its hash chains and Huffman tables: about 300 KiB in miniz_oxide);
+/// and for every format, the compressed output of one request before it is drained (its capacity kept up to
+/// [`OUTPUT_KEPT`]).
+pub(crate) fn compressor_bytes(compression: ArchiveCompression) -> usize {
+    OUTPUT_KEPT
+        + match compression {
+            ArchiveCompression::Zstd => ZSTD_CONTEXT_BYTES,
+            ArchiveCompression::Gzip => 384 << 10,
+            ArchiveCompression::None => 0,
+        }
+}
+
+/// The zstd context with its stream's output buffer, at our level and window (the context measured 1,657 KiB).
+const ZSTD_CONTEXT_BYTES: usize = 1792 << 10;
+
+/// Capacity the output buffer keeps between requests: a huge request must not keep its output's capacity for the
+/// object's lifetime.
+const OUTPUT_KEPT: usize = 256 << 10;
 
 /// Why a request could not be written into an object.
 #[derive(Debug, thiserror::Error)]
@@ -155,14 +178,15 @@ impl ObjectEncoder {
         self.uncompressed
     }
 
-    /// Compressed bytes ready to upload.
-    pub(crate) fn buffered(&mut self) -> usize {
-        self.compressor.output().len()
-    }
-
-    /// Takes the compressed bytes ready so far (a multipart part).
-    pub(crate) fn take(&mut self) -> Vec<u8> {
-        std::mem::take(self.compressor.output())
+    /// Hands the compressed bytes ready so far to `sink` (the object's spool), then forgets them.
+    pub(crate) fn drain(&mut self, sink: impl FnOnce(&[u8]) -> std::io::Result<()>) -> std::io::Result<()> {
+        let output = self.compressor.output();
+        let result = sink(output);
+        output.clear();
+        if output.capacity() > OUTPUT_KEPT {
+            *output = Vec::new();
+        }
+        result
     }
 
     /// Ends the compression stream; returns the rest of the object.
@@ -235,7 +259,11 @@ mod tests {
         let mut all = Vec::new();
         for r in requests {
             e.append(r).unwrap();
-            all.extend(e.take());
+            e.drain(|b| {
+                all.extend_from_slice(b);
+                Ok(())
+            })
+            .unwrap();
         }
         let uncompressed = e.uncompressed();
         all.extend(e.finish().unwrap());
@@ -293,15 +321,39 @@ mod tests {
             let r = request(&names.iter().map(String::as_str).collect::<Vec<_>>());
             expected += r.len();
             e.append(&r).unwrap();
-            if e.buffered() >= 64 * 1024 {
-                parts += 1;
-                all.extend(e.take());
-            }
+            e.drain(|b| {
+                parts += usize::from(!b.is_empty());
+                all.extend_from_slice(b);
+                Ok(())
+            })
+            .unwrap();
         }
         all.extend(e.finish().unwrap());
         assert!(parts > 1, "the compressor hands out output while the object grows");
         assert!(all.len() < (8 << 20) / 2, "{}", all.len());
         assert_eq!(decompress(ArchiveCompression::Zstd, &all).len(), expected);
+    }
+
+    /// The zstd context of an open object, after a few MiB went through it, fits what an object reserves.
+    #[test]
+    fn the_zstd_context_fits_what_an_open_object_reserves() {
+        use zstd::zstd_safe::{CCtx, CParameter, InBuffer, OutBuffer};
+        let mut cctx = CCtx::create();
+        cctx.set_parameter(CParameter::CompressionLevel(ZSTD_LEVEL)).unwrap();
+        cctx.set_parameter(CParameter::WindowLog(ZSTD_WINDOW_LOG)).unwrap();
+        cctx.set_parameter(CParameter::ChecksumFlag(true)).unwrap();
+        let input: Vec<u8> = (0..4 << 20).map(|_| fastrand::u8(..16)).collect();
+        let mut out = vec![0u8; 1 << 20];
+        for chunk in input.chunks(64 << 10) {
+            let mut src = InBuffer::around(chunk);
+            while src.pos() < chunk.len() {
+                let mut dst = OutBuffer::around(&mut out[..]);
+                cctx.compress_stream(&mut dst, &mut src).unwrap();
+            }
+        }
+        let size = cctx.sizeof();
+        assert!(size > 1 << 20, "{size}");
+        assert!(size + CCtx::out_size() <= ZSTD_CONTEXT_BYTES, "{size}");
     }
 
     #[test]

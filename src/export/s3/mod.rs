@@ -5,18 +5,19 @@
 //! ```text
 //! queue reader (this output's cursor; batches by signal x forwarded headers, up to the object size or age;
 //!   an object larger than its memory share in pieces of a unit, each freed once written)
-//!   -> one batch = one object: encode (otlp_proto | otlp_json) -> compress (zstd | gzip | none)
+//!   -> one batch = one object: encode (otlp_proto | otlp_json) -> compress (zstd | gzip | none) -> spool file
 //!   -> PUT, or multipart parts as it grows -> stored: the cursor passes the batch (else: retried with backoff;
 //!      a unit failing for good is aborted and its data read again)
 //! ```
-//! `key` (location, layout, names), `encode` (an object's bytes), `archive` (one batch -> one object: PUT or
-//! multipart), `client` (the S3 client, its settings and what its errors mean).
+//! `key` (location, layout, names), `encode` (an object's bytes), `spool` (its compressed bytes until they go up),
+//! `archive` (one batch -> one object: PUT or multipart, and what it holds in memory), `client` (the S3 client, its settings and what its errors mean).
 
 mod archive;
 mod client;
 mod encode;
 mod key;
 mod output;
+mod spool;
 
 pub use client::StoreSettings;
 pub(crate) use client::{build as build_store, error_chain, Failure};

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use super::archive::{Archive, ArchiveError, ObjectFormat, ObjectWriter};
+use super::archive::{Archive, ArchiveError, ObjectFormat, ObjectMemory, ObjectWriter};
 use super::client::{build as build_store, check as check_store, Failure, StoreSettings};
 use super::key::{ArchiveCompression, ArchiveFormat, Location, Namer};
 use crate::config::{BackendTarget, ConfigError, Section};
@@ -15,8 +15,8 @@ use crate::export::output::{
     AbortFuture, Attempt, BatchLimits, Build, Delivery, Memo, Output, OutputKind, OutputSettings, ProbeFuture, Problem,
     ProblemKind, SendError, SendFuture, SetupError, Unit,
 };
-use crate::export::Code;
 use crate::export::Payload;
+use crate::export::{Code, ExportBuffers};
 use crate::signal::{PartialSuccess, SignalKind};
 
 /// The kind: `s3://` URLs.
@@ -111,7 +111,14 @@ fn build(target: &BackendTarget, b: &Build<'_>) -> Result<Arc<dyn Output>, Setup
         format: own.format.unwrap_or(flags.format),
         compression: own.compression.unwrap_or(flags.compression),
     };
-    let archive = Arc::new(Archive::new(location, store, Namer::new(), format, label.clone(), Arc::clone(b.telemetry)));
+    let memory = ObjectMemory {
+        budget: Arc::clone(b.budget),
+        // A quarter of the limit, like the gRPC outputs' frame copies, and apart from them.
+        uploads: ExportBuffers::new(b.config.memory_limit_bytes / 4),
+        spool_dir: b.config.queue.as_ref().map_or_else(std::env::temp_dir, |q| q.dir.clone()),
+    };
+    let archive =
+        Arc::new(Archive::new(location, store, Namer::new(), format, memory, label.clone(), Arc::clone(b.telemetry)));
     Ok(Arc::new(ArchiveOutput {
         archive,
         label,
@@ -224,7 +231,6 @@ impl Output for ArchiveOutput {
     ) -> Option<Box<dyn Unit>> {
         let arrival = arrived_ms.map_or_else(SystemTime::now, |ms| SystemTime::UNIX_EPOCH + Duration::from_millis(ms));
         let key = self.archive.next_key(kind, arrival);
-        // An encoder that cannot be made (zstd out of memory) shows at the first piece, as that piece's failure.
         let writer = ObjectWriter::new(&self.archive, kind, key, metadata);
         Some(Box::new(ObjectUnit {
             archive: Arc::clone(&self.archive),
@@ -241,7 +247,7 @@ struct ObjectUnit {
     settings: StoreSettings,
     label: String,
     /// `None` once aborted.
-    writer: Option<Result<ObjectWriter, ArchiveError>>,
+    writer: Option<ObjectWriter>,
 }
 
 impl ObjectUnit {
@@ -249,7 +255,9 @@ impl ObjectUnit {
     /// encoded, is rejected, so that the reader gives the object up and writes its data again.
     fn unit_error(&self, e: ArchiveError) -> SendError {
         match e {
-            ArchiveError::UploadLost { .. } => SendError::rejected(Code::Aborted, e.to_string()),
+            ArchiveError::UploadLost { .. } | ArchiveError::Spool { .. } => {
+                SendError::rejected(Code::Aborted, e.to_string())
+            }
             ArchiveError::Encode(message) => SendError::rejected(Code::Internal, message),
             e => send_error(e, &self.archive, &self.settings),
         }
@@ -260,11 +268,10 @@ impl Unit for ObjectUnit {
     fn add<'a>(&'a mut self, seq: u64, payload: &'a Payload, items: u64, _timeout: Duration) -> SendFuture<'a> {
         Box::pin(async move {
             let result = match &mut self.writer {
-                Some(Ok(writer)) => writer
+                Some(writer) => writer
                     .add(&self.archive, seq, &payload.parts)
                     .await
                     .map(|refused| (refused, writer.refusal.clone().unwrap_or_default())),
-                Some(Err(e)) => Err(e.clone()),
                 None => Err(ArchiveError::Encode("the object was given up".into())),
             };
             match result {
@@ -283,8 +290,7 @@ impl Unit for ObjectUnit {
     fn complete(&mut self, _timeout: Duration) -> SendFuture<'_> {
         Box::pin(async move {
             let result = match &mut self.writer {
-                Some(Ok(writer)) => writer.complete(&self.archive).await,
-                Some(Err(e)) => Err(e.clone()),
+                Some(writer) => writer.complete(&self.archive).await,
                 None => Err(ArchiveError::Encode("the object was given up".into())),
             };
             match result {
@@ -301,7 +307,7 @@ impl Unit for ObjectUnit {
 
     fn abort(mut self: Box<Self>) -> AbortFuture {
         Box::pin(async move {
-            if let Some(Ok(writer)) = self.writer.take() {
+            if let Some(writer) = self.writer.take() {
                 tracing::debug!(output = %self.label, key = %writer.key(), "archive: object given up");
                 writer.abort(&self.archive).await;
             }
@@ -319,8 +325,11 @@ impl ArchiveOutput {
 fn send_error(e: ArchiveError, archive: &Archive, settings: &StoreSettings) -> SendError {
     match e {
         ArchiveError::Encode(message) => SendError::rejected(Code::InvalidArgument, message),
-        // Each attempt at a batch writes its object from the start: a lost upload is a failure like any other.
-        e @ ArchiveError::UploadLost { .. } => SendError::retryable(Code::Unavailable, e.to_string()),
+        // Each attempt at a batch writes its object from the start: a lost upload or a failed spool file is a
+        // failure like any other.
+        e @ (ArchiveError::UploadLost { .. } | ArchiveError::Spool { .. }) => {
+            SendError::retryable(Code::Unavailable, e.to_string())
+        }
         ArchiveError::Store { what, failure, detail } => {
             // Every store failure is retried until --queue-max-age: credentials get fixed, buckets created,
             // stores come back, and the data waits safely in the queue meanwhile.

@@ -27,7 +27,11 @@ fn object(kind: SignalKind, format: ArchiveFormat, compression: ArchiveCompressi
     let mut out = Vec::new();
     for r in requests {
         e.append(r).unwrap();
-        out.extend(e.take());
+        e.drain(|b| {
+            out.extend_from_slice(b);
+            Ok(())
+        })
+        .unwrap();
     }
     out.extend(e.finish().unwrap());
     out
