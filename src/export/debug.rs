@@ -88,7 +88,7 @@ mod tests {
         let out = DebugOutput { label: "debug".into() };
         let empty = Payload::default();
         let mut memo = None;
-        let attempt = |payload| Attempt { kind: SignalKind::Logs, payload, timeout: Duration::from_secs(1) };
+        let attempt = |payload| Attempt { kind: SignalKind::Logs, payload, items: 1, timeout: Duration::from_secs(1) };
         assert_eq!(out.send(attempt(&empty), &mut memo).await.unwrap(), PartialSuccess::default());
         let garbage = Payload { parts: vec![Bytes::from_static(&[0x0a, 0x05, 0x01])], ..Payload::default() };
         let e = out.send(attempt(&garbage), &mut memo).await.unwrap_err();

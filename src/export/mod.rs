@@ -155,7 +155,7 @@ impl Exporter {
         let memo = &memo;
         let result = retrying(&self.retry, attempt_timeout, kind, output, metrics, deadline, |timeout| async move {
             let mut memo = memo.lock().await;
-            output.send(output::Attempt { kind, payload, timeout }, &mut memo).await
+            output.send(output::Attempt { kind, payload, items, timeout }, &mut memo).await
         })
         .await;
         metrics.duration(started.elapsed());

@@ -40,6 +40,8 @@ pub(crate) struct Attempt<'a> {
     pub kind: SignalKind,
     /// The batch.
     pub payload: &'a Payload,
+    /// Its items.
+    pub items: u64,
     /// The attempt must end within this (the retry loop also enforces it, so an output need not).
     pub timeout: Duration,
 }

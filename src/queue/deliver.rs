@@ -293,6 +293,7 @@ impl Queue {
                     linger,
                     units,
                     open_units: HashMap::new(),
+                    completing: Vec::new(),
                     generation: 0,
                     rewind: false,
                     units_paused_until: None,
@@ -337,6 +338,8 @@ struct Reader {
     units: Option<Units>,
     /// The units being filled, by partition.
     open_units: HashMap<Partition, OpenUnit>,
+    /// Units whose last piece is handed over, until their exports end: given up if the reader stops first.
+    completing: Vec<Arc<UnitShared>>,
     /// Bumped each time the reader goes back to its cursor: older outcomes only free memory.
     generation: u64,
     /// A unit failed for good: go back to the cursor before reading on.
@@ -507,9 +510,9 @@ impl Reader {
                 return None;
             }
             if self.open_units.len() >= self.config.concurrency {
-                // Each open unit holds its own state (an archive object: its compressor and its compressed bytes
-                // not yet sent, outside the share), so no more are open than export slots; with more partitions
-                // than that, this one's piece goes as a batch of its own (a smaller object).
+                // Each open unit holds its own state (an archive object: its compressor, reserved from the memory
+                // budget beside the share), so no more are open than export slots; with more partitions than that,
+                // this one's piece goes as a batch of its own (a smaller object).
                 return None;
             }
             let oldest = batch.entries.iter().map(|e| e.record.enqueued_ms).min()?;
@@ -536,6 +539,9 @@ impl Reader {
         let shared = Arc::clone(&unit.shared);
         if last {
             self.open_units.remove(key);
+            // Those whose exports ended hold no other reference.
+            self.completing.retain(|u| Arc::strong_count(u) > 1);
+            self.completing.push(Arc::clone(&shared));
         }
         Some(Turn { shared, seq, last, deadline })
     }
@@ -733,9 +739,14 @@ impl Feed for Reader {
 
     async fn finish(mut self, mut lanes: Lanes) {
         lanes.abort().await;
-        // Open units are given up: their records are behind the cursor, and archived after the next start.
+        // Open units, and those whose completion was cut short, are given up (an archive object's multipart upload
+        // is aborted, not left for the store to keep and bill): their records are behind the cursor, and archived
+        // after the next start. A completed unit's export is gone, so giving it up does nothing.
         for (_, unit) in self.open_units.drain() {
             unit.shared.give_up().await;
+        }
+        for unit in self.completing.drain(..) {
+            unit.give_up().await;
         }
         let cursor = self.pending.first_key_value().map_or(self.read, |(pos, _)| *pos);
         if cursor != self.stored {

@@ -500,6 +500,8 @@ struct UnitOutput {
     /// Units open now, and the most at once.
     open: AtomicU64,
     most_open: AtomicU64,
+    /// Completions never end (a store that does not answer).
+    hang: std::sync::atomic::AtomicBool,
 }
 
 impl UnitOutput {
@@ -513,6 +515,7 @@ impl UnitOutput {
             most_held: AtomicU64::new(0),
             open: AtomicU64::new(0),
             most_open: AtomicU64::new(0),
+            hang: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -609,6 +612,9 @@ impl crate::export::ExportUnit for FakeUnit {
     }
 
     fn complete(&mut self, _items: u64, _deadline: Option<tokio::time::Instant>) -> crate::export::ExportFuture<'_> {
+        if self.output.hang.load(Ordering::Relaxed) {
+            return Box::pin(std::future::pending());
+        }
         let n = self.output.completions.fetch_add(1, Ordering::Relaxed);
         if self.output.fail.contains(&n) {
             return Box::pin(std::future::ready(Err(crate::export::ExportError::ShuttingDown)));
@@ -788,5 +794,36 @@ async fn no_more_units_are_open_than_export_slots() {
     let events = output.events();
     assert!(events.iter().any(|e| matches!(e, UnitEvent::Batch(_))), "some pieces went on their own: {events:?}");
     assert_eq!(output.delivered(), (0..24).collect::<Vec<u8>>(), "every record once: {events:?}");
+    stop_readers(stop, readers).await;
+}
+
+/// A unit whose completion is still in flight when the reader stops is given up (an archive object's upload
+/// aborted, not left in the store), and its records stay behind the cursor: the next start delivers them.
+#[tokio::test(start_paused = true)]
+async fn a_unit_completing_when_the_reader_stops_is_given_up_and_delivered_after_the_next_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let (queue, appender) = Queue::open(&config(dir.path()), &backends(1), Telemetry::new()).unwrap();
+    append_ids(&appender, 0..9, 300).await;
+    let budget = crate::limit::MemoryBudget::new(64 << 20);
+    let output = UnitOutput::new(Vec::new(), &budget);
+    output.hang.store(true, Ordering::Relaxed);
+    let (stop, readers) = start_unit_reader(&queue, &output, &budget, 3000);
+    while !output.events().contains(&UnitEvent::Add(0, vec![6, 7, 8])) {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    stop_readers(stop, readers).await;
+    assert_eq!(output.events().last(), Some(&UnitEvent::Abort(0)), "{:?}", output.events());
+    drop(appender);
+    queue.close().await;
+    drop(queue);
+
+    let (queue, _appender) = Queue::open(&config(dir.path()), &backends(1), Telemetry::new()).unwrap();
+    let output = UnitOutput::new(Vec::new(), &budget);
+    let (stop, readers) = start_unit_reader(&queue, &output, &budget, 3000);
+    while output.delivered().len() < 9 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(output.delivered(), (0..9).collect::<Vec<u8>>());
     stop_readers(stop, readers).await;
 }

@@ -85,6 +85,30 @@ pub(crate) enum ArchiveError {
     },
 }
 
+/// The requests of a batch or a piece that did not decode and were left out of its object (JSON objects only: a
+/// protobuf object takes the queued bytes as they are), and what the others held.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Refused {
+    /// Requests left out.
+    pub requests: u64,
+    /// Items of the requests written (they decoded, so they are known).
+    pub kept_items: u64,
+    /// Why the last one was left out.
+    pub why: String,
+}
+
+impl Refused {
+    /// The items left out of a batch or piece of `items` items: all but those written, once any request was left
+    /// out (the items of a request that does not decode cannot be counted), else none.
+    pub(crate) fn rejected(&self, items: u64) -> u64 {
+        if self.requests == 0 {
+            0
+        } else {
+            items.saturating_sub(self.kept_items)
+        }
+    }
+}
+
 /// A stored object.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Stored {
@@ -152,26 +176,24 @@ impl Archive {
     }
 
     /// One attempt to store `parts` (whole requests of `kind`, concatenating to one request; `metadata`: the
-    /// forwarded headers they came with) as the object `key`. `Ok(None)`: nothing to store (empty requests only).
+    /// forwarded headers they came with) as the object `key`, with what was left out. No object (`None`) when there
+    /// is nothing to store: empty requests only, or none that decoded.
     pub(crate) async fn store_batch(
         &self,
         kind: SignalKind,
         key: &str,
         parts: &[Bytes],
         metadata: &[(String, String)],
-    ) -> Result<Option<Stored>, ArchiveError> {
+    ) -> Result<(Option<Stored>, Refused), ArchiveError> {
         if parts.iter().all(Bytes::is_empty) {
             // No empty objects: a batch of empty requests is acknowledged without one.
-            return Ok(None);
+            return Ok((None, Refused::default()));
         }
         let mut writer = ObjectWriter::new(self, kind, key.to_string(), metadata);
         let result = async {
+            // What decodes is archived; what does not is left out and counted (never retried: it cannot change).
             let refused = writer.add(self, 0, parts).await?;
-            if refused > 0 {
-                // A whole batch is refused, as before units: the retry loop never repeats it.
-                return Err(ArchiveError::Encode(writer.refusal.take().unwrap_or_default()));
-            }
-            writer.complete(self).await
+            Ok((writer.complete(self).await?, refused))
         }
         .await;
         if result.is_err() {
@@ -284,9 +306,8 @@ pub(crate) struct ObjectWriter {
     /// Pieces written so far, and how far the next one is: its number and the requests of it written.
     added: u64,
     piece: Option<(u64, usize)>,
-    /// Requests of the last piece that did not decode (left out), and why.
-    refused: u64,
-    pub(super) refusal: Option<String>,
+    /// What the last piece left out.
+    refused: Refused,
     multipart: Option<(MultipartId, Vec<object_store::multipart::PartId>)>,
     /// Bytes uploaded in parts.
     stored: u64,
@@ -318,8 +339,7 @@ impl ObjectWriter {
             cut: false,
             added: 0,
             piece: None,
-            refused: 0,
-            refusal: None,
+            refused: Refused::default(),
             multipart: None,
             stored: 0,
             uncompressed: 0,
@@ -372,30 +392,30 @@ impl ObjectWriter {
         Ok(())
     }
 
-    /// One attempt to add the `seq`-th piece (`parts`: whole requests). Returns how many of its requests did not
-    /// decode and were left out (JSON only; the reason is in `refusal`).
-    pub(crate) async fn add(&mut self, archive: &Archive, seq: u64, parts: &[Bytes]) -> Result<u64, ArchiveError> {
+    /// One attempt to add the `seq`-th piece (`parts`: whole requests). Returns what of it did not decode and was
+    /// left out (JSON only).
+    pub(crate) async fn add(&mut self, archive: &Archive, seq: u64, parts: &[Bytes]) -> Result<Refused, ArchiveError> {
         if let Some(e) = &self.broken {
             return Err(e.clone());
         }
         self.upload_cut(archive).await?;
         if seq < self.added {
             // Written before (the answer was lost): nothing more to do.
-            return Ok(self.refused);
+            return Ok(self.refused.clone());
         }
         if self.finished {
             return Err(ArchiveError::Encode("a piece came after the object was completed".into()));
         }
         if parts.iter().all(Bytes::is_empty) {
             self.added = seq + 1;
-            self.refused = 0;
-            return Ok(0);
+            self.refused = Refused::default();
+            return Ok(Refused::default());
         }
         self.open(archive).await?;
         let mut next = match self.piece {
             Some((s, next)) if s == seq => next,
             _ => {
-                self.refused = 0;
+                self.refused = Refused::default();
                 0
             }
         };
@@ -403,10 +423,13 @@ impl ObjectWriter {
             let (Some(open), Some(spool)) = (self.open.as_mut(), self.spool.as_mut()) else { break };
             if !part.is_empty() {
                 match open.encoder.append(part) {
-                    Ok(_) => self.written = true,
+                    Ok(items) => {
+                        self.written = true;
+                        self.refused.kept_items += items.unwrap_or(0);
+                    }
                     Err(e @ super::encode::EncodeError::Decode { .. }) => {
-                        self.refused += 1;
-                        self.refusal = Some(e.to_string());
+                        self.refused.requests += 1;
+                        self.refused.why = e.to_string();
                     }
                     Err(e) => return Err(self.broke(ArchiveError::Encode(e.to_string()))),
                 }
@@ -423,7 +446,7 @@ impl ObjectWriter {
         }
         self.added = seq + 1;
         self.piece = None;
-        Ok(self.refused)
+        Ok(self.refused.clone())
     }
 
     /// Uploads the part the spool holds, if it holds a whole one.

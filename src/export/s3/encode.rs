@@ -148,16 +148,17 @@ impl ObjectEncoder {
         })
     }
 
-    /// Writes one request (its protobuf bytes); returns the uncompressed bytes it added.
-    pub(crate) fn append(&mut self, request: &[u8]) -> Result<u64, EncodeError> {
-        let added = match self.format {
+    /// Writes one request (its protobuf bytes); returns its items when the format decoded it (JSON), `None` when
+    /// its bytes went in as they are (protobuf).
+    pub(crate) fn append(&mut self, request: &[u8]) -> Result<Option<u64>, EncodeError> {
+        let (added, items) = match self.format {
             ArchiveFormat::OtlpProto => {
                 self.compressor.write_all(request)?;
-                request.len()
+                (request.len(), None)
             }
             ArchiveFormat::OtlpJson => {
                 self.line.clear();
-                match self.kind {
+                let items = match self.kind {
                     SignalKind::Traces => json_line::<Traces>(request, &mut self.line),
                     SignalKind::Metrics => json_line::<Metrics>(request, &mut self.line),
                     SignalKind::Logs => json_line::<Logs>(request, &mut self.line),
@@ -170,11 +171,11 @@ impl ObjectEncoder {
                 if self.line.capacity() > 1 << 20 {
                     self.line = String::new();
                 }
-                added
+                (added, Some(items))
             }
         };
         self.uncompressed += added as u64;
-        Ok(added as u64)
+        Ok(items)
     }
 
     /// Uncompressed bytes written so far (what `--archive-max-object-bytes` counts).
@@ -199,11 +200,12 @@ impl ObjectEncoder {
     }
 }
 
-fn json_line<S: Signal>(bytes: &[u8], out: &mut String) -> Result<(), prost::DecodeError> {
+/// Writes `bytes` as one JSON line; returns its items.
+fn json_line<S: Signal>(bytes: &[u8], out: &mut String) -> Result<u64, prost::DecodeError> {
     let request = S::Request::decode(bytes)?;
     crate::json::encode_into(&request, out);
     out.push('\n');
-    Ok(())
+    Ok(S::count(&request))
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use super::archive::{Archive, ArchiveError, ObjectFormat, ObjectMemory, ObjectWriter};
+use super::archive::{Archive, ArchiveError, ObjectFormat, ObjectMemory, ObjectWriter, Refused};
 use super::client::{build as build_store, check as check_store, Failure, StoreSettings};
 use super::key::{ArchiveCompression, ArchiveFormat, Location, Namer};
 use crate::config::{BackendTarget, ConfigError, Section};
@@ -165,11 +165,11 @@ impl Output for ArchiveOutput {
             };
             let payload = attempt.payload;
             match self.archive.store_batch(attempt.kind, &key, &payload.parts, &payload.metadata).await {
-                Ok(stored) => {
+                Ok((stored, refused)) => {
                     if let Some(s) = stored {
                         tracing::debug!(output = %self.label, key = %s.key, bytes = s.bytes, "archive: object stored");
                     }
-                    Ok(PartialSuccess::default())
+                    Ok(left_out(&refused, attempt.items))
                 }
                 Err(e) => Err(self.send_error(e)),
             }
@@ -268,20 +268,11 @@ impl Unit for ObjectUnit {
     fn add<'a>(&'a mut self, seq: u64, payload: &'a Payload, items: u64, _timeout: Duration) -> SendFuture<'a> {
         Box::pin(async move {
             let result = match &mut self.writer {
-                Some(writer) => writer
-                    .add(&self.archive, seq, &payload.parts)
-                    .await
-                    .map(|refused| (refused, writer.refusal.clone().unwrap_or_default())),
+                Some(writer) => writer.add(&self.archive, seq, &payload.parts).await,
                 None => Err(ArchiveError::Encode("the object was given up".into())),
             };
             match result {
-                Ok((0, _)) => Ok(PartialSuccess::default()),
-                // The requests that do not decode are left out; the piece's items are counted as rejected (the
-                // count per request is not known here): more than was left out, never less.
-                Ok((refused, why)) => Ok(PartialSuccess {
-                    rejected: i64::try_from(items).unwrap_or(i64::MAX),
-                    message: format!("{refused} requests did not decode and are not archived: {why}"),
-                }),
+                Ok(refused) => Ok(left_out(&refused, items)),
                 Err(e) => Err(self.unit_error(e)),
             }
         })
@@ -318,6 +309,18 @@ impl Unit for ObjectUnit {
 impl ArchiveOutput {
     fn send_error(&self, e: ArchiveError) -> SendError {
         send_error(e, &self.archive, &self.settings)
+    }
+}
+
+/// What a batch or piece of `items` items left out, in OTLP's vocabulary: its requests that did not decode, whose
+/// items are all but those of the requests written.
+fn left_out(refused: &Refused, items: u64) -> PartialSuccess {
+    match refused.rejected(items) {
+        0 => PartialSuccess::default(),
+        rejected => PartialSuccess {
+            rejected: i64::try_from(rejected).unwrap_or(i64::MAX),
+            message: format!("{} requests did not decode and are not archived: {}", refused.requests, refused.why),
+        },
     }
 }
 

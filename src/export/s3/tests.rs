@@ -13,7 +13,7 @@ use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
 use prost::Message;
 
-use super::archive::{Archive, ArchiveError, ObjectFormat, ObjectMemory, ObjectWriter, PART_BYTES};
+use super::archive::{Archive, ObjectFormat, ObjectMemory, ObjectWriter, Refused, PART_BYTES};
 use super::key::Namer;
 use super::*;
 use crate::export::ExportBuffers;
@@ -83,7 +83,7 @@ async fn a_batch_is_one_object_holding_one_request_with_every_span() {
     let a = archive(Arc::clone(&store), ArchiveFormat::OtlpProto, ArchiveCompression::Zstd);
     let parts = [request(2, "a"), request(3, "b")];
     let key = a.next_key(SignalKind::Traces, humantime::parse_rfc3339("2026-12-06T21:30:05Z").unwrap());
-    let stored = a.store_batch(SignalKind::Traces, &key, &parts, &[]).await.unwrap().unwrap();
+    let stored = a.store_batch(SignalKind::Traces, &key, &parts, &[]).await.unwrap().0.unwrap();
     assert_eq!(keys(&store).await, std::slice::from_ref(&key));
     assert_eq!(key, "p/traces/dt=2026-12-06/hour=21/20261206T213005Z-inst-000000.binpb.zst");
     let got = bytes(&store, &key).await;
@@ -101,11 +101,11 @@ async fn a_retry_writes_the_same_key_and_empty_batches_write_nothing() {
     let a = archive(Arc::clone(&store), ArchiveFormat::OtlpJson, ArchiveCompression::Gzip);
     let key = a.next_key(SignalKind::Logs, std::time::SystemTime::now());
     assert!(key.ends_with(".jsonl.gz"));
-    assert_eq!(a.store_batch(SignalKind::Logs, &key, &[Bytes::new()], &[]).await.unwrap(), None);
+    assert_eq!(a.store_batch(SignalKind::Logs, &key, &[Bytes::new()], &[]).await.unwrap(), (None, Refused::default()));
     assert!(keys(&store).await.is_empty(), "no empty objects");
     let parts = [request(1, "x")];
-    a.store_batch(SignalKind::Traces, &key, &parts, &[]).await.unwrap().unwrap();
-    a.store_batch(SignalKind::Traces, &key, &parts, &[]).await.unwrap().unwrap();
+    a.store_batch(SignalKind::Traces, &key, &parts, &[]).await.unwrap().0.unwrap();
+    a.store_batch(SignalKind::Traces, &key, &parts, &[]).await.unwrap().0.unwrap();
     assert_eq!(keys(&store).await.len(), 1);
 }
 
@@ -115,7 +115,7 @@ async fn forwarded_header_values_are_the_objects_metadata() {
     let a = archive(Arc::clone(&store), ArchiveFormat::OtlpJson, ArchiveCompression::None);
     let key = a.next_key(SignalKind::Traces, std::time::SystemTime::now());
     let tenant = [("x-scope-orgid".to_string(), "tenant-a".to_string())];
-    a.store_batch(SignalKind::Traces, &key, &[request(1, "t")], &tenant).await.unwrap().unwrap();
+    a.store_batch(SignalKind::Traces, &key, &[request(1, "t")], &tenant).await.unwrap().0.unwrap();
     let got = store.get(&Path::from(key.as_str())).await.unwrap();
     let value = got.attributes.get(&object_store::Attribute::Metadata("x-scope-orgid".into())).unwrap();
     assert_eq!(value.as_ref(), "tenant-a");
@@ -133,20 +133,36 @@ async fn a_large_object_goes_up_in_parts_and_reads_back_whole() {
         parts.push(request(5_000, "part"));
     }
     let key = a.next_key(SignalKind::Traces, std::time::SystemTime::now());
-    let stored = a.store_batch(SignalKind::Traces, &key, &parts, &[]).await.unwrap().unwrap();
+    let stored = a.store_batch(SignalKind::Traces, &key, &parts, &[]).await.unwrap().0.unwrap();
     let got = bytes(&store, &key).await;
     assert_eq!(got.as_ref(), parts.concat().as_slice());
     assert_eq!(stored.bytes, got.len() as u64);
 }
 
+/// A JSON batch archives the requests that decode and leaves out, counted, those that do not: their items are all
+/// the batch's but those written. A batch of which none decodes writes no object.
+#[allow(clippy::disallowed_methods)]
 #[tokio::test]
-async fn a_record_that_does_not_decode_is_refused_for_json_and_nothing_is_written() {
+async fn a_batch_archives_the_requests_that_decode_and_counts_the_items_left_out() {
     let store = Arc::new(InMemory::new());
     let a = archive(Arc::clone(&store), ArchiveFormat::OtlpJson, ArchiveCompression::Zstd);
     let key = a.next_key(SignalKind::Traces, std::time::SystemTime::now());
-    let e = a.store_batch(SignalKind::Traces, &key, &[Bytes::from_static(&[0xff, 0xff])], &[]).await.unwrap_err();
-    assert!(matches!(e, ArchiveError::Encode(_)), "{e}");
-    assert!(keys(&store).await.is_empty());
+    let bad = Bytes::from_static(&[0xff, 0xff]);
+    let parts = [request(2, "good"), bad.clone(), request(3, "also")];
+    let (stored, refused) = a.store_batch(SignalKind::Traces, &key, &parts, &[]).await.unwrap();
+    assert!(stored.is_some());
+    assert_eq!((refused.requests, refused.kept_items), (1, 5));
+    assert!(refused.why.contains("does not decode"), "{}", refused.why);
+    // The queue counted 9 items in the batch: the 4 of the request that does not decode are left out.
+    assert_eq!(refused.rejected(9), 4);
+    let text = String::from_utf8(zstd::decode_all(bytes(&store, &key).await.as_ref()).unwrap()).unwrap();
+    assert_eq!(text.lines().count(), 2);
+
+    let key = a.next_key(SignalKind::Traces, std::time::SystemTime::now());
+    let (stored, refused) = a.store_batch(SignalKind::Traces, &key, &[bad], &[]).await.unwrap();
+    assert_eq!((stored, refused.requests, refused.rejected(4)), (None, 1, 4));
+    assert_eq!(keys(&store).await.len(), 1, "no object of nothing");
+    assert_eq!(Refused::default().rejected(9), 0, "nothing left out, nothing rejected");
 }
 
 /// An object larger than a queue reader's memory share is written piece by piece: parts leave as they fill (a
@@ -162,9 +178,9 @@ async fn an_object_written_in_pieces_reads_back_whole_and_appears_only_when_comp
     let mut seq = 0;
     while all.len() < 2 * PART_BYTES + 100 {
         let piece = [request(3_000, "piece"), request(10, "small")];
-        assert_eq!(writer.add(&a, seq, &piece).await.unwrap(), 0);
+        assert_eq!(writer.add(&a, seq, &piece).await.unwrap(), Refused::default());
         // A retry of the same piece (its answer lost) adds nothing.
-        assert_eq!(writer.add(&a, seq, &piece).await.unwrap(), 0);
+        assert_eq!(writer.add(&a, seq, &piece).await.unwrap(), Refused::default());
         all.extend_from_slice(&piece.concat());
         seq += 1;
     }
@@ -188,7 +204,8 @@ async fn a_piece_with_a_request_that_does_not_decode_keeps_the_others() {
     let key = a.next_key(SignalKind::Traces, std::time::SystemTime::now());
     let mut writer = ObjectWriter::new(&a, SignalKind::Traces, key.clone(), &[]);
     let piece = [request(2, "good"), Bytes::from_static(&[0xff, 0xff]), request(1, "also")];
-    assert_eq!(writer.add(&a, 0, &piece).await.unwrap(), 1, "one request left out");
+    let refused = writer.add(&a, 0, &piece).await.unwrap();
+    assert_eq!((refused.requests, refused.kept_items), (1, 3), "one request left out, the others' items known");
     writer.complete(&a).await.unwrap().unwrap();
     let text = String::from_utf8(zstd::decode_all(bytes(&store, &key).await.as_ref()).unwrap()).unwrap();
     assert_eq!(text.lines().count(), 2);
@@ -284,7 +301,7 @@ async fn an_attempt_cancelled_part_way_goes_on_where_it_stopped() {
     let attempt = tokio::time::timeout(std::time::Duration::from_secs(1), writer.add(&a, 0, &piece)).await;
     assert!(attempt.is_err(), "the first part waits for the cap");
     drop(busy);
-    assert_eq!(writer.add(&a, 0, &piece).await.unwrap(), 0);
+    assert_eq!(writer.add(&a, 0, &piece).await.unwrap(), Refused::default());
     writer.complete(&a).await.unwrap().unwrap();
     let got = bytes(&store, &key).await;
     assert!(got.as_ref() == piece.concat().as_slice(), "every request once, in order");
