@@ -6,8 +6,8 @@ backend (tests/clients/backend.py), OTLP/HTTP protobuf requests built with the `
 Objects are read from the store's own directory (s3s-fs keeps each object as a file) and decoded with
 `opentelemetry-proto`, independently of the bridge's code; DuckDB reads the JSON-lines objects.
 
-Rounds (each prints PASS/FAIL and its figures; the last line is "N passed, M failed"; the outages and the large
-rounds run at once, each on its own store, backend and bridge):
+Rounds (each prints PASS/FAIL and its figures; the last line is "N passed, M failed"; the outages, the large and
+the lost-upload rounds run at once, each on its own store, backend and bridge):
   formats       three signals x (otlp_proto+zstd, otlp_json+gzip, otlp_proto+none, otlp_json+zstd): every item
                 archived exactly as sent (multiset of resource+scope+item bytes), key layout, metadata per tenant,
                 the live backend got everything too; DuckDB reads the JSON lines
@@ -20,6 +20,15 @@ rounds run at once, each on its own store, backend and bridge):
                 pieces as multipart uploads; every item archived exactly as sent, an object larger than the share
   large-crash   the same, with SIGKILL while an object is open (parts uploaded, not completed): every item answered
                 200 is archived at least once after the restart (duplicates reported)
+  lost-upload   the store loses open multipart uploads while the bridge writes objects of 8 MiB through a 2 MiB
+                share (uncompressed, a part every 5 MiB): one aborted by another client with a signed
+                AbortMultipartUpload (as a lifecycle rule does), then, after the bridge's minute of whole batches, one
+                lost by a store restart without its multipart state. Every span answered 200 archived at least once
+                (duplicates reported), the live backend got all, each loss logged, counted in
+                otlp_bridge_archive_failures_total and given up exactly once (no loop), objects complete after it,
+                no upload left open. s3s-fs 0.14.1 answers a request on an upload it does not have with 403
+                AccessDenied where S3 answers 404 NoSuchUpload: UploadAnswers, in front of it, rewrites that answer
+                only (see its docstring)
   credentials   a wrong secret: --check exits 1 naming the auth problem; the bridge still answers 200 (queued),
                 counts auth failures; restarted with the right secret, everything is archived
   check         --check against a missing bucket and an unreachable endpoint names each problem
@@ -185,6 +194,141 @@ class Store:
             if os.path.isfile(path):
                 out.append((os.path.relpath(path, base), path))
         return sorted(out)
+
+
+def sigv4(method, endpoint, path, query, body=b""):
+    """Headers of a SigV4-signed request to the store (path-style, region us-east-1), as any S3 client signs it."""
+    import hashlib
+    import hmac
+    from urllib.parse import quote, urlparse
+    host = urlparse(endpoint).netloc
+    now = time.gmtime()
+    amz_date, day = time.strftime("%Y%m%dT%H%M%SZ", now), time.strftime("%Y%m%d", now)
+    payload = hashlib.sha256(body).hexdigest()
+    canonical_query = "&".join(f"{quote(k, safe='-_.~')}={quote(v, safe='-_.~')}" for k, v in sorted(query.items()))
+    headers = {"host": host, "x-amz-content-sha256": payload, "x-amz-date": amz_date}
+    signed = ";".join(sorted(headers))
+    canonical = "\n".join([method, quote(path, safe="/-_.~"), canonical_query,
+                           "".join(f"{k}:{headers[k]}\n" for k in sorted(headers)), signed, payload])
+    scope = f"{day}/us-east-1/s3/aws4_request"
+    to_sign = "\n".join(["AWS4-HMAC-SHA256", amz_date, scope, hashlib.sha256(canonical.encode()).hexdigest()])
+    key = ("AWS4" + SK).encode()
+    for part in (day, "us-east-1", "s3", "aws4_request"):
+        key = hmac.new(key, part.encode(), hashlib.sha256).digest()
+    signature = hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
+    headers["authorization"] = (f"AWS4-HMAC-SHA256 Credential={AK}/{scope}, SignedHeaders={signed}, "
+                                f"Signature={signature}")
+    url = f"{endpoint}{quote(path, safe='/-_.~')}" + (f"?{canonical_query}" if query else "")
+    return url, headers
+
+
+def open_uploads(store):
+    """(upload id, key) of the multipart uploads the store has open: s3s-fs keeps each as `.upload-ID.json` (who
+    opened it) beside `.bucket-B.object-K.upload-ID.metadata.json` (its attributes) and `.upload_id-ID.part-N`."""
+    out = []
+    for path in glob.glob(os.path.join(store.root, ".upload-*.json")):
+        upload = os.path.basename(path)[len(".upload-"):-len(".json")]
+        key = None
+        for meta in glob.glob(os.path.join(store.root, f".bucket-*.object-*.upload-{upload}.metadata.json")):
+            encoded = os.path.basename(meta).split(".object-", 1)[1].split(".upload-", 1)[0]
+            key = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)).decode()
+        out.append((upload, key))
+    return out
+
+
+def parts_stored(store, upload):
+    return len(glob.glob(os.path.join(store.root, f".upload_id-{upload}.part-*")))
+
+
+class UploadAnswers:
+    """Passes every request to s3s-fs and its answer back, byte for byte (the bridge's signatures are checked by
+    s3s-fs), except one: s3s-fs 0.14.1 answers a request on an upload it does not have (UploadPart,
+    CompleteMultipartUpload, AbortMultipartUpload) with 403 AccessDenied (s3.rs: `verify_upload_id`), where S3,
+    MinIO, Ceph and R2 answer 404 NoSuchUpload. Such an answer, for an upload id the store's root no longer holds,
+    becomes S3's 404 NoSuchUpload; `rewritten` counts them. The loss itself is the store's own state."""
+
+    def __init__(self, store):
+        import http.client
+        import http.server
+        from urllib.parse import parse_qs, urlsplit
+        self.store, self.rewritten = store, 0
+        answers = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def body(self):
+                if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+                    out = b""
+                    while True:
+                        size = int(self.rfile.readline().split(b";")[0], 16)
+                        chunk = self.rfile.read(size + 2)[:size]
+                        if size == 0:
+                            while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                                pass
+                            return out
+                        out += chunk
+                return self.rfile.read(int(self.headers.get("Content-Length") or 0))
+
+            def forward(self):
+                data = self.body()
+                conn = http.client.HTTPConnection("127.0.0.1", answers.store.port, timeout=120)
+                try:
+                    conn.putrequest(self.command, self.path, skip_host=True, skip_accept_encoding=True)
+                    for k, v in self.headers.items():
+                        if k.lower() not in ("connection", "transfer-encoding", "content-length", "keep-alive"):
+                            conn.putheader(k, v)
+                    if data or self.command in ("PUT", "POST"):
+                        conn.putheader("Content-Length", str(len(data)))
+                    conn.endheaders(data or None)
+                    r = conn.getresponse()
+                    status, reason, headers, payload = r.status, r.reason, r.getheaders(), r.read()
+                except OSError:
+                    # The store is down: the bridge sees a connection it cannot use, as without this shim.
+                    self.close_connection = True
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                    return
+                finally:
+                    conn.close()
+                upload = (parse_qs(urlsplit(self.path).query).get("uploadId") or [None])[0]
+                if (status == 403 and b"AccessDenied" in payload and upload
+                        and not os.path.exists(os.path.join(answers.store.root, f".upload-{upload}.json"))):
+                    answers.rewritten += 1
+                    status, reason = 404, "Not Found"
+                    payload = ("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>NoSuchUpload</Code>"
+                               "<Message>The specified upload does not exist. The upload ID may be invalid, or the "
+                               "upload may have been aborted or completed.</Message>"
+                               f"<UploadId>{upload}</UploadId></Error>").encode()
+                    headers = [("Content-Type", "application/xml")]
+                self.send_response(status, reason)
+                for k, v in headers:
+                    if k.lower() not in ("connection", "transfer-encoding", "content-length", "keep-alive"):
+                        self.send_header(k, v)
+                if self.command == "HEAD":
+                    length = dict((k.lower(), v) for k, v in headers).get("content-length", "0")
+                    self.send_header("Content-Length", length)
+                    self.end_headers()
+                else:
+                    self.send_header("Content-Length", str(len(payload)))
+                    self.end_headers()
+                    self.wfile.write(payload)
+
+            do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = forward
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def endpoint(self):
+        return f"http://127.0.0.1:{self.port}"
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
 
 
 class Backend:
@@ -650,6 +794,96 @@ class Suite:
         return (f"SIGKILL with an object open: {sum(sent.values())} spans answered 200, all archived in "
                 f"{len(objects)} objects, {dup} archived twice")
 
+    UNITS_PAUSE = 60  # src/queue/deliver.rs UNITS_PAUSE: whole batches, no units, this long after a unit failed
+
+    def lost_upload(self, work):
+        """The store loses open multipart uploads while the bridge writes objects larger than its memory share:
+        once aborted by another client (as a lifecycle rule's AbortIncompleteMultipartUpload does), once by a
+        restart of the store without its multipart state; after each the bridge gives the object up and writes
+        its data again, and between them (after the units pause) opens multipart uploads again."""
+        store = Store(self.args.s3s_fs, work)
+        answers = UploadAnswers(store)
+        backend = Backend(self.vpy, work)
+        out = f"s3://{BUCKET}/lost"
+        live = f"http://127.0.0.1:{backend.port}"
+        # Uncompressed, a part leaves every 5 MiB of an 8 MiB object: an upload is open with a part stored after 6
+        # MiB, and the next request on it (the second part, or the completion) comes with the next 2 MiB.
+        extra = self.LARGE + ["--archive-compression", "none"]
+        bridge = Bridge(self.args.bridge, work, os.path.join(work, "q"), [live, out], answers, extra, age="10s")
+        sent, fps = collections.Counter(), collections.Counter()
+
+        def post_mib(mib):
+            posted = 0
+            while posted < mib << 20:
+                body = make("traces", 400)
+                check(post(bridge.http, "traces", body, timeout=30) == 200, "posted")
+                msg = ExportTraceServiceRequest.FromString(body)
+                sent.update(exact_items("traces", msg))
+                fps.update(fingerprints("traces", msg))
+                posted += len(body)
+
+        def open_with_a_part():
+            return [u for u in open_uploads(store) if parts_stored(store, u[0]) >= 1]
+
+        def given_up():
+            return bridge.proc.log().count("an object failed for good and was given up")
+
+        def lose(how):
+            """Loses the open upload(s) `how`; returns when the bridge gave the object up."""
+            post_mib(6)
+            uploads = wait_until(open_with_a_part, 60, "a multipart upload open with a part stored")
+            before = given_up()
+            if how == "abort":
+                for upload, key in uploads:
+                    url, headers = sigv4("DELETE", store.endpoint(), f"/{BUCKET}/{key}", {"uploadId": upload})
+                    req = urllib.request.Request(url, method="DELETE", headers=headers)
+                    with urllib.request.urlopen(req, timeout=10) as r:
+                        check(r.status == 204, f"AbortMultipartUpload answered {r.status}")
+            else:
+                store.stop()
+                for path in glob.glob(os.path.join(store.root, ".upload*")) + glob.glob(
+                        os.path.join(store.root, ".bucket-*.upload-*.metadata.json")):
+                    os.remove(path)
+                store.restart()
+            check(not open_uploads(store), f"the store lost its uploads ({how})")
+            post_mib(3)
+            wait_until(lambda: given_up() > before, 60, f"the object given up after the store lost its upload ({how})")
+            return time.time()
+
+        lost_at = lose("abort")
+        objects_then = bridge.metric("otlp_bridge_archive_objects_total") or 0
+        # Units are paused for a minute after the loss: wait it out, then the next large object must be written
+        # in pieces again (a multipart upload opens), and the store loses that one by restarting without it.
+        time.sleep(max(0.0, lost_at + self.UNITS_PAUSE + 1 - time.time()))
+        lose("restart")
+        wait_until(lambda: bridge.drained([out, live]), 120, "both outputs drained after the losses")
+        got, objects = archived(store, "lost", "traces")
+        missing = sent - got
+        check(not missing, f"{sum(missing.values())} of {sum(sent.values())} spans answered 200 are not archived")
+        dup = sum((got - sent).values())
+        live_missing = sum((fps - backend.received()).values())
+        check(live_missing == 0, f"the live backend is missing {live_missing} spans")
+        check(given_up() == 2, f"each lost upload gives its object up once, not in a loop: {given_up()} given up")
+        lost_lines = bridge.proc.log().count("the store no longer has this object's multipart upload")
+        check(lost_lines >= 2, f"the log names each lost upload: {lost_lines} lines")
+        failures = {}
+        for line in urllib.request.urlopen(f"http://127.0.0.1:{bridge.admin}/metrics", timeout=2).read().decode() \
+                .splitlines():
+            if line.startswith("otlp_bridge_archive_failures_total{") and not line.endswith(" 0"):
+                reason = line.split('reason="', 1)[1].split('"', 1)[0]
+                failures[reason] = failures.get(reason, 0) + int(float(line.rsplit(" ", 1)[1]))
+        check(sum(v for k, v in failures.items() if k != "connect") >= 2,
+              f"the lost uploads counted in otlp_bridge_archive_failures_total: {failures}")
+        objects_now = bridge.metric("otlp_bridge_archive_objects_total") or 0
+        check(objects_now > objects_then, "objects completed after the first loss")
+        check(not open_uploads(store), f"no multipart upload left open on the store: {open_uploads(store)}")
+        bridge.proc.kill(signal.SIGTERM)
+        answers.close()
+        return (f"{sum(sent.values())} spans answered 200, all archived in {len(objects)} objects, {dup} archived twice "
+                f"({100.0 * dup / max(1, sum(sent.values())):.1f}%), the live backend got all; 2 uploads lost (abort, "
+                f"restart), {answers.rewritten} requests answered NoSuchUpload, given up 2x, failures {failures}, "
+                f"{objects_now - objects_then:.0f} objects after the first loss")
+
     def credentials(self, work):
         store = Store(self.args.s3s_fs, work)
         out = f"s3://{BUCKET}/creds"
@@ -790,6 +1024,7 @@ def main():
         ("outage-both", lambda w: suite.outage(w, "both")),
         ("large", suite.large),
         ("large-crash", suite.large_crash),
+        ("lost-upload", suite.lost_upload),
     ])
     suite.run("crash", suite.crash)
     suite.run("credentials", suite.credentials)
