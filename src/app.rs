@@ -31,7 +31,10 @@ const BODY_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
 const READY_PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 /// The start-up check of each backend only logs, so it may wait longer than a readiness probe.
 const STARTUP_PROBE_TIMEOUT: Duration = Duration::from_secs(5);
-/// Queue readers finish the export in hand within this at shutdown; what is queued stays for the next start.
+/// At shutdown, what queue readers keep of the shutdown bound to end after their drain: cancel what is still in
+/// flight, give open units up (an archive aborts their uploads), store their cursors.
+const READER_FINISH: Duration = Duration::from_secs(2);
+/// How long past the shutdown bound the bridge waits for its queue readers before it leaves them.
 const READER_STOP_TIMEOUT: Duration = Duration::from_secs(5);
 /// Longest wait for a request's headers on the OTLP port, whatever `--read-timeout` says: idle connections that
 /// never send a request must not hold connection slots for long.
@@ -201,13 +204,16 @@ impl QueueMode {
         Ok((QueueMode { queue: Arc::new(queue), readers, stop }, appender))
     }
 
-    async fn stop(self) {
+    /// Stops the readers: each exports what it has read (its open batches, and its open units' last pieces: an
+    /// archive's open objects are completed) for up to `drain`, then stores its cursor; what is left stays queued
+    /// for the next start.
+    async fn stop(self, drain: Duration) {
         self.queue.close().await;
+        self.queue.drain_until(tokio::time::Instant::now() + drain.saturating_sub(READER_FINISH));
         let _ = self.stop.send(true);
-        if tokio::time::timeout(READER_STOP_TIMEOUT, futures_util::future::join_all(self.readers)).await.is_err() {
-            tracing::warn!(
-                "shutdown: queue readers did not stop within {READER_STOP_TIMEOUT:?}; queued data stays for the next start"
-            );
+        let bound = drain + READER_STOP_TIMEOUT;
+        if tokio::time::timeout(bound, futures_util::future::join_all(self.readers)).await.is_err() {
+            tracing::warn!("shutdown: queue readers did not stop within {bound:?}; queued data stays for the next start");
         }
     }
 }
@@ -393,8 +399,9 @@ pub async fn run(config: Config, listeners: Listeners, shutdown: impl Future<Out
     // With the inputs gone, the pipelines' senders drop and each worker flushes, exports and ends.
     drop(ingest);
     if let Some(mode) = queued {
-        // Every append in flight has been answered (the server waited for its requests); what is queued stays.
-        mode.stop().await;
+        // Every append in flight has been answered (the server waited for its requests); what the readers have read
+        // is exported within what is left of the shutdown bound, and what is queued beyond it stays.
+        mode.stop(config.shutdown_timeout.saturating_sub(started_drain.elapsed())).await;
     }
     let left = config.shutdown_timeout.saturating_sub(started_drain.elapsed()).max(MIN_EXPORT_DRAIN);
     if tokio::time::timeout(left, futures_util::future::join_all(workers)).await.is_err() {

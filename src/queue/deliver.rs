@@ -294,6 +294,7 @@ impl Queue {
                     units,
                     open_units: HashMap::new(),
                     completing: Vec::new(),
+                    draining: None,
                     generation: 0,
                     rewind: false,
                     units_paused_until: None,
@@ -342,6 +343,8 @@ struct Reader {
     completing: Vec<Arc<UnitShared>>,
     /// Bumped each time the reader goes back to its cursor: older outcomes only free memory.
     generation: u64,
+    /// Told to stop: no more reading; what was read is exported until this deadline.
+    draining: Option<Instant>,
     /// A unit failed for good: go back to the cursor before reading on.
     rewind: bool,
     /// No new units before this (a unit failed for good not long ago).
@@ -459,6 +462,21 @@ impl Reader {
         } else if self.caught_up && self.linger.is_none() {
             lanes.seal_all(FlushReason::Idle);
         }
+    }
+
+    /// Stopping: seals every open batch and the last piece of every open unit (an empty one when nothing of it is
+    /// open), to be exported until the queue's drain deadline: objects are completed at shutdown.
+    fn start_draining(&mut self, lanes: &mut Lanes) {
+        let now = Instant::now();
+        let deadline = (*lock(&self.shared.drain_until)).unwrap_or(now);
+        self.draining = Some(deadline);
+        for (key, unit) in &mut self.open_units {
+            if !unit.closing {
+                unit.closing = true;
+                lanes.seal_key(key, FlushReason::Shutdown, now);
+            }
+        }
+        lanes.seal_all(FlushReason::Shutdown);
     }
 
     /// Seals the last piece of every unit that has reached its age (an empty piece when nothing is open).
@@ -603,6 +621,14 @@ impl Feed for Reader {
     type Done = Outcome;
 
     async fn take(&mut self, lanes: &mut Lanes) {
+        if self.draining.is_some() {
+            // Stopping: nothing more is read or read again; what failed stays behind the cursor.
+            return;
+        }
+        if *self.stop.borrow() {
+            self.start_draining(lanes);
+            return;
+        }
         if self.rewind {
             self.go_back_to_cursor(lanes);
         }
@@ -706,11 +732,20 @@ impl Feed for Reader {
             !self.caught_up && self.held < self.config.hold_bytes && lanes.sealed_len() < self.config.concurrency;
     }
 
-    fn done(&self, _lanes: &Lanes) -> bool {
-        self.broken || *self.stop.borrow()
+    fn done(&self, lanes: &Lanes) -> bool {
+        // A stop seen by `done` first is seen by the next `take`, which starts the drain.
+        self.broken || self.draining.is_some_and(|deadline| lanes.is_empty() || Instant::now() >= deadline)
     }
 
     async fn wait(&mut self) {
+        if let Some(deadline) = self.draining {
+            // Exports end on their own (the loop wakes for each); the deadline ends the rest.
+            tokio::time::sleep_until(deadline).await;
+            return;
+        }
+        if *self.stop.borrow() {
+            return;
+        }
         if self.can_read && !self.memory_wait {
             return;
         }

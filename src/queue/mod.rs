@@ -159,6 +159,8 @@ struct Shared {
     telemetry: Arc<Telemetry>,
     /// Dates records and ages them.
     clock: WallClock,
+    /// Until when stopping readers may finish the exports of what they read (see [`Queue::drain_until`]).
+    drain_until: Mutex<Option<tokio::time::Instant>>,
 }
 
 impl Shared {
@@ -353,6 +355,7 @@ impl Queue {
             failing: AtomicBool::new(false),
             telemetry,
             clock: clock.clone(),
+            drain_until: Mutex::new(None),
         });
         // The gauges are read at each scrape, through a weak handle: the registry outlives no queue.
         let weak = Arc::downgrade(&shared);
@@ -392,6 +395,13 @@ impl Queue {
             return Err("the durable queue cannot write to its directory (disk full?)".into());
         }
         Ok(())
+    }
+
+    /// Lets readers told to stop export what they have read until `deadline`: every open batch goes, with the last
+    /// piece of every open unit (an archive's open objects are completed at shutdown), and the cursors pass what
+    /// was delivered. Without it a stopping reader ends at once and leaves what it read to the next start.
+    pub(crate) fn drain_until(&self, deadline: tokio::time::Instant) {
+        *lock(&self.shared.drain_until) = Some(deadline);
     }
 
     /// Waits (on the blocking pool) for the writer to answer every append it was given; call after every

@@ -827,3 +827,38 @@ async fn a_unit_completing_when_the_reader_stops_is_given_up_and_delivered_after
     assert_eq!(output.delivered(), (0..9).collect::<Vec<u8>>());
     stop_readers(stop, readers).await;
 }
+
+/// Told to stop with time to drain, a reader exports what it has read: the open unit's last piece goes and the unit
+/// completes (an archive's open object is written at shutdown), and the cursor passes it, so the next start
+/// delivers nothing twice.
+#[tokio::test(start_paused = true)]
+async fn a_reader_stopping_with_time_to_drain_completes_its_open_unit_and_passes_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (queue, appender) = Queue::open(&config(dir.path()), &backends(1), Telemetry::new()).unwrap();
+    append_ids(&appender, 0..5, 300).await;
+    let budget = crate::limit::MemoryBudget::new(64 << 20);
+    let output = UnitOutput::new(Vec::new(), &budget);
+    let (stop, readers) = start_unit_reader(&queue, &output, &budget, 3000);
+    // Units of 3000 bytes or 10 s: five records fill one piece and start the next, and the unit stays open.
+    while !output.events().iter().any(|e| matches!(e, UnitEvent::Add(0, _))) {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(!output.events().contains(&UnitEvent::Complete(0)), "open before the stop: {:?}", output.events());
+    queue.drain_until(tokio::time::Instant::now() + Duration::from_secs(5));
+    let stopped = tokio::time::Instant::now();
+    stop_readers(stop, readers).await;
+    assert!(stopped.elapsed() < Duration::from_secs(5), "ends once the drain is done, not at its deadline");
+    assert_eq!(output.events().last(), Some(&UnitEvent::Complete(0)), "{:?}", output.events());
+    assert_eq!(output.delivered(), (0..5).collect::<Vec<u8>>());
+    drop(appender);
+    queue.close().await;
+    drop(queue);
+
+    let (queue, _appender) = Queue::open(&config(dir.path()), &backends(1), Telemetry::new()).unwrap();
+    let output = UnitOutput::new(Vec::new(), &budget);
+    let (stop, readers) = start_unit_reader(&queue, &output, &budget, 3000);
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    assert!(output.events().is_empty(), "nothing again after the start: {:?}", output.events());
+    stop_readers(stop, readers).await;
+}
