@@ -204,16 +204,17 @@ impl QueueMode {
         Ok((QueueMode { queue: Arc::new(queue), readers, stop }, appender))
     }
 
-    /// Stops the readers: each exports what it has read (its open batches, and its open units' last pieces: an
-    /// archive's open objects are completed) for up to `drain`, then stores its cursor; what is left stays queued
-    /// for the next start.
+    /// Stops the readers: an archive's exports what it has read (its open objects are completed) for up to `drain`,
+    /// the others at once; each then stores its cursor, and what is left stays queued for the next start.
     async fn stop(self, drain: Duration) {
         self.queue.close().await;
         self.queue.drain_until(tokio::time::Instant::now() + drain.saturating_sub(READER_FINISH));
         let _ = self.stop.send(true);
         let bound = drain + READER_STOP_TIMEOUT;
         if tokio::time::timeout(bound, futures_util::future::join_all(self.readers)).await.is_err() {
-            tracing::warn!("shutdown: queue readers did not stop within {bound:?}; queued data stays for the next start");
+            tracing::warn!(
+                "shutdown: queue readers did not stop within {bound:?}; queued data stays for the next start"
+            );
         }
     }
 }

@@ -222,7 +222,8 @@ fn counted(
 }
 
 /// An output's [`Unit`] with the exporter's retry and metrics: attempts and retries count as for batches; the
-/// items count as sent when the unit completes, as failed when a piece or the completion fails for good.
+/// items count as sent when the unit completes. A unit that fails for good is given up and its data read again from
+/// the queue, so its items are not counted as failed (they are counted when they go again); the failure is logged.
 struct OutputUnit {
     unit: tokio::sync::Mutex<Box<dyn Unit>>,
     output: Arc<dyn Output>,
@@ -249,8 +250,8 @@ impl ExportUnit for OutputUnit {
             .await;
             self.metrics.duration(started.elapsed());
             let result = result.map(|partial| sane_partial_success(partial, items, output.label()));
-            if result.is_err() {
-                counted(self.kind, output.label(), &self.metrics, items, &result);
+            if let Err(e) = &result {
+                given_up(self.kind, output.label(), e);
             }
             result
         })
@@ -272,7 +273,10 @@ impl ExportUnit for OutputUnit {
             .await;
             self.metrics.duration(started.elapsed());
             let result = result.map(|partial| sane_partial_success(partial, items, output.label()));
-            counted(self.kind, output.label(), &self.metrics, items, &result);
+            match &result {
+                Ok(_) => counted(self.kind, output.label(), &self.metrics, items, &result),
+                Err(e) => given_up(self.kind, output.label(), e),
+            }
             result
         })
     }
@@ -280,6 +284,17 @@ impl ExportUnit for OutputUnit {
     fn abort(self: Box<Self>) -> AbortFuture {
         self.unit.into_inner().abort()
     }
+}
+
+/// Logs a unit that failed for good: its data goes again from the queue, so nothing is counted as failed.
+fn given_up(kind: SignalKind, label: &str, e: &ExportError) {
+    tracing::warn!(
+        backend = label,
+        signal = kind.name(),
+        "export failed: {}{}; the unit is given up and its data read again from the queue",
+        e.detail(),
+        hint(e)
+    );
 }
 
 /// A cap on the bytes that export attempts copy into their gRPC frames.

@@ -464,11 +464,16 @@ impl Reader {
         }
     }
 
-    /// Stopping: seals every open batch and the last piece of every open unit (an empty one when nothing of it is
-    /// open), to be exported until the queue's drain deadline: objects are completed at shutdown.
+    /// Stopping: for an output with batches of its own (an archive's objects, open for up to a minute), seals every
+    /// open batch and the last piece of every open unit (an empty one when nothing of it is open), to be exported
+    /// until the queue's drain deadline: objects are completed at shutdown. Other outputs stop at once, as their
+    /// batches are milliseconds old and the queue keeps them (a backend that is down must not hold the stop).
     fn start_draining(&mut self, lanes: &mut Lanes) {
         let now = Instant::now();
-        let deadline = (*lock(&self.shared.drain_until)).unwrap_or(now);
+        let deadline = match self.linger {
+            Some(_) => (*lock(&self.shared.drain_until)).unwrap_or(now),
+            None => now,
+        };
         self.draining = Some(deadline);
         for (key, unit) in &mut self.open_units {
             if !unit.closing {
@@ -510,10 +515,8 @@ impl Reader {
             tokio::spawn(async move { unit.shared.give_up().await });
         }
         let cursor = self.pending.first_key_value().map_or(self.read, |(pos, _)| *pos);
-        tracing::warn!(
-            backend = %self.label,
-            "queue: an object failed for good and was given up; its data is read again from the cursor"
-        );
+        // The output's own line said why (one warning per event).
+        tracing::debug!(backend = %self.label, "queue: reading again from the cursor after a unit was given up");
         self.pending.clear();
         self.read = cursor;
         self.segment = None;
@@ -722,7 +725,11 @@ impl Feed for Reader {
         self.state().oldest_ms.store(oldest, Ordering::Relaxed);
         // The cursor: the first record not yet delivered, or where reading has got to.
         self.cursor = self.pending.first_key_value().map_or(self.read, |(pos, _)| *pos);
-        if self.cursor != self.stored && self.stored_at.elapsed() >= STORE_INTERVAL {
+        // An output with batches of its own (an archive's objects, seconds to minutes apart) has its cursor stored as
+        // soon as one is delivered: a crash then repeats at most what was in flight, not a whole object whose
+        // cursor waited for the interval; others at most every STORE_INTERVAL, an fsync and a rename each.
+        let due = self.linger.is_some() || self.stored_at.elapsed() >= STORE_INTERVAL;
+        if self.cursor != self.stored && due {
             if self.store(self.cursor).await {
                 self.stored = self.cursor;
             }
@@ -777,12 +784,10 @@ impl Feed for Reader {
         // Open units, and those whose completion was cut short, are given up (an archive object's multipart upload
         // is aborted, not left for the store to keep and bill): their records are behind the cursor, and archived
         // after the next start. A completed unit's export is gone, so giving it up does nothing.
-        for (_, unit) in self.open_units.drain() {
-            unit.shared.give_up().await;
-        }
-        for unit in self.completing.drain(..) {
-            unit.give_up().await;
-        }
+        let open = self.open_units.drain().map(|(_, unit)| unit.shared);
+        let units: Vec<Arc<UnitShared>> = open.chain(self.completing.drain(..)).collect();
+        // At once: each is bounded (an archive's abort waits at most 5 s), but not their sum.
+        futures_util::future::join_all(units.iter().map(|unit| unit.give_up())).await;
         let cursor = self.pending.first_key_value().map_or(self.read, |(pos, _)| *pos);
         if cursor != self.stored {
             self.store(cursor).await;

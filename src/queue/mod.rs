@@ -397,9 +397,10 @@ impl Queue {
         Ok(())
     }
 
-    /// Lets readers told to stop export what they have read until `deadline`: every open batch goes, with the last
-    /// piece of every open unit (an archive's open objects are completed at shutdown), and the cursors pass what
-    /// was delivered. Without it a stopping reader ends at once and leaves what it read to the next start.
+    /// Lets readers of outputs with batches of their own (an archive) told to stop export what they have read until
+    /// `deadline`: every open batch goes, with the last piece of every open unit (an archive's open objects are
+    /// completed at shutdown), and the cursors pass what was delivered. Without it, and for other outputs, a
+    /// stopping reader ends at once and leaves what it read to the next start.
     pub(crate) fn drain_until(&self, deadline: tokio::time::Instant) {
         *lock(&self.shared.drain_until) = Some(deadline);
     }

@@ -862,3 +862,73 @@ async fn a_reader_stopping_with_time_to_drain_completes_its_open_unit_and_passes
     assert!(output.events().is_empty(), "nothing again after the start: {:?}", output.events());
     stop_readers(stop, readers).await;
 }
+
+/// An output with batches of its own (an archive's objects) has its cursor stored as soon as one is delivered, not
+/// at the reader's store interval: a crash right after an object was stored does not write it again.
+#[tokio::test(start_paused = true)]
+async fn a_delivered_unit_moves_the_durable_cursor_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (queue, appender) = Queue::open(&config(dir.path()), &backends(1), Telemetry::new()).unwrap();
+    // Two units of nine records, each complete by size at once (the record after each fills no piece of it);
+    // the nineteenth waits in a third unit.
+    append_ids(&appender, 0..19, 300).await;
+    let budget = crate::limit::MemoryBudget::new(64 << 20);
+    let output = UnitOutput::new(Vec::new(), &budget);
+    let started = tokio::time::Instant::now();
+    let (stop, readers) = start_unit_reader(&queue, &output, &budget, 3000);
+    while !output.events().contains(&UnitEvent::Complete(1)) {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    assert!(started.elapsed() < Duration::from_millis(50), "both units completed at once");
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let soon = *lock(&queue.shared.readers[0].durable);
+    stop_readers(stop, readers).await;
+    // Stopping stores the cursor too: before the third unit, as it was already.
+    assert_eq!(soon, *lock(&queue.shared.readers[0].durable), "stored within 5 ms of the second unit's completion");
+}
+
+/// An output that never answers (a backend that is down).
+struct Hanging;
+
+impl crate::export::Export for Hanging {
+    fn export(
+        &self,
+        _: crate::export::Payload,
+        _: u64,
+        _: Option<tokio::time::Instant>,
+    ) -> crate::export::ExportFuture<'_> {
+        Box::pin(std::future::pending())
+    }
+}
+
+/// The drain at shutdown is for outputs with batches of their own: a reader of any other output stops at once even
+/// with time left to drain (its batches are milliseconds old, the queue keeps them, and a backend that is down must
+/// not hold the stop), and its data stays queued.
+#[tokio::test(start_paused = true)]
+async fn a_reader_without_batches_of_its_own_stops_at_once_whatever_the_drain() {
+    let dir = tempfile::tempdir().unwrap();
+    let (queue, appender) = Queue::open(&config(dir.path()), &backends(1), Telemetry::new()).unwrap();
+    append_n(&appender, 5).await;
+    let export: Arc<dyn crate::export::Export> = Arc::new(Hanging);
+    let delivery = DeliveryConfig {
+        limits: crate::batch::Limits { max_items: 100, max_bytes: 1 << 20, timeout: Duration::ZERO },
+        concurrency: 1,
+        max_age: Duration::from_secs(60),
+        hold_bytes: 1 << 20,
+    };
+    let (stop, stopped) = watch::channel(false);
+    let budget = crate::limit::MemoryBudget::new(1 << 20);
+    let readers = queue.start_readers(
+        vec![(SignalKind::ALL.map(|_| Some(Arc::clone(&export))), None)],
+        delivery,
+        budget,
+        stopped,
+    );
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    queue.drain_until(tokio::time::Instant::now() + Duration::from_secs(60));
+    let before = *lock(&queue.shared.readers[0].durable);
+    let stopping = tokio::time::Instant::now();
+    stop_readers(stop, readers).await;
+    assert!(stopping.elapsed() < Duration::from_secs(1), "stopped after {:?}", stopping.elapsed());
+    assert_eq!(*lock(&queue.shared.readers[0].durable), before, "its data stays queued");
+}

@@ -271,7 +271,7 @@ impl Archive {
     fn failed(&self, what: &'static str, e: &object_store::Error, on_upload: bool) -> ArchiveError {
         let detail = error_chain(e);
         let lost = on_upload && (matches!(e, object_store::Error::NotFound { .. }) || detail.contains("NoSuchUpload"));
-        let failure = if lost { Failure::Other } else { Failure::of(e) };
+        let failure = if lost { Failure::UploadLost } else { Failure::of(e) };
         self.metrics.failed(failure.as_str(), 1);
         if lost {
             ArchiveError::UploadLost { what, detail }

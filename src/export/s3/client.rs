@@ -144,14 +144,24 @@ pub(crate) enum Failure {
     Connect,
     /// The store answered 5xx or timed out.
     Server,
+    /// The store no longer has an open object's multipart upload (restarted without it, or a lifecycle rule or
+    /// another client aborted it): the object is given up and written again.
+    UploadLost,
     /// Anything else.
     Other,
 }
 
 impl Failure {
     /// Every reason, for metrics registered at 0.
-    pub(crate) const ALL: [Failure; 6] =
-        [Failure::Auth, Failure::Denied, Failure::MissingBucket, Failure::Connect, Failure::Server, Failure::Other];
+    pub(crate) const ALL: [Failure; 7] = [
+        Failure::Auth,
+        Failure::Denied,
+        Failure::MissingBucket,
+        Failure::Connect,
+        Failure::Server,
+        Failure::UploadLost,
+        Failure::Other,
+    ];
 
     /// The metric label.
     pub(crate) fn as_str(self) -> &'static str {
@@ -161,6 +171,7 @@ impl Failure {
             Failure::MissingBucket => "missing_bucket",
             Failure::Connect => "connect",
             Failure::Server => "server",
+            Failure::UploadLost => "upload_lost",
             Failure::Other => "other",
         }
     }
@@ -228,6 +239,11 @@ impl Failure {
                 location.bucket
             ),
             Failure::Server => format!("{endpoint} failed or timed out; the store may be overloaded or down"),
+            Failure::UploadLost => format!(
+                "{endpoint} no longer has an open object's multipart upload (restarted without it, or a lifecycle \
+                 rule aborted it): the object is written again; keep AbortIncompleteMultipartUpload rules at a day or \
+                 more"
+            ),
             Failure::Other => format!("{endpoint} refused the request"),
         }
     }

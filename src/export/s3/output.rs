@@ -340,7 +340,7 @@ fn send_error(e: ArchiveError, archive: &Archive, settings: &StoreSettings) -> S
                 Failure::Auth => Code::Unauthenticated,
                 Failure::Denied => Code::PermissionDenied,
                 Failure::MissingBucket => Code::NotFound,
-                Failure::Server | Failure::Connect | Failure::Other => Code::Unavailable,
+                Failure::Server | Failure::Connect | Failure::UploadLost | Failure::Other => Code::Unavailable,
             };
             let fix = failure.fix(&archive.location, settings);
             SendError::retryable(code, format!("{what}: {detail}")).problem(Problem::new(problem_kind(failure), fix))
@@ -354,6 +354,6 @@ fn problem_kind(failure: Failure) -> ProblemKind {
         Failure::MissingBucket => ProblemKind::Missing,
         Failure::Connect => ProblemKind::Unreachable,
         Failure::Server => ProblemKind::Timeout,
-        Failure::Other => ProblemKind::Refused,
+        Failure::UploadLost | Failure::Other => ProblemKind::Refused,
     }
 }
