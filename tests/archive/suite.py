@@ -158,11 +158,26 @@ class Store:
     def __init__(self, bin_path, work, name="store"):
         self.root = os.path.join(work, name)
         os.makedirs(os.path.join(self.root, BUCKET), exist_ok=True)
-        self.port = free_port()
-        cmd = [bin_path, "--host", "127.0.0.1", "--port", str(self.port), "--access-key", AK, "--secret-key", SK,
-               self.root]
-        self.proc = Proc(name, cmd, work)
-        self.wait()
+        # A port free a moment ago may be taken by the time s3s-fs binds it (rounds run at once, and every outgoing
+        # connection takes an ephemeral port): then s3s-fs exits at once, and it starts again on another.
+        for _ in range(5):
+            self.port = free_port()
+            cmd = [bin_path, "--host", "127.0.0.1", "--port", str(self.port), "--access-key", AK, "--secret-key", SK,
+                   self.root]
+            self.proc = Proc(name, cmd, work)
+            if self.started():
+                return
+        raise Fail(f"s3s-fs did not start: {self.proc.log()[-1000:]}")
+
+    def started(self):
+        """Whether this s3s-fs listens (not another process on its port); False once it exited."""
+        deadline = time.time() + 30
+        while time.time() < deadline and self.proc.alive():
+            if port_open(self.port):
+                time.sleep(0.2)
+                return self.proc.alive()
+            time.sleep(0.05)
+        return False
 
     def wait(self):
         wait_until(lambda: port_open(self.port), 30, "s3s-fs listening")
@@ -378,7 +393,17 @@ class Bridge:
                     "AWS_REGION": "us-east-1", "RUST_LOG": "info"}
         self.env.update(env or {})
         self.proc = Proc(name, args, work, self.env)
-        self.wait_ready()
+        try:
+            self.wait_ready()
+        except Fail:
+            # As for the store: a port taken between free_port() and the bridge's bind. Once more, on others.
+            if "Address already in use" not in self.proc.log() and "address in use" not in self.proc.log().lower():
+                raise
+            self.http, self.admin = free_port(), free_port()
+            args[2], args[4] = f"127.0.0.1:{self.http}", f"127.0.0.1:{self.admin}"
+            self.args = args
+            self.proc = Proc(name, args, work, self.env)
+            self.wait_ready()
 
     def wait_ready(self):
         def healthy():
