@@ -62,11 +62,10 @@ fn unnamed_file(dir: &Path) -> io::Result<File> {
     {
         use rustix::fs::{Mode, OFlags};
         let flags = OFlags::TMPFILE | OFlags::RDWR | OFlags::CLOEXEC;
-        match rustix::fs::open(dir, flags, Mode::RUSR | Mode::WUSR) {
-            Ok(fd) => return Ok(File::from(fd)),
-            // Filesystems without O_TMPFILE answer EOPNOTSUPP or EISDIR (kernels that ignore the flag).
-            Err(e) if e == rustix::io::Errno::OPNOTSUPP || e == rustix::io::Errno::ISDIR => {}
-            Err(e) => return Err(e.into()),
+        // Filesystems without O_TMPFILE answer EOPNOTSUPP, kernels that ignore the flag EISDIR, others EINVAL:
+        // whatever the reason, a named file is tried next, and its error is the one that counts.
+        if let Ok(fd) = rustix::fs::open(dir, flags, Mode::RUSR | Mode::WUSR) {
+            return Ok(File::from(fd));
         }
     }
     static NEXT: AtomicU64 = AtomicU64::new(0);
