@@ -15,11 +15,16 @@
 //! pieces (the unit split evenly, each at most half the share), adds each to its partition's open unit in order and
 //! frees it once added; the records stay behind the cursor until the unit is complete (its size, its age, or its
 //! last piece sealed by the piece's own age). At most `--export-concurrency` units are open at once (each holds
-//! state of its own: an archive object's compressor, reserved from the memory budget); a piece of another partition meanwhile
-//! goes as a batch of its own. A unit that fails for good (past `--queue-max-age`, or the output
-//! lost it) is given up and everything after the cursor is read again (in whole batches for the next minute, so that
-//! a store that keeps losing uploads cannot hold the reader in a loop): at least once, with memory within the share
-//! whatever the unit's size.
+//! state of its own: an archive object's compressor, reserved from the memory budget); a piece of another partition
+//! meanwhile goes as a batch of its own. A unit that fails for good (past `--queue-max-age`, or the output lost it)
+//! is given up and everything after the cursor is read again (in whole batches for the next minute, so that a store
+//! that keeps losing uploads cannot hold the reader in a loop): at least once, with memory within the share whatever
+//! the unit's size.
+//!
+//! Shutdown: a reader of an output with batches of its own (an archive) drains, until the deadline
+//! [`Queue::drain_until`] sets: its open batches and every open unit's last piece go, so open objects are completed,
+//! and its cursor passes what was stored. Other readers stop at once: their batches are milliseconds old and stay
+//! queued. An archive's cursor is stored as soon as an object is, so a crash repeats at most objects in flight.
 
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;

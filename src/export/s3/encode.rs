@@ -9,9 +9,9 @@
 //!
 //! One compression stream per object (a single zstd frame with a checksum, or a single gzip member), because some
 //! readers stop after the first frame or member; zstd runs at level 1 with a 128 KiB window, so an open object's
-//! compressor costs about 1.4 MiB of memory whatever its size ([`compressor_bytes`], reserved from the memory budget while the
-//! object is open). The compressed bytes leave after every request ([`ObjectEncoder::drain`]), into the object's
-//! spool file.
+//! compressor costs about 1.4 MiB of memory whatever its size ([`compressor_bytes`], reserved from the memory budget
+//! while the object is open). The compressed bytes leave after every request ([`ObjectEncoder::drain`]), into the
+//! object's spool file.
 
 use std::io::Write;
 

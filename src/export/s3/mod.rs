@@ -10,7 +10,8 @@
 //!      a unit failing for good is aborted and its data read again)
 //! ```
 //! `key` (location, layout, names), `encode` (an object's bytes), `spool` (its compressed bytes until they go up),
-//! `archive` (one batch -> one object: PUT or multipart, and what it holds in memory), `client` (the S3 client, its settings and what its errors mean).
+//! `archive` (one batch -> one object: PUT or multipart, and what it holds in memory), `client` (the S3 client, its
+//! settings and what its errors mean).
 
 mod archive;
 mod client;
