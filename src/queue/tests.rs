@@ -638,6 +638,43 @@ async fn append_ids(appender: &Appender, ids: std::ops::Range<u8>, size: usize) 
     }
 }
 
+/// A queue in its own directory holding records `ids` of `size` bytes, and a unit-taking output (completions whose
+/// number is in `fail` fail for good) on a budget of 64 MiB.
+struct UnitRig {
+    dir: tempfile::TempDir,
+    queue: Queue,
+    appender: Appender,
+    budget: Arc<crate::limit::MemoryBudget>,
+    output: Arc<UnitOutput>,
+}
+
+impl UnitRig {
+    /// The same queue directory after a stop (the appender dropped, the writer closed) and a start, with a new
+    /// output.
+    async fn restart(self) -> UnitRig {
+        let UnitRig { dir, queue, appender, budget, .. } = self;
+        drop(appender);
+        queue.close().await;
+        drop(queue);
+        let (queue, appender) = Queue::open(&config(dir.path()), &backends(1), Telemetry::new()).unwrap();
+        let output = UnitOutput::new(Vec::new(), &budget);
+        UnitRig { dir, queue, appender, budget, output }
+    }
+
+    fn start(&self) -> (watch::Sender<bool>, Vec<tokio::task::JoinHandle<()>>) {
+        start_unit_reader(&self.queue, &self.output, &self.budget, 3000)
+    }
+}
+
+async fn unit_rig(ids: std::ops::Range<u8>, size: usize, fail: Vec<u64>) -> UnitRig {
+    let dir = tempfile::tempdir().unwrap();
+    let (queue, appender) = Queue::open(&config(dir.path()), &backends(1), Telemetry::new()).unwrap();
+    append_ids(&appender, ids, size).await;
+    let budget = crate::limit::MemoryBudget::new(64 << 20);
+    let output = UnitOutput::new(fail, &budget);
+    UnitRig { dir, queue, appender, budget, output }
+}
+
 /// Starts one reader for a unit-taking output: memory share 2000 bytes, units of `unit` bytes or 10 s.
 fn start_unit_reader(
     queue: &Queue,
@@ -675,11 +712,7 @@ async fn stop_readers(stop: watch::Sender<bool>, readers: Vec<tokio::task::JoinH
 /// 300), each freed once added, and the unit completes after its third piece; memory never exceeds the share.
 #[tokio::test(start_paused = true)]
 async fn a_batch_larger_than_the_share_goes_in_pieces_of_one_unit() {
-    let dir = tempfile::tempdir().unwrap();
-    let (queue, appender) = Queue::open(&config(dir.path()), &backends(1), Telemetry::new()).unwrap();
-    append_ids(&appender, 0..20, 300).await;
-    let budget = crate::limit::MemoryBudget::new(64 << 20);
-    let output = UnitOutput::new(Vec::new(), &budget);
+    let UnitRig { dir: _dir, queue, appender: _appender, budget, output } = unit_rig(0..20, 300, Vec::new()).await;
     let started = tokio::time::Instant::now();
     let (stop, readers) = start_unit_reader(&queue, &output, &budget, 3000);
     while output.delivered().len() < 20 {
@@ -702,11 +735,7 @@ async fn a_batch_larger_than_the_share_goes_in_pieces_of_one_unit() {
 /// completes it then.
 #[tokio::test(start_paused = true)]
 async fn a_unit_whose_pieces_have_all_gone_completes_at_its_age() {
-    let dir = tempfile::tempdir().unwrap();
-    let (queue, appender) = Queue::open(&config(dir.path()), &backends(1), Telemetry::new()).unwrap();
-    append_ids(&appender, 0..4, 500).await;
-    let budget = crate::limit::MemoryBudget::new(64 << 20);
-    let output = UnitOutput::new(Vec::new(), &budget);
+    let UnitRig { dir: _dir, queue, appender: _appender, budget, output } = unit_rig(0..4, 500, Vec::new()).await;
     let started = tokio::time::Instant::now();
     let (stop, readers) = start_unit_reader(&queue, &output, &budget, 3000);
     while output.delivered().len() < 4 {
@@ -724,11 +753,7 @@ async fn a_unit_whose_pieces_have_all_gone_completes_at_its_age() {
 /// and the cursor never passed the failed unit's records.
 #[tokio::test(start_paused = true)]
 async fn a_unit_that_fails_for_good_is_given_up_and_its_records_read_again() {
-    let dir = tempfile::tempdir().unwrap();
-    let (queue, appender) = Queue::open(&config(dir.path()), &backends(1), Telemetry::new()).unwrap();
-    append_ids(&appender, 0..12, 300).await;
-    let budget = crate::limit::MemoryBudget::new(64 << 20);
-    let output = UnitOutput::new(vec![0], &budget);
+    let UnitRig { dir: _dir, queue, appender: _appender, budget, output } = unit_rig(0..12, 300, vec![0]).await;
     let (stop, readers) = start_unit_reader(&queue, &output, &budget, 3000);
     while output.delivered().len() < 12 {
         tokio::time::sleep(Duration::from_millis(10)).await;
@@ -752,11 +777,7 @@ async fn a_unit_that_fails_for_good_is_given_up_and_its_records_read_again() {
 /// share one reservation, so up to two reads' worth), not the unit's size.
 #[tokio::test(start_paused = true)]
 async fn memory_stays_within_the_share_whatever_the_unit_size() {
-    let dir = tempfile::tempdir().unwrap();
-    let (queue, appender) = Queue::open(&config(dir.path()), &backends(1), Telemetry::new()).unwrap();
-    append_ids(&appender, 0..200, 300).await;
-    let budget = crate::limit::MemoryBudget::new(64 << 20);
-    let output = UnitOutput::new(Vec::new(), &budget);
+    let UnitRig { dir: _dir, queue, appender: _appender, budget, output } = unit_rig(0..200, 300, Vec::new()).await;
     let (stop, readers) = start_unit_reader(&queue, &output, &budget, 30_000);
     while output.delivered().len() < 200 {
         tokio::time::sleep(Duration::from_millis(10)).await;
@@ -801,30 +822,22 @@ async fn no_more_units_are_open_than_export_slots() {
 /// aborted, not left in the store), and its records stay behind the cursor: the next start delivers them.
 #[tokio::test(start_paused = true)]
 async fn a_unit_completing_when_the_reader_stops_is_given_up_and_delivered_after_the_next_start() {
-    let dir = tempfile::tempdir().unwrap();
-    let (queue, appender) = Queue::open(&config(dir.path()), &backends(1), Telemetry::new()).unwrap();
-    append_ids(&appender, 0..9, 300).await;
-    let budget = crate::limit::MemoryBudget::new(64 << 20);
-    let output = UnitOutput::new(Vec::new(), &budget);
-    output.hang.store(true, Ordering::Relaxed);
-    let (stop, readers) = start_unit_reader(&queue, &output, &budget, 3000);
-    while !output.events().contains(&UnitEvent::Add(0, vec![6, 7, 8])) {
+    let rig = unit_rig(0..9, 300, Vec::new()).await;
+    rig.output.hang.store(true, Ordering::Relaxed);
+    let (stop, readers) = rig.start();
+    while !rig.output.events().contains(&UnitEvent::Add(0, vec![6, 7, 8])) {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     tokio::time::sleep(Duration::from_secs(1)).await;
     stop_readers(stop, readers).await;
-    assert_eq!(output.events().last(), Some(&UnitEvent::Abort(0)), "{:?}", output.events());
-    drop(appender);
-    queue.close().await;
-    drop(queue);
+    assert_eq!(rig.output.events().last(), Some(&UnitEvent::Abort(0)), "{:?}", rig.output.events());
 
-    let (queue, _appender) = Queue::open(&config(dir.path()), &backends(1), Telemetry::new()).unwrap();
-    let output = UnitOutput::new(Vec::new(), &budget);
-    let (stop, readers) = start_unit_reader(&queue, &output, &budget, 3000);
-    while output.delivered().len() < 9 {
+    let rig = rig.restart().await;
+    let (stop, readers) = rig.start();
+    while rig.output.delivered().len() < 9 {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    assert_eq!(output.delivered(), (0..9).collect::<Vec<u8>>());
+    assert_eq!(rig.output.delivered(), (0..9).collect::<Vec<u8>>());
     stop_readers(stop, readers).await;
 }
 
@@ -833,33 +846,26 @@ async fn a_unit_completing_when_the_reader_stops_is_given_up_and_delivered_after
 /// delivers nothing twice.
 #[tokio::test(start_paused = true)]
 async fn a_reader_stopping_with_time_to_drain_completes_its_open_unit_and_passes_it() {
-    let dir = tempfile::tempdir().unwrap();
-    let (queue, appender) = Queue::open(&config(dir.path()), &backends(1), Telemetry::new()).unwrap();
-    append_ids(&appender, 0..5, 300).await;
-    let budget = crate::limit::MemoryBudget::new(64 << 20);
-    let output = UnitOutput::new(Vec::new(), &budget);
-    let (stop, readers) = start_unit_reader(&queue, &output, &budget, 3000);
+    let rig = unit_rig(0..5, 300, Vec::new()).await;
+    let (stop, readers) = rig.start();
     // Units of 3000 bytes or 10 s: five records fill one piece and start the next, and the unit stays open.
-    while !output.events().iter().any(|e| matches!(e, UnitEvent::Add(0, _))) {
+    while !rig.output.events().iter().any(|e| matches!(e, UnitEvent::Add(0, _))) {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     tokio::time::sleep(Duration::from_secs(1)).await;
-    assert!(!output.events().contains(&UnitEvent::Complete(0)), "open before the stop: {:?}", output.events());
-    queue.drain_until(tokio::time::Instant::now() + Duration::from_secs(5));
+    let events = rig.output.events();
+    assert!(!events.contains(&UnitEvent::Complete(0)), "open before the stop: {events:?}");
+    rig.queue.drain_until(tokio::time::Instant::now() + Duration::from_secs(5));
     let stopped = tokio::time::Instant::now();
     stop_readers(stop, readers).await;
     assert!(stopped.elapsed() < Duration::from_secs(5), "ends once the drain is done, not at its deadline");
-    assert_eq!(output.events().last(), Some(&UnitEvent::Complete(0)), "{:?}", output.events());
-    assert_eq!(output.delivered(), (0..5).collect::<Vec<u8>>());
-    drop(appender);
-    queue.close().await;
-    drop(queue);
+    assert_eq!(rig.output.events().last(), Some(&UnitEvent::Complete(0)), "{:?}", rig.output.events());
+    assert_eq!(rig.output.delivered(), (0..5).collect::<Vec<u8>>());
 
-    let (queue, _appender) = Queue::open(&config(dir.path()), &backends(1), Telemetry::new()).unwrap();
-    let output = UnitOutput::new(Vec::new(), &budget);
-    let (stop, readers) = start_unit_reader(&queue, &output, &budget, 3000);
+    let rig = rig.restart().await;
+    let (stop, readers) = rig.start();
     tokio::time::sleep(Duration::from_secs(30)).await;
-    assert!(output.events().is_empty(), "nothing again after the start: {:?}", output.events());
+    assert!(rig.output.events().is_empty(), "nothing again after the start: {:?}", rig.output.events());
     stop_readers(stop, readers).await;
 }
 
