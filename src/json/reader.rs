@@ -341,48 +341,40 @@ impl<'a> Reader<'a> {
     fn skip_value(&mut self) -> Result<(), Bail> {
         match self.next_token()? {
             b'"' => self.string().map(drop),
-            b'{' => {
-                self.enter()?;
-                if self.next_token()? != b'}' {
-                    loop {
-                        if self.next_token()? != b'"' {
-                            return Err(Bail);
-                        }
-                        self.string()?;
-                        if self.next_token()? != b':' {
-                            return Err(Bail);
-                        }
-                        self.at += 1;
-                        self.skip_value()?;
-                        match self.next_token()? {
-                            b',' => self.at += 1,
-                            b'}' => break,
-                            _ => return Err(Bail),
-                        }
-                    }
+            b'{' => self.skip_members(b'}', |r| {
+                if r.next_token()? != b'"' {
+                    return Err(Bail);
                 }
-                self.leave(b'}')
-            }
-            b'[' => {
-                self.enter()?;
-                if self.next_token()? != b']' {
-                    loop {
-                        self.skip_value()?;
-                        match self.next_token()? {
-                            b',' => self.at += 1,
-                            b']' => break,
-                            _ => return Err(Bail),
-                        }
-                    }
+                r.string()?;
+                if r.next_token()? != b':' {
+                    return Err(Bail);
                 }
-                self.leave(b']')
-            }
+                r.at += 1;
+                r.skip_value()
+            }),
+            b'[' => self.skip_members(b']', Self::skip_value),
             b'n' => self.literal(b"null"),
             b't' => self.literal(b"true"),
             b'f' => self.literal(b"false"),
             b'-' | b'0'..=b'9' => self.number().map(drop),
             _ => Err(Bail),
         }
+    }
+
+    /// Skips the members of the object or array just opened, up to its `close`, checking the commas between them.
+    fn skip_members(&mut self, close: u8, mut member: impl FnMut(&mut Self) -> Result<(), Bail>) -> Result<(), Bail> {
+        self.enter()?;
+        if self.next_token()? != close {
+            loop {
+                member(self)?;
+                match self.next_token()? {
+                    b',' => self.at += 1,
+                    b if b == close => break,
+                    _ => return Err(Bail),
+                }
+            }
+        }
+        self.leave(close)
     }
 
     /// An object whose `{` is the next token, given to `visitor`.

@@ -237,6 +237,17 @@ impl Archive {
         Ok(())
     }
 
+    /// Everything `spool` holds, read into memory to go up, with the room it takes under this archive's copies cap
+    /// (held until the permit is dropped, after the upload).
+    async fn read_spool(
+        &self,
+        spool: &Spool,
+    ) -> Result<(Bytes, Option<tokio::sync::SemaphorePermit<'_>>), ArchiveError> {
+        let permit = self.memory.uploads.hold(spool.len()).await;
+        let data = spool.read_all().map_err(|e| spool_error("reading the spool file", &e))?;
+        Ok((data, permit))
+    }
+
     /// Runs one request to the store, timing it and counting its failure by reason.
     async fn request<T>(
         &self,
@@ -456,10 +467,8 @@ impl ObjectWriter {
         }
         let Some(spool) = self.spool.as_mut() else { return Ok(()) };
         let len = spool.len();
-        let _copy = archive.memory.uploads.hold(len).await;
-        let mut data = Vec::new();
-        spool.read_all(&mut data).map_err(|e| spool_error("reading the spool file", &e))?;
-        archive.upload_part(&self.path, &self.attributes, &mut self.multipart, Bytes::from(data)).await?;
+        let (data, _copy) = archive.read_spool(spool).await?;
+        archive.upload_part(&self.path, &self.attributes, &mut self.multipart, data).await?;
         if let Err(e) = spool.clear() {
             // The part is up: sending the same bytes again would put them in the object twice.
             return Err(self.broke(spool_error("clearing the spool file", &e)));
@@ -499,11 +508,9 @@ impl ObjectWriter {
         };
         let bytes = if self.multipart.is_none() {
             let len = spool.len();
-            let _copy = archive.memory.uploads.hold(len).await;
-            let mut data = Vec::new();
-            spool.read_all(&mut data).map_err(|e| spool_error("reading the spool file", &e))?;
+            let (data, _copy) = archive.read_spool(spool).await?;
             let opts = PutOptions { attributes: self.attributes.clone(), ..Default::default() };
-            let put = archive.store.put_opts(&self.path, PutPayload::from(Bytes::from(data)), opts);
+            let put = archive.store.put_opts(&self.path, PutPayload::from(data), opts);
             archive.request("storing an object", put).await?;
             len as u64
         } else {

@@ -13,6 +13,8 @@ use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use bytes::Bytes;
+
 /// One object's compressed bytes not yet uploaded: `len` bytes from offset 0.
 #[derive(Debug)]
 pub(crate) struct Spool {
@@ -42,10 +44,11 @@ impl Spool {
         Ok(())
     }
 
-    /// Every byte held, read into `buf` (resized to fit).
-    pub(crate) fn read_all(&self, buf: &mut Vec<u8>) -> io::Result<()> {
-        buf.resize(self.len(), 0);
-        self.file.read_exact_at(buf, 0)
+    /// Every byte held.
+    pub(crate) fn read_all(&self) -> io::Result<Bytes> {
+        let mut buf = vec![0; self.len()];
+        self.file.read_exact_at(&mut buf, 0)?;
+        Ok(Bytes::from(buf))
     }
 
     /// Forgets every byte (they were uploaded); the file's blocks go back to the filesystem.
@@ -87,13 +90,10 @@ mod tests {
         spool.append(b"").unwrap();
         spool.append(b"world").unwrap();
         assert_eq!(spool.len(), 11);
-        let mut buf = Vec::new();
-        spool.read_all(&mut buf).unwrap();
-        assert_eq!(buf, b"hello world");
+        assert_eq!(spool.read_all().unwrap().as_ref(), b"hello world");
         spool.clear().unwrap();
         spool.append(b"again").unwrap();
-        spool.read_all(&mut buf).unwrap();
-        assert_eq!(buf, b"again");
+        assert_eq!(spool.read_all().unwrap().as_ref(), b"again");
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "the spool has no name in the directory");
     }
 
